@@ -1,0 +1,54 @@
+"""The one ``bodytalk`` command: each verb runs one process module's ``main(argv)``.
+
+Verbs are looked up in a table and imported on use, so ``bodytalk capture`` on a light install
+never imports torch.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+# verb -> (module, one-line help). Each module has main(argv) -> exit code and its own --help.
+VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("bodytalk.demo", "capture -> model -> live view on loopback, all in one command"),
+    "capture": ("bodytalk.capture.service", "read a skeleton source, publish frames and windows"),
+    "sources": ("bodytalk.capture.catalog", "list the source URI schemes"),
+    "tail": ("bodytalk.stream.tail", "print messages from the bus"),
+    "record": ("bodytalk.stream.recorder", "record bus messages to an MCAP session file"),
+    "replay": ("bodytalk.stream.replayer", "republish a recorded session"),
+    "sessions": ("bodytalk.stream.sessions", "inspect recorded sessions (sessions info FILE)"),
+    "models": ("bodytalk.model.weights", "fetch and convert the base LLM (models pull / list)"),
+    "model": ("bodytalk.model.inspect", "show a checkpoint (model info [CKPT])"),
+    "analyze": ("bodytalk.model.analyze", "label and explain the windows of any source, offline"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, VERBS))
+    lines = [f"  {verb:<{width}}  {help_}" for verb, (_, help_) in VERBS.items()]
+    return ("usage: bodytalk <command> [options]   (bodytalk <command> --help for more)\n\n"
+            "commands:\n" + "\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(_usage())
+        return 0
+    if argv[0] == "--version":
+        from bodytalk import __version__
+        print(__version__)
+        return 0
+    verb, rest = argv[0], argv[1:]
+    if verb not in VERBS:
+        sys.stderr.write(f"bodytalk: unknown command {verb!r}\n\n" + _usage())
+        return 2
+    module = importlib.import_module(VERBS[verb][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""Sliding windows per tracked body, driven by capture timestamps.
+
+Each body's samples are resampled onto a regular grid at ``fps`` by linear interpolation between
+the two samples around each grid time. A grid point inside a gap longer than 1.5 frame periods
+(but at most ``max_gap`` seconds) is filled and flagged ``interpolated``; its confidence is the
+lower of the two samples around it. A gap longer than ``max_gap`` restarts that body's window, so
+a window never bridges a real disappearance. Low-confidence joints are carried with their
+confidence, never zeroed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    window: float = 2.0     # seconds
+    hop: float = 0.5        # seconds between window starts
+    fps: float = 30.0       # grid rate
+    max_gap: float = 0.25   # seconds; longer gaps restart the window
+
+    def __post_init__(self) -> None:
+        if not (self.window > 0 and self.hop > 0 and self.fps > 0 and self.max_gap >= 0):
+            raise ValueError(f"window, hop and fps must be > 0, max_gap >= 0: {self}")
+        if self.length < 2:
+            raise ValueError(f"window {self.window}s at {self.fps} fps is shorter than 2 frames")
+
+    @property
+    def length(self) -> int:
+        return int(round(self.window * self.fps))
+
+    @property
+    def stride(self) -> int:
+        return max(1, int(round(self.hop * self.fps)))
+
+
+@dataclass
+class Window:
+    """One body's window: ``joints [T, J, 3]``, ``confidence [T, J]``, ``interpolated [T]``."""
+    body: int
+    seq: int
+    t_start: float
+    t_end: float
+    joints: np.ndarray
+    confidence: np.ndarray
+    interpolated: np.ndarray
+    labels: dict
+
+
+class BodyWindower:
+    """Grid buffer of one body."""
+
+    def __init__(self, body: int, cfg: WindowConfig) -> None:
+        self.body, self.cfg = body, cfg
+        self.seq = 0
+        self.restarts = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._last: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._grid_t0 = 0.0                 # time of grid point 0
+        self._n = 0                         # grid points filled so far
+        self._j: list[np.ndarray] = []      # per grid point [J, 3]
+        self._c: list[np.ndarray] = []      # per grid point [J]
+        self._interp: list[bool] = []
+
+    def push(self, t: float, joints: np.ndarray, conf: np.ndarray, labels: dict | None = None) -> list[Window]:
+        """Add one sample; return the windows it completes."""
+        self._labels = labels or {}
+        dt = 1.0 / self.cfg.fps
+        if self._last is not None and (t - self._last[0] > self.cfg.max_gap or t < self._last[0]):
+            self.restarts += 1
+            self._reset()
+        if self._last is None:
+            self._grid_t0 = t
+            self._append(joints, conf, False)
+            self._last = (t, joints, conf)
+            return self._emit()
+        t_prev, j_prev, c_prev = self._last
+        gap = t - t_prev > 1.5 * dt
+        # Grid points in (t_prev, t]: interpolate between the two samples.
+        while (tg := self._grid_t0 + self._n * dt) <= t + 1e-9:
+            a = (tg - t_prev) / (t - t_prev) if t > t_prev else 1.0
+            jg = (1 - a) * j_prev + a * joints
+            nearest_real = min(tg - t_prev, t - tg) <= 0.5 * dt
+            self._append(jg.astype(np.float32), np.minimum(c_prev, conf), gap and not nearest_real)
+        self._last = (t, joints, conf)
+        return self._emit()
+
+    def _append(self, j: np.ndarray, c: np.ndarray, interp: bool) -> None:
+        self._j.append(j)
+        self._c.append(c)
+        self._interp.append(interp)
+        self._n += 1
+
+    def _emit(self) -> list[Window]:
+        out = []
+        length, stride, dt = self.cfg.length, self.cfg.stride, 1.0 / self.cfg.fps
+        while len(self._j) >= length:
+            t_start = self._grid_t0 + (self._n - len(self._j)) * dt
+            out.append(Window(
+                body=self.body, seq=self.seq, t_start=t_start, t_end=t_start + (length - 1) * dt,
+                joints=np.stack(self._j[:length]), confidence=np.stack(self._c[:length]),
+                interpolated=np.array(self._interp[:length], dtype=bool), labels=dict(self._labels)))
+            self.seq += 1
+            del self._j[:stride], self._c[:stride], self._interp[:stride]
+        return out
+
+
+class Windower:
+    """Windows for every body of a source; bodies unseen for ``max_gap`` are forgotten."""
+
+    def __init__(self, cfg: WindowConfig) -> None:
+        self.cfg = cfg
+        self.bodies: dict[int, BodyWindower] = {}
+        self._seen: dict[int, float] = {}
+
+    def push(self, t: float, body_ids, joints: np.ndarray, conf: np.ndarray,
+             labels: dict[int, dict] | None = None) -> list[Window]:
+        """One frame: ``joints [B, J, 3]``, ``conf [B, J]`` -> completed windows."""
+        out: list[Window] = []
+        for i, body in enumerate(int(b) for b in body_ids):
+            w = self.bodies.get(body)
+            if w is None:
+                w = self.bodies[body] = BodyWindower(body, self.cfg)
+            out.extend(w.push(t, joints[i], conf[i], (labels or {}).get(body)))
+            self._seen[body] = t
+        for body, seen in list(self._seen.items()):
+            if t - seen > self.cfg.max_gap or t < seen:
+                del self._seen[body], self.bodies[body]
+        return out

@@ -1,0 +1,55 @@
+"""Every topic name on the bus, built here and nowhere else.
+
+Topics are dotted so a subscriber filters by prefix (ZeroMQ SUB matches byte prefixes):
+``skeleton.window.`` gets every window of every sensor, ``skeleton.window.kinect0.`` one sensor's.
+"""
+from __future__ import annotations
+
+import re
+
+DEFAULT_CAPTURE_ADDR = "tcp://127.0.0.1:5555"
+DEFAULT_SERVER_ADDR = "tcp://127.0.0.1:5556"
+DEFAULT_WORK_ADDR = "tcp://127.0.0.1:5557"  # tokenizer workers -> LLM server (PUSH/PULL)
+
+SKELETON = "skeleton."
+FRAME = "skeleton.frame."
+WINDOW = "skeleton.window."
+EMOTION = "emotion."
+EMOTION_TEXT = "emotion.text."
+STATUS = "status."
+
+# One dotted segment: sensor names, body ids and component names never contain dots or spaces.
+_PART = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def part(name: object) -> str:
+    """Validate one topic segment (sensor, body id, component)."""
+    text = str(name)
+    if not _PART.match(text):
+        raise ValueError(f"topic segment {text!r} must be letters, digits, '_' or '-' (no dots)")
+    return text
+
+
+def frame(sensor: str) -> str:
+    return FRAME + part(sensor)
+
+
+def window(sensor: str, body: object) -> str:
+    return f"{WINDOW}{part(sensor)}.{part(body)}"
+
+
+def emotion(sensor: str, body: object) -> str:
+    return f"{EMOTION}{part(sensor)}.{part(body)}"
+
+
+def emotion_text(sensor: str, body: object) -> str:
+    return f"{EMOTION_TEXT}{part(sensor)}.{part(body)}"
+
+
+def status(component: str) -> str:
+    return STATUS + part(component)
+
+
+def split(topic: str) -> list[str]:
+    """``'skeleton.window.kinect0.3'`` -> ``['skeleton', 'window', 'kinect0', '3']``."""
+    return topic.split(".")

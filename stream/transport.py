@@ -1,0 +1,206 @@
+"""ZeroMQ sockets for the bus; the only module that creates sockets.
+
+Data streams are PUB/SUB with an explicit high-water mark: a slow subscriber loses old messages,
+it never stalls the publisher. Work distribution (worker -> LLM server) is PUSH/PULL, which
+delivers or blocks. Messages are schema-encoded multipart frames; a receiver decodes defensively,
+drops what is malformed, counts the drop by reason, logs it once per reason, and keeps running.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import time
+from typing import Iterable
+
+import zmq
+
+from bodytalk.stream import schema, topics
+
+log = logging.getLogger("bodytalk.stream")
+
+DEFAULT_HWM = 1000  # messages; ~33 s of frames at 30 Hz, far more windows than any subscriber needs
+
+
+class AddressInUse(RuntimeError):
+    """Binding failed because another process holds the address."""
+
+
+def _context() -> zmq.Context:
+    return zmq.Context.instance()
+
+
+def _who_holds(addr: str) -> str:
+    """Best effort: the process listening on a tcp address, for the error message."""
+    try:
+        port = int(addr.rsplit(":", 1)[1])
+        import psutil
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                proc = psutil.Process(conn.pid)
+                return f"process {conn.pid} ({' '.join(proc.cmdline()[:4])})"
+    except Exception:  # psutil missing, no permission, not tcp: fall back to a generic hint
+        pass
+    return "another process"
+
+
+class _Socket:
+    def __init__(self, kind: int, addr: str, bind: bool, hwm: int) -> None:
+        self.addr = addr
+        self.sock = _context().socket(kind)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM if kind in (zmq.PUB, zmq.PUSH) else zmq.RCVHWM, hwm)
+        self._bind = bind
+        self._configure()
+        if bind:
+            try:
+                self.sock.bind(addr)
+            except zmq.ZMQError as err:
+                self.sock.close()
+                if err.errno == errno.EADDRINUSE:
+                    raise AddressInUse(
+                        f"address {addr} is already in use by {_who_holds(addr)}: stop it "
+                        f"or choose another address") from None
+                raise
+        else:
+            self.sock.connect(addr)
+
+    def _configure(self) -> None:
+        """Socket options that must be set before bind/connect."""
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _Sender(_Socket):
+    def send(self, msg: schema.Message, ts: float | None = None) -> None:
+        self.send_frames(schema.encode(msg, ts))
+
+    def send_frames(self, frames: list) -> bool:
+        """Send raw multipart frames (replay). False when the peer queue is full (dropped)."""
+        try:
+            self.sock.send_multipart(frames, flags=self._send_flags, copy=False)
+            return True
+        except zmq.Again:
+            return False
+
+    _send_flags = 0
+
+
+class _Receiver(_Socket):
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.drops: collections.Counter[str] = collections.Counter()
+        self.received = 0
+
+    def recv_frames(self, timeout: float | None = None) -> list[bytes] | None:
+        """Raw multipart frames, or None after ``timeout`` seconds (None waits forever)."""
+        if timeout is not None and not self.sock.poll(int(timeout * 1000)):
+            return None
+        return self.sock.recv_multipart(copy=True)
+
+    def recv(self, timeout: float | None = None) -> tuple[schema.Message, float] | None:
+        """Next valid message and its sender ts; malformed ones are dropped and counted."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            frames = self.recv_frames(left)
+            if frames is None:
+                return None
+            try:
+                out = schema.decode(frames)
+            except schema.DecodeError as err:
+                self._drop(str(err), frames)
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                continue
+            self.received += 1
+            return out
+
+    def _drop(self, reason: str, frames: list[bytes]) -> None:
+        key = reason.split(":")[0][:60]
+        self.drops[key] += 1
+        if self.drops[key] == 1 or self.drops[key] % 1000 == 0:
+            topic = bytes(frames[0][:80]) if frames else b""
+            log.warning("dropped message on %s (topic %r): %s [%d so far]", self.addr, topic,
+                        reason, self.drops[key])
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.drops.values())
+
+
+class Publisher(_Sender):
+    """PUB socket (binds by default). Never blocks: beyond ``hwm`` queued messages it drops."""
+
+    def __init__(self, addr: str = topics.DEFAULT_CAPTURE_ADDR, hwm: int = DEFAULT_HWM,
+                 bind: bool = True) -> None:
+        super().__init__(zmq.PUB, addr, bind, hwm)
+
+
+class Subscriber(_Receiver):
+    """SUB socket (connects by default) filtered by topic prefixes.
+
+    ``conflate=True`` keeps only the latest message: ZeroMQ's CONFLATE does not support multipart
+    messages, so it is emulated by draining the queue in ``latest()``.
+    """
+
+    def __init__(self, addr: str = topics.DEFAULT_CAPTURE_ADDR, prefixes: Iterable[str] = ("",),
+                 hwm: int = DEFAULT_HWM, bind: bool = False) -> None:
+        self._prefixes = list(prefixes) or [""]
+        super().__init__(zmq.SUB, addr, bind, hwm)
+
+    def _configure(self) -> None:
+        for p in self._prefixes:
+            self.sock.setsockopt(zmq.SUBSCRIBE, p.encode())
+
+    def latest(self, timeout: float | None = None) -> tuple[schema.Message, float] | None:
+        """Wait for one message, then drain the queue and return the newest valid one."""
+        out = self.recv(timeout)
+        while out is not None:
+            nxt = self.recv(0)
+            if nxt is None:
+                break
+            out = nxt
+        return out
+
+
+class Pusher(_Sender):
+    """PUSH socket (connects by default): work that must be delivered; ``block=False`` drops."""
+
+    def __init__(self, addr: str = topics.DEFAULT_WORK_ADDR, hwm: int = 100, bind: bool = False,
+                 block: bool = True) -> None:
+        super().__init__(zmq.PUSH, addr, bind, hwm)
+        self._send_flags = 0 if block else zmq.NOBLOCK
+
+
+class Puller(_Receiver):
+    """PULL socket (binds by default): the LLM server collects work from many workers."""
+
+    def __init__(self, addr: str = topics.DEFAULT_WORK_ADDR, hwm: int = 100, bind: bool = True) -> None:
+        super().__init__(zmq.PULL, addr, bind, hwm)
+
+
+class Heartbeat:
+    """Publishes ``status.<component>`` at most every ``period`` seconds (and on state changes)."""
+
+    def __init__(self, pub: _Sender, component: str, period: float = 1.0) -> None:
+        self.pub, self.component, self.period = pub, topics.part(component), period
+        self._last = 0.0
+        self._seq = 0
+        self._state = ""
+
+    def tick(self, state: str = "running", force: bool = False, **fields) -> bool:
+        now = time.monotonic()
+        if not force and state == self._state and now - self._last < self.period:
+            return False
+        self._last, self._state = now, state
+        self._seq += 1
+        self.pub.send(schema.Status(component=self.component, state=state, seq=self._seq, **fields))
+        return True
