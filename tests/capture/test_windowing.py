@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+
+from bodytalk.capture.windowing import WindowConfig, Windower
+
+J = 17
+
+
+def _frame(t: float, body_value: float = 0.0):
+    """One body whose every coordinate equals ``t`` (so interpolation is checkable)."""
+    joints = np.full((1, J, 3), t + body_value, dtype=np.float32)
+    return t, np.array([0], np.int32), joints, np.ones((1, J), np.float32)
+
+
+def _run(times, cfg=WindowConfig()):
+    w = Windower(cfg)
+    out = []
+    for t in times:
+        out.extend(w.push(*_frame(t)))
+    return w, out
+
+
+def test_regular_stream_windows_length_and_hop():
+    times = np.arange(0, 4.0, 1 / 30)
+    _, wins = _run(times)
+    assert [w.seq for w in wins] == list(range(len(wins)))
+    assert all(w.joints.shape == (60, J, 3) and w.confidence.shape == (60, J) for w in wins)
+    starts = np.array([w.t_start for w in wins])
+    np.testing.assert_allclose(np.diff(starts), 0.5, atol=1e-6)
+    # 4 s of frames -> windows starting at 0, 0.5, ... up to 2.0 (a window needs 60 grid points)
+    assert len(wins) == 5
+    assert not any(w.interpolated.any() for w in wins)
+
+
+def test_jittered_timestamps_are_resampled_to_the_grid():
+    rng = np.random.default_rng(0)
+    times = np.arange(0, 3.0, 1 / 30) + rng.uniform(-0.004, 0.004, 90)
+    times[0] = 0.0
+    _, wins = _run(np.sort(times))
+    w = wins[0]
+    grid = w.t_start + np.arange(60) / 30
+    # every coordinate equals the timestamp, so a correct linear resampling returns the grid times
+    np.testing.assert_allclose(w.joints[:, 0, 0], grid, atol=1e-4)
+
+
+def test_short_gap_is_interpolated_and_flagged():
+    times = [t for t in np.arange(0, 3.0, 1 / 30) if not (1.0 < t < 1.15)]  # ~4 frames missing
+    _, wins = _run(times)
+    w = wins[0]
+    flagged = w.t_start + np.flatnonzero(w.interpolated) / 30
+    assert len(flagged) >= 3 and np.all((flagged > 1.0) & (flagged < 1.15))
+    # values inside the gap lie on the line between the samples around it
+    np.testing.assert_allclose(w.joints[w.interpolated, 0, 0], flagged, atol=1e-4)
+
+
+def test_long_gap_restarts_the_window():
+    times = list(np.arange(0, 1.5, 1 / 30)) + list(np.arange(2.5, 5.0, 1 / 30))
+    w, wins = _run(times)
+    assert wins, "windows after the restart"
+    assert all(win.t_start >= 2.5 - 1e-9 for win in wins), "no window bridges the 1 s gap"
+    assert w.bodies[0].restarts == 1
+
+
+def test_low_confidence_is_carried_not_zeroed():
+    cfg = WindowConfig()
+    w = Windower(cfg)
+    wins = []
+    for t in np.arange(0, 2.5, 1 / 30):
+        t_, ids, joints, conf = _frame(t)
+        conf[0, 4] = 0.2  # head inferred
+        wins.extend(w.push(t_, ids, joints, conf))
+    assert np.allclose(wins[0].confidence[:, 4], 0.2)
+    np.testing.assert_allclose(wins[0].joints[:, 4, 0], wins[0].t_start + 1.0 + np.arange(60) / 30, atol=1e-4)
+
+
+def test_bodies_are_windowed_separately_and_forgotten():
+    w = Windower(WindowConfig())
+    out = []
+    for t in np.arange(0, 3.0, 1 / 30):
+        ids = np.array([3, 7] if t < 1.0 else [3], np.int32)
+        joints = np.zeros((len(ids), J, 3), np.float32)
+        out.extend(w.push(t, ids, joints, np.ones((len(ids), J), np.float32), {3: {"emotion": "sad"}}))
+    assert {win.body for win in out} == {3}
+    assert 7 not in w.bodies
+    assert out[0].labels == {"emotion": "sad"}
+
+
+@pytest.mark.parametrize("kw", [dict(window=0), dict(hop=-1), dict(window=0.03)])
+def test_config_validation(kw):
+    with pytest.raises(ValueError):
+        WindowConfig(**kw)
