@@ -66,7 +66,7 @@ def test_low_confidence_is_carried_not_zeroed():
     w = Windower(cfg)
     wins = []
     for t in np.arange(0, 2.5, 1 / 30):
-        t_, ids, joints, conf = _frame(t)
+        t_, ids, joints, conf = _frame(t, body_value=1.0)
         conf[0, 4] = 0.2  # head inferred
         wins.extend(w.push(t_, ids, joints, conf))
     assert np.allclose(wins[0].confidence[:, 4], 0.2)
