@@ -23,13 +23,17 @@ TICKS_PER_SECOND = 1e7
 STATE_CONFIDENCE = np.array([0.0, 0.5, 1.0], dtype=np.float32)
 
 
-def tracking_confidence(path: Path, states: np.ndarray, first_line: int) -> np.ndarray:
-    """Tracking states ``[F, J]`` (0, 1, 2) -> confidence ``[F, J]``; another value names its line."""
+def tracking_confidence(path: Path, states: np.ndarray, line_numbers: np.ndarray) -> np.ndarray:
+    """Tracking states ``[..., 25]`` (0, 1, 2) -> confidence; another value names its line.
+
+    ``line_numbers`` (same shape, broadcastable) holds the 1-based file line of each state.
+    """
     bad = ~np.isin(states, (0, 1, 2))
     if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise corrupt(path, first_line + row, f"joint {col + 1} has tracking state {states[row, col]:g}; "
-                                              "expected 0 (not tracked), 1 (inferred) or 2 (tracked)")
+        at = tuple(np.argwhere(bad)[0])
+        line = np.broadcast_to(line_numbers, states.shape)[at]
+        raise corrupt(path, int(line), f"{KINECT_V2.joints[at[-1]]} has tracking state {states[at]:g}; "
+                                       "expected 0 (not tracked), 1 (inferred) or 2 (tracked)")
     return STATE_CONFIDENCE[states.astype(np.int64)]
 
 
@@ -54,7 +58,7 @@ class KinectCSVSource(Source):
         per_joint = rows[:, 1:].reshape(len(rows), j, 4)          # [F, 25, (x, y, z, state)]
         self._t = ticks / TICKS_PER_SECOND
         self._joints = KINECT_V2.to_canonical(per_joint[..., :3])  # [F, 25, 3] metres
-        self._conf = tracking_confidence(path, per_joint[..., 3], 1)
+        self._conf = tracking_confidence(path, per_joint[..., 3], np.arange(1, len(rows) + 1)[:, None])
         self.layout = KINECT_V2
         self.fps = 30.0
 

@@ -53,7 +53,7 @@ def test_positions_states_and_real_timestamps(tmp_path):
 @pytest.mark.parametrize("make, line, what", [
     (lambda ls: ls[:1] + [ls[1].replace(",2,", ",2,0.5,", 1)] + ls[2:], 2, "expected 101 values, found 102"),
     (lambda ls: ls[:2] + [ls[2].replace(",2,", ",x,", 1)] + ls[3:], 3, "'x'"),
-    (lambda ls: ls[:1] + [ls[1].replace(",2,", ",3,", 1)] + ls[2:], 2, "tracking state 3"),
+    (lambda ls: ls[:1] + [ls[1].replace(",2,", ",3,", 1)] + ls[2:], 2, "SpineBase has tracking state 3"),
     (lambda ls: [ls[0], ls[2], ls[1]], 3, "timestamp does not increase"),
 ])
 def test_corrupt_lines_name_file_and_line(tmp_path, make, line, what):
