@@ -222,3 +222,22 @@ def test_sessions_info_counts_topics_and_bodies(tmp_path):
     assert any("skeleton.frame.k0" in line and "10" in line.split() for line in lines)
     assert any("bodies" in line and "k0: 1, 2, 7" in line for line in lines)
     assert any("finished" in line for line in lines)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_finishes_the_file(tmp_path, sig):
+    addr, path = free_addr(), tmp_path / "stopped.mcap"
+    publisher = SteadyPublisher(addr)
+    publisher.start()
+    recorder = start_bodytalk(["record", "--sub", addr, "--out", path])
+    try:
+        wait_until_recording(path)
+        recorder.send_signal(sig)
+        out, err = recorder.communicate(timeout=20)
+    finally:
+        publisher.finish()
+        stop(recorder)
+    assert recorder.returncode == 0, err
+    assert out.startswith("recorded ")
+    indices, reader = recorded_indices(path)
+    assert not reader.truncated and len(indices) > 0
