@@ -190,7 +190,8 @@ def _corrupt(tmp_path, edit):
 
 
 @pytest.mark.parametrize("edit, line, what", [  # line: the 1-based line named, from MOTION's line m
-    (lambda ls, m: ls[:m + 3] + [ls[m + 3] + " 1.5"] + ls[m + 4:], lambda m: m + 4, "expected 66 values, found 67"),
+    (lambda ls, m: ls[:m + 3] + [ls[m + 3] + " 1.5"] + ls[m + 4:], lambda m: m + 4,
+     "expected 66 values, found 67"),
     (lambda ls, m: ls[:m + 4] + [ls[m + 4].replace("97", "nine", 1)] + ls[m + 5:], lambda m: m + 5, "'nine'"),
     (lambda ls, m: ls[:-1], lambda m: m + 1, "header says 3 frames but 2"),
     (lambda ls, m: ls[:m - 1], lambda m: m - 1, "no MOTION section"),
