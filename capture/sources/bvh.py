@@ -49,11 +49,11 @@ class BVHSource(Source):
         if up not in UP_AXES:
             raise SourceError(f"bvh: option up={up!r}: expected one of {', '.join(UP_AXES)}")
         try:
-            shape = bvh_layout(skel.names, skel.parents, 1.0)  # names the unified joints
+            rig = bvh_layout(skel.names, skel.parents, 1.0)  # finds the unified joints
         except ValueError as err:
             raise SourceError(f"bvh: {path}: {err}; rename the joints or add the rig's family "
                               "to layouts_known.BVH_FAMILIES") from None
-        height = standing_height(skel, motion, shape)  # file units
+        height = standing_height(skel, motion, rig)  # file units
         scale = self.option("scale", None, float)
         if scale is None:
             scale = nearest_scale(height)
