@@ -1,0 +1,105 @@
+"""The capture process in-process, with a fake source registered exactly like a real one."""
+import threading
+
+import numpy as np
+import pytest
+
+from bodytalk.capture import layouts_known, service, source
+from bodytalk.stream import schema, topics
+from bodytalk.stream.transport import Publisher, Subscriber
+from tests.helpers import free_addr
+
+N_FRAMES = 150  # 5 s at 30 Hz
+
+
+class FakeSource(source.Source):
+    scheme = "fake"
+    help = "test fake: two bodies, 5 s"
+    example = "fake:"
+
+    def open(self):
+        self.layout, self.fps = layouts_known.KINECT_V2, 30.0
+        if self.target == "fail":
+            raise source.SourceError("fake: device not found")
+
+    def frames(self):
+        for i in range(N_FRAMES):
+            joints = np.tile(np.linspace(0, 1, 25, dtype=np.float32)[None, :, None], (2, 1, 3)) + i * 0.01
+            yield source.Frame(t=i / 30, body_ids=np.array([4, 9], np.int32), joints=joints,
+                               confidence=np.ones((2, 25), np.float32), labels={4: {"emotion": "sad"}})
+            if self.target == "disconnect" and i == 40:
+                raise source.SourceError("fake: sensor unplugged")
+
+
+source.register("fake", __name__, "FakeSource")
+
+
+def _collect(uri: str, **cfg_kw):
+    addr = free_addr()
+    pub = Publisher(addr)
+    sub = Subscriber(addr, prefixes=[""])
+    got: list = []
+    done = threading.Event()
+
+    def reader():
+        while (out := sub.recv(timeout=0.2)) is not None or not done.is_set():
+            if out is not None:
+                got.append(out[0])
+
+    th = threading.Thread(target=reader)
+    th.start()
+    try:
+        rc = service.run(service.CaptureConfig(source=uri, pub=addr, speed=0, warmup=0.3, **cfg_kw), pub=pub)
+    finally:
+        done.set()
+        th.join()
+        pub.close()
+        sub.close()
+    return rc, got
+
+
+def test_frames_windows_and_end_status():
+    rc, msgs = _collect("fake:")
+    assert rc == 0
+    frames = [m for m in msgs if isinstance(m, schema.SkeletonFrame)]
+    windows = [m for m in msgs if isinstance(m, schema.SkeletonWindow)]
+    status = [m for m in msgs if isinstance(m, schema.Status)]
+    assert len(frames) == N_FRAMES and [f.seq for f in frames] == list(range(N_FRAMES))
+    assert frames[0].joints.shape == (2, 25, 3) and frames[0].layout == "kinect_v2"
+    # 150 frames, 60-frame windows every 15 frames -> starts at frames 0, 15, ..., 90: 7 a body
+    assert sorted({w.body for w in windows}) == ["4", "9"]
+    assert sum(w.body == "4" for w in windows) == 7
+    assert windows[0].joints.shape == (60, 17, 3) and windows[0].topic == topics.window("fake", "4")
+    assert [w.labels for w in windows if w.body == "4"][0] == {"emotion": "sad"}
+    assert status[-1].state == "ended" and status[-1].counters["frames"] == N_FRAMES
+
+
+def test_disconnect_is_reported_on_the_status_topic():
+    rc, msgs = _collect("fake:disconnect")
+    assert rc == 1
+    last = [m for m in msgs if isinstance(m, schema.Status)][-1]
+    assert last.state == "disconnected" and "unplugged" in last.message
+
+
+def test_open_failure_is_reported_not_raised():
+    rc, msgs = _collect("fake:fail")
+    assert rc == 1
+    assert [m.message for m in msgs if isinstance(m, schema.Status)] == ["fake: device not found"]
+
+
+def test_unknown_scheme_lists_the_known_ones():
+    with pytest.raises(source.SourceError, match="known schemes: .*bvh.*synthetic"):
+        source.create("kinect7:")
+
+
+def test_cli_exit_codes(capsys):
+    assert service.main(["--source", "nope:x", "--speed", "0"]) == 2
+    assert service.main(["--source", "fake:", "--speed", "-1"]) == 2
+
+
+def test_loop_keeps_time_increasing():
+    rc, msgs = _collect("fake:", loop=True, duration=1.0)
+    frames = [m for m in msgs if isinstance(m, schema.SkeletonFrame)]
+    assert rc == 0 and len(frames) > N_FRAMES  # looped at least once at speed 0
+    t = np.array([f.t_capture for f in frames])
+    assert np.all(np.diff(t) > 0)
