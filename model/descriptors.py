@@ -1,0 +1,288 @@
+"""Movement descriptors: interpretable features of one window of unified joints, in physical units.
+
+``compute(joints [T,17,3] m, confidence [T,17], fps)`` -> ``Descriptors`` (name -> Descriptor with
+value, unit and phrase). Explanations cite these, and the grounding check holds them to it.
+
+Conventions:
+- Input is canonical (metres, Y up, right-handed); the facing direction is derived per frame from
+  the hips and shoulders (forward = left-vector x up), so every descriptor is unchanged when the
+  whole motion is rotated about Y.
+- A joint sample counts when its confidence is >= 0.5 and its coordinates are finite. A descriptor
+  whose joints are all valid in fewer than half the frames, or that has too few samples, is NaN
+  with the phrase "<label>: insufficient data" -- never a guess.
+- Velocity, acceleration and jerk are central differences of positions smoothed by a 5-tap
+  binomial kernel (removes sensor jitter; exact for constant-velocity motion) and only where the
+  whole kernel saw valid samples. Limb speeds are relative to the pelvis (gesture, not travel).
+- Tempo and tremor need evenly spaced samples: invalid frames are bridged by linear interpolation,
+  which adds no rhythm and no high-frequency energy, so a gap can only lower them.
+- "Change" descriptors are the second-half mean minus the first-half mean.
+Pure numpy (no torch): this runs on every window, also in light installs.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from bodytalk.capture.layouts import U, UNIFIED_JOINTS
+from bodytalk.model.descriptor_bands import NAMES, SPECS, phrase
+
+__all__ = ["NAMES", "Descriptor", "Descriptors", "compute", "as_vector"]
+
+MIN_CONFIDENCE = 0.5
+MIN_VALID_SHARE = 0.5        # of frames in which a descriptor's joints must all be valid
+MIN_SAMPLES = 3              # per statistic (and per half for changes)
+SMOOTH = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0   # binomial, ~Gaussian with sigma 1 frame
+STILL_SPEED = 0.15           # m/s; a frame is still when every key joint is slower than this
+MIN_RHYTHM_STD = 0.01        # m; less periodic-signal motion than this has no tempo
+RHYTHM_MIN_CONFIDENCE = 0.5  # autocorrelation peak needed to report a tempo
+MAX_TEMPO_HZ = 4.0           # faster oscillation is tremor, not tempo
+TREMOR_BAND_HZ = (5.0, 12.0)  # fast waving reaches 4 Hz; tremor sits above
+TREMOR_MIN_SHARE = 0.1      # of wrist motion energy in the tremor band for it to count fully
+
+P, TH, NK, HD = U["pelvis"], U["thorax"], U["neck"], U["head"]
+WRISTS = [U["l_wrist"], U["r_wrist"]]
+SHOULDERS = [U["l_shoulder"], U["r_shoulder"]]
+ANKLES = [U["l_ankle"], U["r_ankle"]]
+HIPS = [U["l_hip"], U["r_hip"]]
+KEY = [P, TH, HD, *WRISTS, *ANKLES]          # joints whose motion stands for the whole body
+FACING = [*HIPS, *SHOULDERS]
+ALL = list(range(len(UNIFIED_JOINTS)))
+NAN = math.nan
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    name: str
+    value: float      # NaN = insufficient data
+    unit: str
+    phrase: str
+
+    @property
+    def valid(self) -> bool:
+        return math.isfinite(self.value)
+
+
+class Descriptors(Mapping[str, Descriptor]):
+    """Read-only ``name -> Descriptor`` in ``NAMES`` order, plus the share of fully valid frames."""
+
+    def __init__(self, values: Mapping[str, float], valid_share: float) -> None:
+        self._items = {n: Descriptor(n, float(values.get(n, NAN)), SPECS[n].unit, phrase(n, values.get(n, NAN)))
+                       for n in NAMES}
+        self.valid_share = valid_share
+
+    def __getitem__(self, name: str) -> Descriptor:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return "Descriptors(" + "; ".join(d.phrase for d in self._items.values()) + ")"
+
+    def to_jsonable(self) -> dict[str, dict]:
+        """For messages and JSON output: NaN becomes None."""
+        return {n: {"value": d.value if d.valid else None, "unit": d.unit, "phrase": d.phrase}
+                for n, d in self._items.items()}
+
+
+def as_vector(descriptors: Mapping[str, Descriptor], fill: float | None = None) -> np.ndarray:
+    """``[len(NAMES)]`` float32 in ``NAMES`` order; NaN for insufficient data unless ``fill`` is given."""
+    v = np.array([descriptors[n].value for n in NAMES], dtype=np.float32)
+    return v if fill is None else np.nan_to_num(v, nan=fill)
+
+
+def compute(joints: np.ndarray, confidence: np.ndarray, fps: float = 30.0) -> Descriptors:
+    """Descriptors of one window: ``joints [T, 17, 3]`` metres canonical, ``confidence [T, 17]``."""
+    x = np.asarray(joints, dtype=np.float64)
+    c = np.asarray(confidence, dtype=np.float64)
+    if x.ndim != 3 or x.shape[1:] != (len(UNIFIED_JOINTS), 3) or c.shape != x.shape[:2]:
+        raise ValueError(f"expected unified joints [T, {len(UNIFIED_JOINTS)}, 3] and confidence [T, "
+                         f"{len(UNIFIED_JOINTS)}], got {x.shape} and {c.shape}; map the layout with "
+                         "Layout.to_unified first")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    ok = (c >= MIN_CONFIDENCE) & np.isfinite(x).all(axis=-1)     # [T, 17]
+    x = np.where(ok[..., None], x, 0.0)                          # invalid samples never enter a sum
+    values: dict[str, float] = {}
+    if len(x):
+        _kinematics(x, ok, fps, values)
+        _posture(x, ok, values)
+        _rhythm(x, ok, fps, values)
+    return Descriptors(values, float(ok.all(axis=1).mean()) if len(x) else 0.0)
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.einsum("...i,...i->...", v, v))
+
+
+def _enough(ok: np.ndarray, joints: list[int]) -> bool:
+    return bool(np.count_nonzero(ok[:, joints].all(axis=1)) >= MIN_VALID_SHARE * len(ok))
+
+
+def _mean(v: np.ndarray, m: np.ndarray) -> float:
+    n = np.count_nonzero(m)
+    return float(v[m].sum() / n) if n >= MIN_SAMPLES else NAN
+
+
+def _change(v: np.ndarray, m: np.ndarray, frames: np.ndarray, T: int) -> float:
+    """Second-half mean minus first-half mean of per-frame ``v [N]`` (valid ``m [N]``, frame ``frames [N]``)."""
+    late = frames >= T / 2
+    return _mean(v, m & late) - _mean(v, m & ~late)
+
+
+def _kinematics(x: np.ndarray, ok: np.ndarray, fps: float, out: dict[str, float]) -> None:
+    T, k = len(x), len(SMOOTH)
+    n = T - k + 1
+    if n < 5:                                                    # jerk needs 5 smoothed samples
+        return
+    xs = sum(w * x[i:i + n] for i, w in enumerate(SMOOTH))       # [n, 17, 3], frame i + 2
+    ms = np.logical_and.reduce([ok[i:i + n] for i in range(k)])  # [n, 17] whole kernel valid
+    v = (xs[2:] - xs[:-2]) * (fps / 2)                           # [n-2, 17, 3], frame i + 3
+    mv = ms[2:] & ms[1:-1] & ms[:-2]                             # [n-2, 17]
+    frames = np.arange(len(v)) + 3
+
+    if _enough(ok, [P]):
+        hp, mp = xs[:, P, ::2], mv[:, P]                         # pelvis, horizontal (x, z)
+        body = _norm(v[:, P, ::2])
+        out["speed"] = _mean(body, mp)
+        out["acceleration"] = _mean(_norm(hp[2:] - 2 * hp[1:-1] + hp[:-2]) * fps ** 2, mp)
+        out["speed_change"] = _change(body, mp, frames, T)
+    rel = _norm(v - v[:, P:P + 1])                               # [n-2, 17] speed relative to the pelvis
+    mrel = mv & mv[:, P:P + 1]
+    if _enough(ok, ALL):
+        full = mrel.all(axis=1)
+        per_frame = rel[:, 1:].mean(axis=1)                      # [n-2] mean over the non-pelvis joints
+        out["activity"] = _mean(per_frame, full)
+        out["activity_change"] = _change(per_frame, full, frames, T)
+    for name, joints in (("hand_speed", WRISTS), ("foot_speed", ANKLES), ("head_speed", [HD])):
+        if _enough(ok, [P, *joints]):
+            out[name] = _mean(rel[:, joints], mrel[:, joints])
+    if _enough(ok, [P, *WRISTS]):
+        both = mrel[:, WRISTS].all(axis=1)
+        left, right = _mean(rel[:, WRISTS[0]], both), _mean(rel[:, WRISTS[1]], both)
+        out["arm_asymmetry"] = (right - left) / (right + left + 0.3)  # +0.3 m/s: near-still arms read as equal
+    if _enough(ok, KEY):
+        xk, mk = xs[:, KEY], ms[:, KEY]
+        jerk = (xk[4:] - 2 * xk[3:-1] + 2 * xk[1:-3] - xk[:-4]) * (fps ** 3 / 2)   # [n-4, 7, 3]
+        out["jerk"] = _mean(_norm(jerk), mk[4:] & mk[3:-1] & mk[1:-3] & mk[:-4])
+        still = _norm(v[:, KEY]).max(axis=1) < STILL_SPEED
+        out["stillness"] = 100.0 * _mean(still.astype(float), mv[:, KEY].all(axis=1))
+
+
+def _unit(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    norm = _norm(v)
+    return v / np.maximum(norm, 1e-9)[..., None], norm
+
+
+def _posture(x: np.ndarray, ok: np.ndarray, out: dict[str, float]) -> None:
+    T = len(x)
+    frames = np.arange(T)
+    left = (x[:, HIPS[0]] - x[:, HIPS[1]]) + (x[:, SHOULDERS[0]] - x[:, SHOULDERS[1]])
+    left[:, 1] = 0.0
+    left, width = _unit(left)                                    # [T, 3] horizontal, person's left
+    forward = np.stack([-left[:, 2], left[:, 1], left[:, 0]], axis=-1)   # left x up
+    mf = ok[:, FACING].all(axis=1) & (width > 0.05)              # facing known (not edge-on)
+    trunk, _ = _unit(x[:, TH] - x[:, P])                         # [T, 3] trunk axis
+    mt = ok[:, P] & ok[:, TH]
+
+    if _enough(ok, [P, TH, *FACING]):
+        lean = np.degrees(np.arctan2((trunk * forward).sum(-1), trunk[:, 1]))
+        out["trunk_lean"] = _mean(lean, mt & mf)
+    if _enough(ok, [P, TH, NK, HD, *FACING]):
+        # Sagittal plane of the thorax: trunk axis and the forward direction made orthogonal to it.
+        fwd_t, _ = _unit(forward - (forward * trunk).sum(-1, keepdims=True) * trunk)
+        head = x[:, HD] - x[:, NK]
+        pitch = np.degrees(np.arctan2((head * fwd_t).sum(-1), (head * trunk).sum(-1)))
+        mp = mt & mf & ok[:, NK] & ok[:, HD]
+        out["head_pitch"] = _mean(pitch, mp)
+        out["head_pitch_change"] = _change(pitch, mp, frames, T)
+    if _enough(ok, [P, TH, *WRISTS]):
+        r = x[:, WRISTS] - x[:, P:P + 1]                         # [T, 2, 3]
+        radial = r - (r * trunk[:, None]).sum(-1, keepdims=True) * trunk[:, None]
+        spread = _norm(radial).mean(axis=1)                      # [T] mean wrist distance from the trunk axis
+        me = mt & ok[:, WRISTS].all(axis=1)
+        out["expansion"] = _mean(spread, me)
+        out["expansion_change"] = _change(spread, me, frames, T)
+    if _enough(ok, [*WRISTS, *SHOULDERS]):
+        height = (x[:, WRISTS, 1] - x[:, SHOULDERS, 1]).max(axis=1)   # the higher hand
+        out["arm_height"] = _mean(height, ok[:, [*WRISTS, *SHOULDERS]].all(axis=1))
+    if _enough(ok, ALL):
+        axes = np.stack([left, forward], axis=1)                 # [T, 2, 3] body's own horizontal axes
+        flat = np.einsum("tjc,tac->tja", x, axes)                # [T, 17, 2]
+        extent = np.concatenate([flat.max(1) - flat.min(1), np.ptp(x[..., 1:2], axis=1)], axis=1)
+        out["volume"] = _mean(extent.prod(axis=1), ok.all(axis=1) & mf)
+
+
+def _filled(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """``x [T, K, 3]`` with invalid frames of each joint linearly interpolated (``ok [T, K]``)."""
+    t = np.arange(len(x))
+    out = x.copy()
+    for k in range(x.shape[1]):
+        if not ok[:, k].all():
+            for c in range(3):
+                out[:, k, c] = np.interp(t, t[ok[:, k]], x[ok[:, k], k, c])
+    return out
+
+
+def _detrended(s: np.ndarray) -> np.ndarray:
+    """Least-squares line removed from each column of ``s [T, S]``."""
+    t = np.linspace(-1.0, 1.0, len(s))
+    return s - s.mean(axis=0) - np.outer(t, (t @ s) / (t @ t))
+
+
+def _rhythm(x: np.ndarray, ok: np.ndarray, fps: float, out: dict[str, float]) -> None:
+    T = len(x)
+    if T < fps or T < 8:                                         # rhythm needs at least one second
+        return
+    if _enough(ok, [P, *WRISTS, *ANKLES]):
+        limbs = _filled(x[:, [P, *WRISTS, *ANKLES]], ok[:, [P, *WRISTS, *ANKLES]])
+        rel = (limbs[:, 1:] - limbs[:, :1]).reshape(T, -1)       # [T, 12] limbs relative to the pelvis
+        s = _detrended(np.concatenate([limbs[:, :1, 1], rel], axis=1))   # + pelvis height: [T, 13]
+        out["tempo"], out["tempo_confidence"] = _tempo(s, fps)
+        bounce = np.sort(s[:, 0])                                # detrended pelvis height
+        out["bounce"] = 100.0 * float(bounce[int(0.95 * (T - 1))] - bounce[int(0.05 * (T - 1))])
+    if _enough(ok, WRISTS):
+        hann = np.hanning(T)
+        w = _detrended(_filled(x[:, WRISTS], ok[:, WRISTS]).reshape(T, -1)) * hann[:, None]
+        power = (np.abs(np.fft.rfft(w, axis=0)) ** 2).reshape(-1, 2, 3).sum(axis=2)   # [F, 2 wrists]
+        f = np.fft.rfftfreq(T, 1.0 / fps)
+        band = (f >= TREMOR_BAND_HZ[0]) & (f <= TREMOR_BAND_HZ[1]) & (f < fps / 2)
+        # Parseval for a one-sided spectrum, undoing the Hann window's loss of energy.
+        amplitude = np.sqrt(2 * power[band].sum(axis=0) / T ** 2 / np.mean(hann ** 2))   # [2] m RMS
+        share = power[band].sum(axis=0) / np.maximum(power[1:].sum(axis=0), 1e-12)
+        # Sharp edges of a large movement also reach the band but are a small share of its energy;
+        # a tremor is most of it. Under TREMOR_MIN_SHARE the band counts proportionally less.
+        out["tremor"] = 1000.0 * float((amplitude * np.minimum(share / TREMOR_MIN_SHARE, 1.0)).mean())
+
+
+def _tempo(s: np.ndarray, fps: float) -> tuple[float, float]:
+    """Dominant period of detrended signals ``s [T, S]`` by their pooled unbiased autocorrelation.
+
+    Returns (frequency Hz, peak autocorrelation in [0, 1]); (0, 0) when there is no clear rhythm.
+    """
+    T = len(s)
+    if s.std(axis=0).max() < MIN_RHYTHM_STD:
+        return 0.0, 0.0
+    spec = np.fft.rfft(s, n=2 * T, axis=0)
+    acf = np.fft.irfft((np.abs(spec) ** 2).sum(axis=1), n=2 * T)[:T] / (T - np.arange(T))
+    rho = acf / acf[0]                                           # [T]
+    lo, hi = max(2, int(math.ceil(fps / MAX_TEMPO_HZ))), min(T - 2, (2 * T) // 3)
+    lags = np.arange(lo, hi + 1)
+    peaks = lags[(rho[lags] > rho[lags - 1]) & (rho[lags] >= rho[lags + 1])]
+    if len(peaks) == 0:
+        return 0.0, 0.0
+    best = float(rho[peaks].max())
+    if best < RHYTHM_MIN_CONFIDENCE:
+        return 0.0, max(best, 0.0)
+    lag = int(peaks[rho[peaks] >= 0.9 * best][0])                # first strong peak, not a multiple
+    conf = min(float(rho[lag]), 1.0)
+    y0, y1, y2 = rho[lag - 1], rho[lag], rho[lag + 1]            # parabolic refinement of the lag
+    denom = y0 - 2 * y1 + y2
+    shift = 0.5 * (y0 - y2) / denom if denom < 0 else 0.0
+    return float(fps / (lag + shift)), conf
