@@ -3,13 +3,17 @@
 Data streams are PUB/SUB with an explicit high-water mark: a slow subscriber loses old messages,
 it never stalls the publisher. Work distribution (worker -> LLM server) is PUSH/PULL, which
 delivers or blocks. Messages are schema-encoded multipart frames; a receiver decodes defensively,
-drops what is malformed, counts the drop by reason, logs it once per reason, and keeps running.
+drops what is malformed, counts the drop by reason (``DecodeError.reason``: a short fixed key, so
+the counter stays small whatever a peer sends), logs it once per reason, and keeps running.
+Receivers also refuse any frame above ``schema.MAX_MESSAGE_BYTES`` at the ZeroMQ level
+(ZMQ_MAXMSGSIZE: the peer is disconnected before the memory is allocated; not counted as a drop).
 """
 from __future__ import annotations
 
 import collections
 import errno
 import logging
+import math
 import time
 from typing import Iterable
 
@@ -62,6 +66,7 @@ class _Socket:
                         f"address {addr} is already in use by {_who_holds(addr)}: stop it "
                         f"or choose another address") from None
                 raise
+            self.addr = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)  # "tcp://host:*" -> its port
         else:
             self.sock.connect(addr)
 
@@ -79,8 +84,11 @@ class _Socket:
 
 
 class _Sender(_Socket):
-    def send(self, msg: schema.Message, ts: float | None = None) -> None:
-        self.send_frames(schema.encode(msg, ts))
+    _send_flags = 0
+
+    def send(self, msg: schema.Message, ts: float | None = None) -> bool:
+        """Encode and send; False when the peer queue is full and the message was dropped."""
+        return self.send_frames(schema.encode(msg, ts))
 
     def send_frames(self, frames: list) -> bool:
         """Send raw multipart frames (replay). False when the peer queue is full (dropped)."""
@@ -90,8 +98,6 @@ class _Sender(_Socket):
         except zmq.Again:
             return False
 
-    _send_flags = 0
-
 
 class _Receiver(_Socket):
     def __init__(self, *args, **kw) -> None:
@@ -99,11 +105,17 @@ class _Receiver(_Socket):
         self.drops: collections.Counter[str] = collections.Counter()
         self.received = 0
 
+    def _configure(self) -> None:
+        self.sock.setsockopt(zmq.MAXMSGSIZE, schema.MAX_MESSAGE_BYTES)
+
     def recv_frames(self, timeout: float | None = None) -> list[bytes] | None:
         """Raw multipart frames, or None after ``timeout`` seconds (None waits forever)."""
-        if timeout is not None and not self.sock.poll(int(timeout * 1000)):
-            return None
-        return self.sock.recv_multipart(copy=True)
+        try:  # a queued message needs no poll: one call less per message under load
+            return self.sock.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            if timeout is not None and not self.sock.poll(math.ceil(timeout * 1000)):
+                return None
+        return self.sock.recv_multipart()
 
     def recv(self, timeout: float | None = None) -> tuple[schema.Message, float] | None:
         """Next valid message and its sender ts; malformed ones are dropped and counted."""
@@ -116,20 +128,16 @@ class _Receiver(_Socket):
             try:
                 out = schema.decode(frames)
             except schema.DecodeError as err:
-                self._drop(str(err), frames)
-                if deadline is not None and time.monotonic() >= deadline:
-                    return None
+                self._drop(err, frames)
                 continue
             self.received += 1
             return out
 
-    def _drop(self, reason: str, frames: list[bytes]) -> None:
-        key = reason.split(":")[0][:60]
-        self.drops[key] += 1
-        if self.drops[key] == 1 or self.drops[key] % 1000 == 0:
-            topic = bytes(frames[0][:80]) if frames else b""
-            log.warning("dropped message on %s (topic %r): %s [%d so far]", self.addr, topic,
-                        reason, self.drops[key])
+    def _drop(self, err: schema.DecodeError, frames: list[bytes]) -> None:
+        self.drops[err.reason] += 1
+        if self.drops[err.reason] == 1:  # once per reason; the counts go out in status messages
+            log.warning("dropping malformed messages on %s (reason %r, first: topic %r: %s); "
+                        "counted in .drops", self.addr, err.reason, bytes(frames[0][:80]), err)
 
     @property
     def dropped(self) -> int:
@@ -157,6 +165,7 @@ class Subscriber(_Receiver):
         super().__init__(zmq.SUB, addr, bind, hwm)
 
     def _configure(self) -> None:
+        super()._configure()
         for p in self._prefixes:
             self.sock.setsockopt(zmq.SUBSCRIBE, p.encode())
 
@@ -188,15 +197,19 @@ class Puller(_Receiver):
 
 
 class Heartbeat:
-    """Publishes ``status.<component>`` at most every ``period`` seconds (and on state changes)."""
+    """Publishes ``status.<component>`` at most every ``period`` seconds, and at once when the
+    state changes or ``force`` is set."""
 
     def __init__(self, pub: _Sender, component: str, period: float = 1.0) -> None:
+        if not period >= 0:
+            raise ValueError(f"heartbeat period must be >= 0 seconds, got {period}")
         self.pub, self.component, self.period = pub, topics.part(component), period
-        self._last = 0.0
+        self._last = -math.inf
         self._seq = 0
         self._state = ""
 
     def tick(self, state: str = "running", force: bool = False, **fields) -> bool:
+        """Send a status now if due; True when one was sent."""
         now = time.monotonic()
         if not force and state == self._state and now - self._last < self.period:
             return False
