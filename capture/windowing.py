@@ -10,6 +10,7 @@ confidence, never zeroed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -131,3 +132,14 @@ class Windower:
             if t - seen > self.cfg.max_gap or t < seen:
                 del self._seen[body], self.bodies[body]
         return out
+
+
+def windows_of(src, window: float = 2.0, hop: float = 0.5) -> Iterator[Window]:
+    """Every window of an opened source, as fast as it reads (offline analysis, datasets).
+
+    Joints are unified (``src.layout.to_unified``); the source's fps sets the grid.
+    """
+    windower = Windower(WindowConfig(window, hop, fps=src.fps))
+    for frame in src.frames():
+        yield from windower.push(frame.t, frame.body_ids,
+                                 *src.layout.to_unified(frame.joints, frame.confidence), frame.labels)
