@@ -45,6 +45,10 @@ class DecodeError(ValueError):
     """A message that failed validation; ``str(err)`` is the reason that gets logged and ``reason``
     a short fixed key ("version", "array", ...) for drop counters."""
 
+    # Every ``reason`` decode gives: drop counters (and status messages) never grow beyond these.
+    REASONS = frozenset({"frames", "oversize", "topic", "msgpack", "header", "version", "type", "ts",
+                         "unknown_field", "missing_field", "array", "invalid"})
+
     def __init__(self, message: str, reason: str = "invalid") -> None:
         super().__init__(message)
         self.reason = reason

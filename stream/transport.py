@@ -200,17 +200,19 @@ class Heartbeat:
     """Publishes ``status.<component>`` at most every ``period`` seconds, and at once when the
     state changes or ``force`` is set."""
 
-    def __init__(self, pub: _Sender, component: str, period: float = 1.0) -> None:
+    def __init__(self, pub: _Sender, component: str, period: float = 1.0,
+                 clock=time.monotonic) -> None:
         if not period >= 0:
             raise ValueError(f"heartbeat period must be >= 0 seconds, got {period}")
         self.pub, self.component, self.period = pub, topics.part(component), period
+        self._clock = clock
         self._last = -math.inf
         self._seq = 0
         self._state = ""
 
     def tick(self, state: str = "running", force: bool = False, **fields) -> bool:
         """Send a status now if due; True when one was sent."""
-        now = time.monotonic()
+        now = self._clock()
         if not force and state == self._state and now - self._last < self.period:
             return False
         self._last, self._state = now, state

@@ -1,10 +1,12 @@
-"""Valid example messages of every type, and hand-made wire frames, for the stream tests.
+"""Valid example messages of every type, hand-made wire frames and a socket helper, for the
+stream tests.
 
 Tests craft hostile input here with msgpack directly: the point is to send what ``schema.encode``
 would never produce.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import msgpack
@@ -52,8 +54,25 @@ def status() -> schema.Status:
                          message="ok")
 
 
+def assert_same(a: schema.Message, b: schema.Message) -> None:
+    """Field-by-field equality; arrays equal in dtype, shape and values."""
+    assert type(a) is type(b)
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert isinstance(y, np.ndarray) and y.dtype == x.dtype and y.shape == x.shape, f.name
+            assert np.array_equal(x, y), f.name
+        else:
+            assert type(y) is type(x) and y == x, f.name
+
+
 def every_type() -> list[schema.Message]:
     return [frame(), window(), emotion(), emotion_text(), status()]
+
+
+def frames_of(msg: schema.Message, ts: float | None = None) -> list[bytes]:
+    """``schema.encode`` as plain bytes (what a receiver gets)."""
+    return [bytes(f) for f in schema.encode(msg, ts)]
 
 
 def header(frames: list) -> dict[str, Any]:
@@ -74,3 +93,15 @@ def with_header(frames: list, **changes: Any) -> list[bytes]:
 def raw(topic: bytes, head: Any, *buffers: bytes) -> list[bytes]:
     """Frames from any header object, however wrong."""
     return [topic, msgpack.packb(head, use_bin_type=True), *buffers]
+
+
+def connect(pub, sub, probe: schema.Message) -> None:
+    """Wait out ZeroMQ's slow joiner: send ``probe`` until one arrives, then drain the queue."""
+    for _ in range(500):
+        pub.send(probe)
+        if sub.recv(timeout=0.01) is not None:
+            break
+    else:
+        raise AssertionError(f"subscriber never connected to {pub.addr}")
+    while sub.recv(timeout=0.05) is not None:
+        pass
