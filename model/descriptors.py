@@ -11,8 +11,9 @@ Conventions:
   whose joints are all valid in fewer than half the frames, or that has too few samples, is NaN
   with the phrase "<label>: insufficient data" -- never a guess.
 - Velocity, acceleration and jerk are central differences of positions smoothed by a 5-tap
-  binomial kernel (removes sensor jitter; exact for constant-velocity motion) and only where the
-  whole kernel saw valid samples. Limb speeds are relative to the pelvis (gesture, not travel).
+  binomial kernel (removes sensor jitter; exact for constant-velocity motion), kept only where
+  every frame the filter reads is valid. Limb speeds are relative to the pelvis (gesture, not
+  travel).
 - Tempo and tremor need evenly spaced samples: invalid frames are bridged by linear interpolation,
   which adds no rhythm and no high-frequency energy, so a gap can only lower them.
 - "Change" descriptors are the second-half mean minus the first-half mean.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -39,8 +41,8 @@ STILL_SPEED = 0.15           # m/s; a frame is still when every key joint is slo
 MIN_RHYTHM_STD = 0.01        # m; less periodic-signal motion than this has no tempo
 RHYTHM_MIN_CONFIDENCE = 0.5  # autocorrelation peak needed to report a tempo
 MAX_TEMPO_HZ = 4.0           # faster oscillation is tremor, not tempo
-TREMOR_BAND_HZ = (5.0, 12.0)  # fast waving reaches 4 Hz; tremor sits above
-TREMOR_MIN_SHARE = 0.1      # of wrist motion energy in the tremor band for it to count fully
+TREMOR_BAND_HZ = (5.0, 12.0) # Hz; fast waving reaches 4 Hz, tremor sits above
+TREMOR_MIN_SHARE = 0.1       # of wrist motion energy in the tremor band for it to count fully
 
 P, TH, NK, HD = U["pelvis"], U["thorax"], U["neck"], U["head"]
 WRISTS = [U["l_wrist"], U["r_wrist"]]
@@ -57,38 +59,46 @@ NAN = math.nan
 class Descriptor:
     name: str
     value: float      # NaN = insufficient data
-    unit: str
-    phrase: str
 
     @property
     def valid(self) -> bool:
         return math.isfinite(self.value)
+
+    @property
+    def unit(self) -> str:
+        return SPECS[self.name].unit
+
+    @property
+    def phrase(self) -> str:          # worded on demand: most windows only need the numbers
+        return phrase(self.name, self.value)
 
 
 class Descriptors(Mapping[str, Descriptor]):
     """Read-only ``name -> Descriptor`` in ``NAMES`` order, plus the share of fully valid frames."""
 
     def __init__(self, values: Mapping[str, float], valid_share: float) -> None:
-        self._items = {n: Descriptor(n, float(values.get(n, NAN)), SPECS[n].unit, phrase(n, values.get(n, NAN)))
-                       for n in NAMES}
+        unknown = set(values) - set(NAMES)
+        if unknown:
+            raise KeyError(f"unknown descriptors {sorted(unknown)}; known: {', '.join(NAMES)}")
+        self._values = {n: float(values.get(n, NAN)) for n in NAMES}
         self.valid_share = valid_share
 
     def __getitem__(self, name: str) -> Descriptor:
-        return self._items[name]
+        return Descriptor(name, self._values[name])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
+        return iter(self._values)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._values)
 
     def __repr__(self) -> str:
-        return "Descriptors(" + "; ".join(d.phrase for d in self._items.values()) + ")"
+        return "Descriptors(" + "; ".join(d.phrase for d in self.values()) + ")"
 
     def to_jsonable(self) -> dict[str, dict]:
         """For messages and JSON output: NaN becomes None."""
         return {n: {"value": d.value if d.valid else None, "unit": d.unit, "phrase": d.phrase}
-                for n, d in self._items.items()}
+                for n, d in self.items()}
 
 
 def as_vector(descriptors: Mapping[str, Descriptor], fill: float | None = None) -> np.ndarray:
@@ -111,9 +121,10 @@ def compute(joints: np.ndarray, confidence: np.ndarray, fps: float = 30.0) -> De
     x = np.where(ok[..., None], x, 0.0)                          # invalid samples never enter a sum
     values: dict[str, float] = {}
     if len(x):
-        _kinematics(x, ok, fps, values)
-        _posture(x, ok, values)
-        _rhythm(x, ok, fps, values)
+        valid = _Validity(ok)
+        _kinematics(x, ok, valid, fps, values)
+        _posture(x, ok, valid, values)
+        _rhythm(x, ok, valid, fps, values)
     return Descriptors(values, float(ok.all(axis=1).mean()) if len(x) else 0.0)
 
 
@@ -121,8 +132,16 @@ def _norm(v: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("...i,...i->...", v, v))
 
 
-def _enough(ok: np.ndarray, joints: list[int]) -> bool:
-    return bool(np.count_nonzero(ok[:, joints].all(axis=1)) >= MIN_VALID_SHARE * len(ok))
+class _Validity:
+    """Which joint groups are valid in enough frames: each frame's valid joints as one bit mask."""
+
+    def __init__(self, ok: np.ndarray) -> None:
+        self.bits = ok.astype(np.int64) @ (1 << np.arange(ok.shape[1], dtype=np.int64))   # [T]
+        self.needed = MIN_VALID_SHARE * len(ok)
+
+    def enough(self, joints: list[int]) -> bool:
+        mask = sum(1 << j for j in set(joints))
+        return np.count_nonzero(self.bits & mask == mask) >= self.needed
 
 
 def _mean(v: np.ndarray, m: np.ndarray) -> float:
@@ -131,46 +150,66 @@ def _mean(v: np.ndarray, m: np.ndarray) -> float:
 
 
 def _change(v: np.ndarray, m: np.ndarray, frames: np.ndarray, T: int) -> float:
-    """Second-half mean minus first-half mean of per-frame ``v [N]`` (valid ``m [N]``, frame ``frames [N]``)."""
+    """Second-half minus first-half mean of ``v [N]`` (valid ``m [N]``, frame numbers ``frames [N]``)."""
     late = frames >= T / 2
     return _mean(v, m & late) - _mean(v, m & ~late)
 
 
-def _kinematics(x: np.ndarray, ok: np.ndarray, fps: float, out: dict[str, float]) -> None:
-    T, k = len(x), len(SMOOTH)
-    n = T - k + 1
-    if n < 5:                                                    # jerk needs 5 smoothed samples
+@lru_cache(maxsize=16)
+def _filters(T: int, fps: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Velocity, acceleration and jerk as linear filters of positions: central differences of the
+    binomial-smoothed positions, one matrix each (``v``, ``a``: ``[T-6, T]``, frames 3..T-4; ``j``:
+    ``[T-8, T]``, frames 4..T-5), with the frames each row reads (``[rows, T]`` 0/1)."""
+    k = len(SMOOTH)
+    s = np.zeros((T - k + 1, T))                                 # smoothing [T-4, T]: row i = frame i+2
+    for i in range(len(s)):
+        s[i, i:i + k] = SMOOTH
+    filters = {"v": (s[2:] - s[:-2]) * (fps / 2),
+               "a": (s[2:] - 2 * s[1:-1] + s[:-2]) * fps ** 2,
+               "j": (s[4:] - 2 * s[3:-1] + 2 * s[1:-3] - s[:-4]) * (fps ** 3 / 2)}
+    return {name: (f, (np.abs(f) > 1e-9 * np.abs(f).max()).astype(np.float64))
+            for name, f in filters.items()}
+
+
+def _apply(filters: dict, name: str, x: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Filter ``x [T, K, C]`` -> ``[rows, K, C]``, valid ``[rows, K]`` where every frame read was valid
+    (``bad [T, K]`` = 1 where invalid)."""
+    f, reads = filters[name]
+    return (f @ x.reshape(len(x), -1)).reshape(len(f), *x.shape[1:]), reads @ bad == 0
+
+
+def _kinematics(x: np.ndarray, ok: np.ndarray, valid: _Validity, fps: float, out: dict[str, float]) -> None:
+    T = len(x)
+    if T < 9:                                                    # jerk reads 9 frames
         return
-    xs = sum(w * x[i:i + n] for i, w in enumerate(SMOOTH))       # [n, 17, 3], frame i + 2
-    ms = np.logical_and.reduce([ok[i:i + n] for i in range(k)])  # [n, 17] whole kernel valid
-    v = (xs[2:] - xs[:-2]) * (fps / 2)                           # [n-2, 17, 3], frame i + 3
-    mv = ms[2:] & ms[1:-1] & ms[:-2]                             # [n-2, 17]
+    filters, bad = _filters(T, float(fps)), (~ok).astype(np.float64)
+    v, mv = _apply(filters, "v", x, bad)                         # [T-6, 17, 3], [T-6, 17]
     frames = np.arange(len(v)) + 3
 
-    if _enough(ok, [P]):
-        hp, mp = xs[:, P, ::2], mv[:, P]                         # pelvis, horizontal (x, z)
-        body = _norm(v[:, P, ::2])
+    if valid.enough([P]):
+        mp = mv[:, P]
+        body = _norm(v[:, P, ::2])                               # pelvis, horizontal (x, z)
+        a, ma = _apply(filters, "a", x[:, P:P + 1, ::2], bad[:, P:P + 1])
         out["speed"] = _mean(body, mp)
-        out["acceleration"] = _mean(_norm(hp[2:] - 2 * hp[1:-1] + hp[:-2]) * fps ** 2, mp)
+        out["acceleration"] = _mean(_norm(a[:, 0]), ma[:, 0])
         out["speed_change"] = _change(body, mp, frames, T)
-    rel = _norm(v - v[:, P:P + 1])                               # [n-2, 17] speed relative to the pelvis
+    rel = _norm(v - v[:, P:P + 1])                               # [T-6, 17] speed relative to the pelvis
     mrel = mv & mv[:, P:P + 1]
-    if _enough(ok, ALL):
+    if valid.enough(ALL):
         full = mrel.all(axis=1)
-        per_frame = rel[:, 1:].mean(axis=1)                      # [n-2] mean over the non-pelvis joints
+        per_frame = rel[:, 1:].mean(axis=1)                      # [T-6] mean over the non-pelvis joints
         out["activity"] = _mean(per_frame, full)
         out["activity_change"] = _change(per_frame, full, frames, T)
     for name, joints in (("hand_speed", WRISTS), ("foot_speed", ANKLES), ("head_speed", [HD])):
-        if _enough(ok, [P, *joints]):
+        if valid.enough([P, *joints]):
             out[name] = _mean(rel[:, joints], mrel[:, joints])
-    if _enough(ok, [P, *WRISTS]):
+    if valid.enough([P, *WRISTS]):
         both = mrel[:, WRISTS].all(axis=1)
         left, right = _mean(rel[:, WRISTS[0]], both), _mean(rel[:, WRISTS[1]], both)
-        out["arm_asymmetry"] = (right - left) / (right + left + 0.3)  # +0.3 m/s: near-still arms read as equal
-    if _enough(ok, KEY):
-        xk, mk = xs[:, KEY], ms[:, KEY]
-        jerk = (xk[4:] - 2 * xk[3:-1] + 2 * xk[1:-3] - xk[:-4]) * (fps ** 3 / 2)   # [n-4, 7, 3]
-        out["jerk"] = _mean(_norm(jerk), mk[4:] & mk[3:-1] & mk[1:-3] & mk[:-4])
+        out["arm_asymmetry"] = (right - left) / (right + left + 0.3)   # +0.3 m/s: still arms are equal
+    if valid.enough(KEY):
+        jerk, mj = _apply(filters, "j", x[:, KEY], bad[:, KEY])   # [T-8, 7, 3]
+        out["jerk"] = _mean(_norm(jerk), mj)
         still = _norm(v[:, KEY]).max(axis=1) < STILL_SPEED
         out["stillness"] = 100.0 * _mean(still.astype(float), mv[:, KEY].all(axis=1))
 
@@ -180,7 +219,7 @@ def _unit(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return v / np.maximum(norm, 1e-9)[..., None], norm
 
 
-def _posture(x: np.ndarray, ok: np.ndarray, out: dict[str, float]) -> None:
+def _posture(x: np.ndarray, ok: np.ndarray, valid: _Validity, out: dict[str, float]) -> None:
     T = len(x)
     frames = np.arange(T)
     left = (x[:, HIPS[0]] - x[:, HIPS[1]]) + (x[:, SHOULDERS[0]] - x[:, SHOULDERS[1]])
@@ -191,10 +230,10 @@ def _posture(x: np.ndarray, ok: np.ndarray, out: dict[str, float]) -> None:
     trunk, _ = _unit(x[:, TH] - x[:, P])                         # [T, 3] trunk axis
     mt = ok[:, P] & ok[:, TH]
 
-    if _enough(ok, [P, TH, *FACING]):
+    if valid.enough([P, TH, *FACING]):
         lean = np.degrees(np.arctan2((trunk * forward).sum(-1), trunk[:, 1]))
         out["trunk_lean"] = _mean(lean, mt & mf)
-    if _enough(ok, [P, TH, NK, HD, *FACING]):
+    if valid.enough([P, TH, NK, HD, *FACING]):
         # Sagittal plane of the thorax: trunk axis and the forward direction made orthogonal to it.
         fwd_t, _ = _unit(forward - (forward * trunk).sum(-1, keepdims=True) * trunk)
         head = x[:, HD] - x[:, NK]
@@ -202,19 +241,19 @@ def _posture(x: np.ndarray, ok: np.ndarray, out: dict[str, float]) -> None:
         mp = mt & mf & ok[:, NK] & ok[:, HD]
         out["head_pitch"] = _mean(pitch, mp)
         out["head_pitch_change"] = _change(pitch, mp, frames, T)
-    if _enough(ok, [P, TH, *WRISTS]):
+    if valid.enough([P, TH, *WRISTS]):
         r = x[:, WRISTS] - x[:, P:P + 1]                         # [T, 2, 3]
         radial = r - (r * trunk[:, None]).sum(-1, keepdims=True) * trunk[:, None]
-        spread = _norm(radial).mean(axis=1)                      # [T] mean wrist distance from the trunk axis
+        spread = _norm(radial).mean(axis=1)                      # [T] wrist distance from the trunk axis
         me = mt & ok[:, WRISTS].all(axis=1)
         out["expansion"] = _mean(spread, me)
         out["expansion_change"] = _change(spread, me, frames, T)
-    if _enough(ok, [*WRISTS, *SHOULDERS]):
+    if valid.enough([*WRISTS, *SHOULDERS]):
         height = (x[:, WRISTS, 1] - x[:, SHOULDERS, 1]).max(axis=1)   # the higher hand
         out["arm_height"] = _mean(height, ok[:, [*WRISTS, *SHOULDERS]].all(axis=1))
-    if _enough(ok, ALL):
-        axes = np.stack([left, forward], axis=1)                 # [T, 2, 3] body's own horizontal axes
-        flat = np.einsum("tjc,tac->tja", x, axes)                # [T, 17, 2]
+    if valid.enough(ALL):
+        axes = np.stack([left, forward], axis=2)                 # [T, 3, 2] body's own horizontal axes
+        flat = x @ axes                                          # [T, 17, 2]
         extent = np.concatenate([flat.max(1) - flat.min(1), np.ptp(x[..., 1:2], axis=1)], axis=1)
         out["volume"] = _mean(extent.prod(axis=1), ok.all(axis=1) & mf)
 
@@ -230,25 +269,37 @@ def _filled(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=16)
+def _ramp(T: int) -> np.ndarray:
+    """``[T]`` centred time ramp scaled to unit norm (the detrending regressor)."""
+    t = np.linspace(-1.0, 1.0, T)
+    return t / max(np.linalg.norm(t), 1e-12)
+
+
+@lru_cache(maxsize=16)
+def _hann(T: int) -> np.ndarray:
+    return np.hanning(T)
+
+
 def _detrended(s: np.ndarray) -> np.ndarray:
     """Least-squares line removed from each column of ``s [T, S]``."""
-    t = np.linspace(-1.0, 1.0, len(s))
-    return s - s.mean(axis=0) - np.outer(t, (t @ s) / (t @ t))
+    t = _ramp(len(s))
+    return s - s.mean(axis=0) - np.outer(t, t @ s)
 
 
-def _rhythm(x: np.ndarray, ok: np.ndarray, fps: float, out: dict[str, float]) -> None:
+def _rhythm(x: np.ndarray, ok: np.ndarray, valid: _Validity, fps: float, out: dict[str, float]) -> None:
     T = len(x)
     if T < fps or T < 8:                                         # rhythm needs at least one second
         return
-    if _enough(ok, [P, *WRISTS, *ANKLES]):
+    if valid.enough([P, *WRISTS, *ANKLES]):
         limbs = _filled(x[:, [P, *WRISTS, *ANKLES]], ok[:, [P, *WRISTS, *ANKLES]])
         rel = (limbs[:, 1:] - limbs[:, :1]).reshape(T, -1)       # [T, 12] limbs relative to the pelvis
         s = _detrended(np.concatenate([limbs[:, :1, 1], rel], axis=1))   # + pelvis height: [T, 13]
         out["tempo"], out["tempo_confidence"] = _tempo(s, fps)
         bounce = np.sort(s[:, 0])                                # detrended pelvis height
         out["bounce"] = 100.0 * float(bounce[int(0.95 * (T - 1))] - bounce[int(0.05 * (T - 1))])
-    if _enough(ok, WRISTS):
-        hann = np.hanning(T)
+    if valid.enough(WRISTS):
+        hann = _hann(T)
         w = _detrended(_filled(x[:, WRISTS], ok[:, WRISTS]).reshape(T, -1)) * hann[:, None]
         power = (np.abs(np.fft.rfft(w, axis=0)) ** 2).reshape(-1, 2, 3).sum(axis=2)   # [F, 2 wrists]
         f = np.fft.rfftfreq(T, 1.0 / fps)

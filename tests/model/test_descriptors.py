@@ -37,7 +37,8 @@ def test_speeding_up_is_the_second_half_minus_the_first():
     assert d["acceleration"].value == pytest.approx(0.4, abs=0.02)
 
 
-@pytest.mark.parametrize("deg, phrase", [(25.0, "head lowered 25°"), (-15.0, "head raised 15°"), (4.0, "head level")])
+@pytest.mark.parametrize("deg, phrase",
+                         [(25.0, "head lowered 25°"), (-15.0, "head raised 15°"), (4.0, "head level")])
 def test_head_pitch_about_the_neck(deg, phrase):
     d = describe(M.place(M.head_pitch(M.still(), deg), yaw=-120.0))
     assert d["head_pitch"].value == pytest.approx(deg, abs=2.0)

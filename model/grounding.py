@@ -1,0 +1,182 @@
+"""Grounding check: every movement claim in an explanation must be true of the measured descriptors.
+
+``claims(text, descriptors)`` finds the claims: words from ``claim_terms`` (our own phrases and
+their paraphrases, "walks slowly", "head bowed", "trembling") and numbers with units ("0.6 m/s",
+"25°", "12 cm"). Each is judged:
+- a word is supported when the descriptor it names lies in one of the bands the word allows,
+  widened by the descriptor's margin (a negated word -- "not leaning" -- when it lies outside them);
+- a number is compared with the magnitude of the descriptor it belongs to (the nearest claim of a
+  matching unit in the same clause, else any descriptor of that unit) within 20 % or 5°;
+- a claim about a descriptor with insufficient data, or about something a skeleton cannot show
+  (smiling, crying, voice, fingers), is unsupported.
+Sentences without movement claims ("The person seems sad.") are fine.
+
+``check`` returns the unsupported claims, ``grounding_rate`` the share of sentences without any,
+``filter_unsupported`` drops (or flags) those sentences for serving.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bodytalk.model.claim_terms import TERMS, UNOBSERVABLE, Term
+from bodytalk.model.descriptor_bands import SPECS
+from bodytalk.model.descriptors import Descriptor
+
+REL_TOL = 0.2            # numbers: within 20 % of the measured magnitude ...
+ANGLE_TOL = 5.0          # ... or 5° for angles,
+FLOOR = {"m/s": 0.05, "m/s²": 0.15, "m/s³": 3.0, "m": 0.03, "cm": 1.0, "mm": 0.5, "Hz": 0.15, "%": 10.0,
+         "m³": 0.03}     # ... or these absolute amounts, whichever is larger
+# Written unit -> (dimension, factor to the dimension's base unit).
+_UNITS = {"m/s": ("speed", 1.0), "m/s²": ("acc", 1.0), "m/s^2": ("acc", 1.0), "m/s³": ("jerk", 1.0),
+          "m/s^3": ("jerk", 1.0), "m³": ("vol", 1.0), "m^3": ("vol", 1.0), "mm": ("len", 0.001),
+          "cm": ("len", 0.01), "m": ("len", 1.0), "metre": ("len", 1.0), "meter": ("len", 1.0),
+          "°": ("angle", 1.0), "degree": ("angle", 1.0), "deg": ("angle", 1.0), "hz": ("freq", 1.0),
+          "%": ("share", 1.0)}
+_NUMBER = re.compile(r"(?<![\w.])[+\-−]?(\d+(?:\.\d+)?)\s*(m/s²|m/s\^2|m/s³|m/s\^3|m/s|m³|m\^3|mm|cm|°|%"
+                     r"|(?:metre|meter|degree)s?\b|deg\b|hz\b|m\b)", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|\n+")
+_CLAUSE_BREAK = re.compile(r"[,;:]|\b(?:and|but|while|whereas|with)\b", re.IGNORECASE)
+_NEGATION = re.compile(r"(?:n't|\bnot|\bno|\bnever|\bwithout|\bnor)\s+(?:\w+\s+){0,2}$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One movement claim: where it is, what it was checked against, and the verdict."""
+    text: str
+    start: int               # character offsets in the explanation
+    end: int
+    sentence: int            # index of its sentence
+    descriptor: str | None   # the descriptor that decided it (None: unobservable or unattributed)
+    supported: bool
+    reason: str
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each non-blank sentence; a full stop inside a number ("0.6") does not end one."""
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        if text[start:m.end()].strip():
+            spans.append((start, m.end()))
+        start = m.end()
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
+def claims(text: str, descriptors: Mapping[str, Descriptor]) -> list[Claim]:
+    """Every claim found in ``text``, supported or not, in reading order."""
+    out: list[Claim] = []
+    for index, (s0, s1) in enumerate(sentences(text)):
+        sentence = text[s0:s1]
+        breaks = [0, *(m.start() for m in _CLAUSE_BREAK.finditer(sentence)), len(sentence)]
+
+        def clause(pos: int) -> int:                              # start of the clause holding pos
+            return max(b for b in breaks if b <= pos)
+
+        taken: list[tuple[int, int]] = []
+        words: list[tuple[re.Match, Term]] = []
+
+        def free(m: re.Match) -> bool:
+            return all(m.end() <= a or m.start() >= b for a, b in taken)
+
+        for pattern, why in UNOBSERVABLE:
+            for m in filter(free, pattern.finditer(sentence)):
+                taken.append(m.span())
+                out.append(Claim(m.group(0), s0 + m.start(), s0 + m.end(), index, None, False,
+                                 f"not observable: {why}"))
+        for term in TERMS:
+            for m in term.pattern.finditer(sentence):
+                if free(m):
+                    taken.append(m.span())
+                    words.append((m, term))
+        for m, term in words:
+            negated = bool(_NEGATION.search(sentence[clause(m.start()):m.start()]))
+            name, ok, reason = _judge_words(term, negated, descriptors)
+            out.append(Claim(m.group(0), s0 + m.start(), s0 + m.end(), index, name, ok, reason))
+        for m in _NUMBER.finditer(sentence):
+            if not free(m):
+                continue
+            near = [(abs(w.start() - m.start()), w, t) for w, t in words if clause(w.start()) == clause(m.start())]
+            name, ok, reason = _judge_number(m, [t for _, w, t in sorted(near, key=lambda e: e[0])], descriptors)
+            out.append(Claim(m.group(0), s0 + m.start(), s0 + m.end(), index, name, ok, reason))
+    return sorted(out, key=lambda c: c.start)
+
+
+def check(explanation: str, descriptors: Mapping[str, Descriptor]) -> list[Claim]:
+    """The unsupported claims of ``explanation`` (empty: every claim holds)."""
+    return [c for c in claims(explanation, descriptors) if not c.supported]
+
+
+def grounding_rate(explanation: str, descriptors: Mapping[str, Descriptor]) -> float:
+    """Share of sentences without an unsupported claim (1.0 for an empty text)."""
+    spans = sentences(explanation)
+    if not spans:
+        return 1.0
+    bad = {c.sentence for c in check(explanation, descriptors)}
+    return 1.0 - len(bad) / len(spans)
+
+
+def filter_unsupported(text: str, descriptors: Mapping[str, Descriptor], mode: str = "drop") -> str:
+    """``text`` without the sentences holding an unsupported claim (``mode="flag"``: marked instead)."""
+    if mode not in ("drop", "flag"):
+        raise ValueError(f"mode must be 'drop' or 'flag', got {mode!r}")
+    bad: dict[int, list[str]] = {}
+    for c in check(text, descriptors):
+        bad.setdefault(c.sentence, []).append(c.text)
+    kept = []
+    for index, (s0, s1) in enumerate(sentences(text)):
+        sentence = text[s0:s1].strip()
+        if index not in bad:
+            kept.append(sentence)
+        elif mode == "flag":
+            kept.append(f"{sentence} [unsupported: {', '.join(bad[index])}]")
+    return " ".join(kept)
+
+
+def _judge_words(term: Term, negated: bool, descriptors: Mapping[str, Descriptor]) -> tuple[str, bool, str]:
+    """(descriptor, supported, reason) for a word claim; any of the term's options may support it."""
+    seen = []
+    for name, keys in term.options:
+        spec, d = SPECS[name], descriptors[name]
+        if not d.valid:
+            seen.append(f"{spec.label}: insufficient data")
+            continue
+        bands = [spec.band_by_key(k) for k in keys]
+        if negated:
+            ok = not any(b.holds(d.value, -spec.margin) for b in bands)
+        else:
+            ok = any(b.holds(d.value, spec.margin) for b in bands)
+        if ok:
+            return name, True, f"measured: {d.phrase}"
+        seen.append(f"measured: {d.phrase}")
+    wanted = " or ".join(k.split(".")[1].replace("_", " ") for _, keys in term.options for k in keys)
+    return term.options[0][0], False, f"claims {'not ' if negated else ''}{wanted}; " + "; ".join(seen)
+
+
+def _dimension(unit: str) -> tuple[str, float]:
+    u = unit.lower()
+    return _UNITS[u[:-1] if u.endswith("s") and u[:-1] in _UNITS else u]   # "degrees" -> "degree"
+
+
+def _judge_number(m: re.Match, nearby: list[Term],
+                  descriptors: Mapping[str, Descriptor]) -> tuple[str | None, bool, str]:
+    """A number with a unit: the nearest same-clause claim of that unit decides, else any descriptor of it."""
+    dim, factor = _dimension(m.group(2))
+    claimed = float(m.group(1)) * factor                          # magnitude in the base unit
+    candidates = [n for n in SPECS if SPECS[n].unit and _dimension(SPECS[n].unit)[0] == dim]
+    attributed = next((n for t in nearby for n, _ in t.options if n in candidates), None)
+    reasons = []
+    for name in [attributed] if attributed else candidates:
+        d = descriptors[name]
+        if not d.valid:
+            reasons.append(f"{SPECS[name].label}: insufficient data")
+            continue
+        scale = _dimension(d.unit)[1]
+        value, said = abs(d.value), claimed / scale               # both in the descriptor's unit
+        tol = ANGLE_TOL if d.unit == "°" else max(REL_TOL * value, FLOOR[d.unit])
+        if abs(said - value) <= tol:
+            return name, True, f"measured: {d.phrase}"
+        reasons.append(f"measured {SPECS[name].label} {value:.3g} {d.unit}")
+    return attributed, False, f"{m.group(0)} does not match: " + "; ".join(reasons or ["no such measurement"])
