@@ -13,6 +13,7 @@ Options (``synthetic:?bodies=3&emotion=sad,happy,angry&seed=7``):
   fps=HZ         frame rate (default 30)
   seed=N         random seed (default 0)
   duration=S     end after S seconds (default: endless)
+  sensor=NAME    sensor name in topics (default synthetic)
   dropout=P      simulate tracking loss in about a fraction P of each body's frames: the body
                  vanishes for a moment, or a limb is reported inferred/untracked (confidence 0.5
                  or 0, jittered positions; never NaN). Default 0.
@@ -110,12 +111,14 @@ class SyntheticSource(Source):
         done = 0
         while done < total:
             track, joints = motion.advance(int(min(_CHUNK, total - done)))
-            joints = joints.astype(np.float32)
+            joints = joints.astype(np.float32)                          # [n, B, 25, 3]
+            conf = np.ones(joints.shape[:-1], dtype=np.float32)          # [n, B, 25]
+            keep = np.ones(joints.shape[:2], dtype=bool)                 # [n, B] visible
             for i in range(len(track.t)):
-                conf = np.ones((cfg.bodies, KINECT_V2.num_joints), dtype=np.float32)
-                keep = dropout.apply(joints[i], conf) if dropout else np.ones(cfg.bodies, dtype=bool)
-                labels = {int(b): {"emotion": EMOTIONS[e], "activity": ACTIVITIES[a]}
-                          for b, e, a in zip(ids[keep], track.emotion[i][keep], track.activity[i][keep])}
-                yield Frame(t=(done + i) / cfg.fps, body_ids=ids[keep], joints=joints[i][keep],
-                            confidence=conf[keep], labels=labels)
+                if dropout:
+                    keep[i] = dropout.apply(joints[i], conf[i])
+                labels = {int(b): {"emotion": EMOTIONS[e], "activity": ACTIVITIES[a]} for b, e, a
+                          in zip(ids[keep[i]], track.emotion[i][keep[i]], track.activity[i][keep[i]])}
+                yield Frame(t=(done + i) / cfg.fps, body_ids=ids[keep[i]], joints=joints[i][keep[i]],
+                            confidence=conf[i][keep[i]], labels=labels)
             done += len(track.t)

@@ -31,8 +31,6 @@ CHANNELS: tuple[str, ...] = (
 C = {name: i for i, name in enumerate(CHANNELS)}  # channel name -> index
 
 
-
-
 @dataclass(frozen=True)
 class Proportions:
     """One body's size; segment lengths are anthropometric fractions of ``height``."""
@@ -112,26 +110,21 @@ def rotation(axis: str, angle: np.ndarray) -> np.ndarray:
 def _bone_angles() -> np.ndarray:
     """``M [C, 25, 3]``: every bone's rotation is ``Rz(a0) @ Rx(a1) @ Ry(a2)`` with the angles
     ``a = channels @ M``, a fixed linear map (mirror signs, the foot kept level)."""
-    M = np.zeros((len(CHANNELS), len(J), 3))
-    Z, X, Y = 0, 1, 2
-
-    def put(bone: str, axis: int, channel: str, sign: float = 1.0) -> None:
-        M[C[channel], J[bone], axis] += sign
-
-    put("SpineMid", X, "spine_pitch"), put("SpineMid", Y, "spine_twist")
-    put("SpineShoulder", X, "chest_pitch"), put("SpineShoulder", Y, "chest_twist")
-    put("Neck", X, "neck_pitch")
-    put("Head", X, "head_pitch"), put("Head", Y, "head_yaw")
+    rows = [("SpineMid", "x", "spine_pitch", 1), ("SpineMid", "y", "spine_twist", 1),
+            ("SpineShoulder", "x", "chest_pitch", 1), ("SpineShoulder", "y", "chest_twist", 1),
+            ("Neck", "x", "neck_pitch", 1), ("Head", "x", "head_pitch", 1), ("Head", "y", "head_yaw", 1)]
     for p, side, x in SIDES:
-        put(f"Shoulder{side}", Z, f"{p}_clav_elev", x), put(f"Shoulder{side}", Y, f"{p}_clav_prot", -x)
-        put(f"Elbow{side}", Z, f"{p}_sh_abd", x), put(f"Elbow{side}", X, f"{p}_sh_flex", -1)
-        put(f"Elbow{side}", Y, f"{p}_sh_rot", x)
-        put(f"Wrist{side}", X, f"{p}_elbow", -1)
-        put(f"Hand{side}", X, f"{p}_wrist", -1), put(f"Thumb{side}", X, f"{p}_wrist", -1)
-        put(f"Knee{side}", Z, f"{p}_hip_abd", x), put(f"Knee{side}", X, f"{p}_hip_flex", -1)
-        put(f"Ankle{side}", X, f"{p}_knee")
-        # Foot kept parallel to the floor: undo the sagittal thigh and shin angles.
-        put(f"Foot{side}", X, f"{p}_hip_flex"), put(f"Foot{side}", X, f"{p}_knee", -1)
+        rows += [(f"Shoulder{side}", "z", f"{p}_clav_elev", x), (f"Shoulder{side}", "y", f"{p}_clav_prot", -x),
+                 (f"Elbow{side}", "z", f"{p}_sh_abd", x), (f"Elbow{side}", "x", f"{p}_sh_flex", -1),
+                 (f"Elbow{side}", "y", f"{p}_sh_rot", x), (f"Wrist{side}", "x", f"{p}_elbow", -1),
+                 (f"Hand{side}", "x", f"{p}_wrist", -1), (f"Thumb{side}", "x", f"{p}_wrist", -1),
+                 (f"Knee{side}", "z", f"{p}_hip_abd", x), (f"Knee{side}", "x", f"{p}_hip_flex", -1),
+                 (f"Ankle{side}", "x", f"{p}_knee", 1),
+                 # The foot stays parallel to the floor: undo the sagittal thigh and shin angles.
+                 (f"Foot{side}", "x", f"{p}_hip_flex", 1), (f"Foot{side}", "x", f"{p}_knee", -1)]
+    M = np.zeros((len(CHANNELS), len(J), 3))
+    for bone, axis, channel, sign in rows:
+        M[C[channel], J[bone], "zxy".index(axis)] += sign
     return M
 
 
