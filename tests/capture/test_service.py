@@ -49,7 +49,7 @@ def _collect(uri: str, **cfg_kw):
     th = threading.Thread(target=reader)
     th.start()
     try:
-        rc = service.run(service.CaptureConfig(source=uri, pub=addr, speed=0, warmup=0.3, **cfg_kw), pub=pub)
+        rc = service.run(service.CaptureConfig(source=uri, pub=addr, speed=0, warmup=1.0, **cfg_kw), pub=pub)
     finally:
         done.set()
         th.join()
