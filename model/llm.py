@@ -1,0 +1,234 @@
+"""The LLM half of the skeleton-aware model: any Hugging Face causal LM + its tokenizer, fed with
+`inputs_embeds` (text embeddings with projected skeleton tokens spliced in, see prompt.py).
+
+- Recognition scores every label of the label set as the assistant's complete answer (label tokens
+  + the chat template's end-of-turn) and normalises over the set: never free-text parsing.
+- Explanation is greedy generation, optionally streamed.
+- A LoRA adapter (peft) with the EAI-LLM defaults; the base weights stay frozen.
+
+Nothing depends on the model's name: the chat template comes from the tokenizer, so SmolLM2,
+Qwen2.5 or Llama 3.x folders all work.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from bodytalk.model.constants import DEFAULT_BASE
+from bodytalk.model.weights import resolve_base
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    base: str = DEFAULT_BASE          # packaged name, local HF folder, or HF id in the local cache
+    dtype: str = "bfloat16"           # bf16 is ~6x faster than fp32 on the CPUs we serve from
+    device: str = "cpu"
+    lora_r: int = 64                  # EAI-LLM defaults: rank 64, alpha 16, dropout 0.05
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {self.dtype!r}")
+        if self.lora_r < 1 or self.lora_alpha < 1:
+            raise ValueError(f"lora_r and lora_alpha must be >= 1 (got {self.lora_r}, {self.lora_alpha})")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"lora_dropout must be in [0, 1), not {self.lora_dropout}")
+        if not self.lora_targets or not all(isinstance(t, str) and t for t in self.lora_targets):
+            raise ValueError(f"lora_targets must name at least one module, got {self.lora_targets!r}")
+
+
+@dataclass(frozen=True)
+class PrefixCache:
+    """Keys/values of the prompt prefix every window shares, computed once (batch 1)."""
+
+    layers: tuple[tuple[Tensor, Tensor], ...]   # per layer: keys, values [1, kv_heads, P, head_dim]
+    length: int                                 # P
+
+    def expand(self, batch: int, config) -> "DynamicCache":  # noqa: F821 (transformers type)
+        from transformers import DynamicCache
+
+        # expand() is a view; the cache concatenates new keys onto it, so the prefix is never copied
+        # per call and never mutated.
+        return DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                             for k, v in self.layers], config=config)
+
+
+class SkeletonLLM(nn.Module):
+    def __init__(self, config: LLMConfig, lm: nn.Module, tokenizer) -> None:
+        super().__init__()
+        self.config = config
+        self.lm = lm
+        self.tokenizer = tokenizer
+        tokenizer.padding_side = "left"
+        self.turn_end = _turn_end(tokenizer)
+        self._answers: dict[str, list[int]] = {}
+
+    @classmethod
+    def load(cls, config: LLMConfig | None = None) -> "SkeletonLLM":
+        """Load the base model of `config` from a local folder (never from a hub), frozen, in eval mode."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        config = config or LLMConfig()
+        path = resolve_base(config.base)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        lm = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[config.dtype], local_files_only=True)
+        lm.requires_grad_(False)
+        return cls(config, lm.to(config.device), tokenizer).eval()
+
+    @property
+    def hidden_size(self) -> int:
+        return self.lm.get_input_embeddings().embedding_dim
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm.get_input_embeddings().weight.dtype
+
+    def add_lora(self) -> int:
+        """Wrap the LM with a LoRA adapter on `config.lora_targets`; returns the trainable parameter count."""
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        if isinstance(self.lm, PeftModel):
+            raise RuntimeError("this model already carries a LoRA adapter")
+        names = {name.rsplit(".", 1)[-1] for name, _ in self.lm.named_modules()}
+        if missing := [t for t in self.config.lora_targets if t not in names]:
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in self.lm.named_modules() if isinstance(m, nn.Linear)})
+            raise ValueError(f"LoRA targets {missing} are not modules of this model; its linear layers are {linear}")
+        c = self.config
+        self.lm = get_peft_model(self.lm, LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                                                     target_modules=list(c.lora_targets), task_type="CAUSAL_LM"))
+        return sum(p.numel() for p in self.lm.parameters() if p.requires_grad)
+
+    def embed(self, ids: Tensor) -> Tensor:
+        """Token ids [..., N] -> input embeddings [..., N, H]."""
+        return self.lm.get_input_embeddings()(ids.to(self.config.device))
+
+    def cache_prefix(self, prefix_embeds: Tensor) -> PrefixCache:
+        """Run the shared prompt prefix [P, H] once; pass the result as `prefix=` to score_labels."""
+        with torch.no_grad():
+            out = self.lm(inputs_embeds=prefix_embeds[None], use_cache=True, logits_to_keep=1)
+        layers = tuple((k, v) for k, v, *_ in out.past_key_values)
+        return PrefixCache(layers=layers, length=prefix_embeds.shape[0])
+
+    def answer_ids(self, label: str) -> list[int]:
+        """Token ids of `label` as the assistant's whole answer, end-of-turn included, so that "sad"
+        does not also score the start of "sadness"."""
+        if label not in self._answers:
+            self._answers[label] = self.tokenizer(label + self.turn_end, add_special_tokens=False)["input_ids"]
+        return self._answers[label]
+
+    def label_log_likelihoods(self, inputs_embeds: Tensor, attention_mask: Tensor, labels: Sequence[str],
+                              prefix: PrefixCache | None = None) -> Tensor:
+        """log p(label's answer | prompt), summed over its tokens: [B, L]. Differentiable (training uses
+        it as logits for a cross-entropy over the label set).
+
+        inputs_embeds [B, N, H], attention_mask [B, N] (0 = left padding); with `prefix`, they hold
+        only what follows the cached prefix. One pass over the prompts, then the cache is repeated
+        L times and all labels are continued in one batched pass.
+        """
+        if not labels:
+            raise ValueError("the label set is empty")
+        batch, n = attention_mask.shape
+        device = self.config.device
+        mask = attention_mask.to(device)
+        cache = None
+        if prefix is not None:
+            mask = torch.cat([mask.new_ones(batch, prefix.length), mask], dim=1)   # [B, P+N]
+            cache = prefix.expand(batch, self.lm.config)
+        positions = _positions(mask)                                                # [B, P+N]
+        out = self.lm(inputs_embeds=inputs_embeds.to(device), attention_mask=mask, position_ids=positions[:, -n:],
+                      past_key_values=cache, use_cache=True, logits_to_keep=1)
+        first = out.logits[:, -1].float().log_softmax(-1)                          # [B, V]
+
+        answers = [torch.tensor(self.answer_ids(label)) for label in labels]
+        ids = nn.utils.rnn.pad_sequence(answers, batch_first=True).to(device)     # [L, A], right-padded
+        real = nn.utils.rnn.pad_sequence([torch.ones_like(a) for a in answers], batch_first=True).to(device)
+        scores = first[:, ids[:, 0]]                                                # [B, L]
+        if ids.shape[1] == 1:
+            return scores
+        n_labels = len(labels)
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(n_labels)                                     # row b*L + l
+        cont_ids = ids[:, :-1].repeat(batch, 1)                                     # [B*L, A-1]
+        cont_mask = torch.cat([mask.repeat_interleave(n_labels, 0), real[:, :-1].repeat(batch, 1)], dim=1)
+        cont_pos = positions[:, -1:].repeat_interleave(n_labels, 0) + torch.arange(1, ids.shape[1], device=device)
+        logits = self.lm(input_ids=cont_ids, attention_mask=cont_mask, position_ids=cont_pos,
+                         past_key_values=cache, use_cache=True).logits              # [B*L, A-1, V]
+        token_lp = logits.float().log_softmax(-1).gather(-1, ids[:, 1:].repeat(batch, 1)[..., None])[..., 0]
+        return scores + (token_lp * real[:, 1:].repeat(batch, 1)).sum(-1).view(batch, n_labels)
+
+    def score_labels(self, inputs_embeds: Tensor, attention_mask: Tensor, labels: Sequence[str],
+                     prefix: PrefixCache | None = None) -> Tensor:
+        """Probability of each label [B, L], summing to 1 over `labels`."""
+        return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix).softmax(-1)
+
+    def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
+                 stream: bool = False, do_sample: bool = False) -> list[str] | Iterator[str]:
+        """Continue each prompt (inputs_embeds [B, N, H], left-padded attention_mask [B, N]). Greedy by
+        default. Returns B texts, or with stream=True (B must be 1) an iterator of text pieces.
+
+        No prefix cache here: one prompt pass is small next to 40 decoding steps."""
+        from transformers import GenerationConfig, TextIteratorStreamer
+
+        if stream and inputs_embeds.shape[0] != 1:
+            raise ValueError(f"stream=True generates for one window at a time, got a batch of {inputs_embeds.shape[0]}")
+        eos = self.lm.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        end = self.tokenizer(self.turn_end, add_special_tokens=False)["input_ids"] if self.turn_end else []
+        eos += end[:1] if len(end) == 1 else []
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
+        settings = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=eos,
+                                    pad_token_id=pad)
+        kwargs = dict(inputs_embeds=inputs_embeds.to(self.config.device),
+                      attention_mask=attention_mask.to(self.config.device), generation_config=settings)
+        if not stream:
+            with torch.no_grad():
+                ids = self.lm.generate(**kwargs)                                    # [B, new tokens]
+            return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
+
+
+def _stream(run, streamer) -> Iterator[str]:
+    """Run generation on a thread and yield the streamer's text; re-raise its error here."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            with torch.no_grad():
+                run()
+        except BaseException as err:  # noqa: BLE001 (handed to the consumer below)
+            failure.append(err)
+            streamer.end()
+
+    thread = threading.Thread(target=target, name="llm-generate", daemon=True)
+    thread.start()
+    yield from streamer
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def _positions(mask: Tensor) -> Tensor:
+    """Position ids that skip padding, [B, N] -> [B, N]: a left-padded row gets the same positions as
+    the same prompt alone, so results do not depend on batch composition."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _turn_end(tokenizer) -> str:
+    """What the chat template writes after an assistant message (e.g. "<|im_end|>"), found by
+    rendering a probe conversation; falls back to the EOS token."""
+    probe, mark = [{"role": "user", "content": "x"}], "\x00answer\x00"
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the tokenizer has no chat template; use an instruction-tuned model folder")
+    full = tokenizer.apply_chat_template(probe + [{"role": "assistant", "content": mark}], tokenize=False)
+    start = full.rfind(mark)
+    end = full[start + len(mark):].strip() if start >= 0 else ""
+    return end or (tokenizer.eos_token or "")
