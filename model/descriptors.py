@@ -259,14 +259,18 @@ def _posture(x: np.ndarray, ok: np.ndarray, valid: _Validity, out: dict[str, flo
 
 
 def _filled(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """``x [T, K, 3]`` with invalid frames of each joint linearly interpolated (``ok [T, K]``)."""
-    t = np.arange(len(x))
-    out = x.copy()
-    for k in range(x.shape[1]):
-        if not ok[:, k].all():
-            for c in range(3):
-                out[:, k, c] = np.interp(t, t[ok[:, k]], x[ok[:, k], k, c])
-    return out
+    """``x [T, K, 3]`` with invalid frames of each joint linearly interpolated between its nearest
+    valid frames (held at the ends); ``ok [T, K]``, at least one valid frame per joint."""
+    if ok.all():
+        return x
+    T = len(x)
+    t = np.arange(T)[:, None]                                    # [T, 1]
+    prev = np.maximum.accumulate(np.where(ok, t, -1), axis=0)    # [T, K] last valid frame at or before
+    nxt = np.minimum.accumulate(np.where(ok, t, T)[::-1], axis=0)[::-1]   # first valid at or after
+    prev, nxt = np.where(prev < 0, nxt, prev), np.where(nxt >= T, prev, nxt)
+    w = np.where(nxt > prev, (t - prev) / np.maximum(nxt - prev, 1), 0.0)[..., None]   # [T, K, 1]
+    k = np.arange(x.shape[1])
+    return (1 - w) * x[prev, k] + w * x[nxt, k]
 
 
 @lru_cache(maxsize=16)
@@ -298,7 +302,7 @@ def _rhythm(x: np.ndarray, ok: np.ndarray, valid: _Validity, fps: float, out: di
         out["tempo"], out["tempo_confidence"] = _tempo(s, fps)
         bounce = np.sort(s[:, 0])                                # detrended pelvis height
         out["bounce"] = 100.0 * float(bounce[int(0.95 * (T - 1))] - bounce[int(0.05 * (T - 1))])
-    if valid.enough(WRISTS):
+    if valid.enough(WRISTS) and fps / 2 > TREMOR_BAND_HZ[0]:     # the band must be below Nyquist
         hann = _hann(T)
         w = _detrended(_filled(x[:, WRISTS], ok[:, WRISTS]).reshape(T, -1)) * hann[:, None]
         power = (np.abs(np.fft.rfft(w, axis=0)) ** 2).reshape(-1, 2, 3).sum(axis=2)   # [F, 2 wrists]

@@ -16,6 +16,7 @@ Sentences without movement claims ("The person seems sad.") are fine.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,38 +70,37 @@ def claims(text: str, descriptors: Mapping[str, Descriptor]) -> list[Claim]:
     """Every claim found in ``text``, supported or not, in reading order."""
     out: list[Claim] = []
     for index, (s0, s1) in enumerate(sentences(text)):
-        sentence = text[s0:s1]
-        breaks = [0, *(m.start() for m in _CLAUSE_BREAK.finditer(sentence)), len(sentence)]
+        out += _sentence_claims(text[s0:s1], s0, index, descriptors)
+    return out
 
-        def clause(pos: int) -> int:                              # start of the clause holding pos
-            return max(b for b in breaks if b <= pos)
 
-        taken: list[tuple[int, int]] = []
-        words: list[tuple[re.Match, Term]] = []
+def _sentence_claims(sentence: str, offset: int, index: int, descriptors: Mapping[str, Descriptor]) -> list[Claim]:
+    breaks = [0, *(m.start() for m in _CLAUSE_BREAK.finditer(sentence))]
 
-        def free(m: re.Match) -> bool:
-            return all(m.end() <= a or m.start() >= b for a, b in taken)
+    def clause(pos: int) -> int:                                  # start of the clause holding pos
+        return breaks[bisect.bisect_right(breaks, pos) - 1]
 
-        for pattern, why in UNOBSERVABLE:
-            for m in filter(free, pattern.finditer(sentence)):
-                taken.append(m.span())
-                out.append(Claim(m.group(0), s0 + m.start(), s0 + m.end(), index, None, False,
-                                 f"not observable: {why}"))
-        for term in TERMS:
-            for m in term.pattern.finditer(sentence):
-                if free(m):
-                    taken.append(m.span())
-                    words.append((m, term))
-        for m, term in words:
-            negated = bool(_NEGATION.search(sentence[clause(m.start()):m.start()]))
-            name, ok, reason = _judge_words(term, negated, descriptors)
-            out.append(Claim(m.group(0), s0 + m.start(), s0 + m.end(), index, name, ok, reason))
-        for m in _NUMBER.finditer(sentence):
-            if not free(m):
-                continue
-            near = [(abs(w.start() - m.start()), w, t) for w, t in words if clause(w.start()) == clause(m.start())]
-            name, ok, reason = _judge_number(m, [t for _, w, t in sorted(near, key=lambda e: e[0])], descriptors)
-            out.append(Claim(m.group(0), s0 + m.start(), s0 + m.end(), index, name, ok, reason))
+    taken: list[tuple[int, int]] = []                             # spans already claimed
+
+    def free(m: re.Match) -> bool:
+        if any(m.start() < b and m.end() > a for a, b in taken):
+            return False
+        taken.append(m.span())
+        return True
+
+    def claim(m: re.Match, verdict: tuple[str | None, bool, str]) -> Claim:
+        return Claim(m.group(0), offset + m.start(), offset + m.end(), index, *verdict)
+
+    out = [claim(m, (None, False, f"not observable: {why}"))
+           for pattern, why in UNOBSERVABLE for m in pattern.finditer(sentence) if free(m)]
+    words = [(m, term) for term in TERMS for m in term.pattern.finditer(sentence) if free(m)]
+    for m, term in words:
+        negated = bool(_NEGATION.search(sentence[clause(m.start()):m.start()]))
+        out.append(claim(m, _judge_words(term, negated, descriptors)))
+    for m in filter(free, _NUMBER.finditer(sentence)):
+        same_clause = sorted((abs(w.start() - m.start()), i) for i, (w, _) in enumerate(words)
+                             if clause(w.start()) == clause(m.start()))
+        out.append(claim(m, _judge_number(m, [words[i][1] for _, i in same_clause], descriptors)))
     return sorted(out, key=lambda c: c.start)
 
 

@@ -63,6 +63,14 @@ def test_wrist_at_2_hz_gives_tempo_2_hz():
     assert d["arm_asymmetry"].phrase == "right arm more active than the left"
 
 
+def test_tempo_survives_scattered_dropouts():
+    x = M.oscillate(M.still(), [U["r_wrist"]], hz=2.0, amplitude=0.1)
+    c = M.confidence(x)
+    c[np.random.default_rng(3).random(len(c)) < 0.3, U["r_wrist"]] = 0.0   # bridged by interpolation
+    d = describe(x, c)
+    assert d["tempo"].value == pytest.approx(2.0, abs=0.15)
+
+
 def test_vertical_bounce_amplitude_and_tempo():
     x = M.walk(M.oscillate(M.still(), list(range(17)), hz=1.8, amplitude=0.03), 1.2)
     d = describe(x)
@@ -156,6 +164,12 @@ def test_too_short_windows_do_not_crash(T):
     assert not d["speed"].valid and not d["jerk"].valid and not d["tempo"].valid
     assert d["speed"].phrase == "body speed: insufficient data"
     assert d["trunk_lean"].valid == (T >= D.MIN_SAMPLES)              # posture needs a few frames only
+
+
+def test_a_low_frame_rate_cannot_show_tremor():
+    x = M.oscillate(M.still(20), WRISTS, hz=2.0, amplitude=0.003)
+    d = D.compute(x, M.confidence(x), fps=8.0)                        # Nyquist 4 Hz, below the band
+    assert not d["tremor"].valid and d["speed"].valid
 
 
 def test_missing_wrists_invalidate_only_what_needs_them():
