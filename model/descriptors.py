@@ -14,8 +14,8 @@ Conventions:
   binomial kernel (removes sensor jitter; exact for constant-velocity motion), kept only where
   every frame the filter reads is valid. Limb speeds are relative to the pelvis (gesture, not
   travel).
-- Tempo and tremor need evenly spaced samples: invalid frames are bridged by linear interpolation,
-  which adds no rhythm and no high-frequency energy, so a gap can only lower them.
+- Tempo and tremor (``spectral``) need evenly spaced samples: invalid frames are bridged by linear
+  interpolation, which adds no rhythm and no high-frequency energy, so a gap can only lower them.
 - "Change" descriptors are the second-half mean minus the first-half mean.
 Pure numpy (no torch): this runs on every window, also in light installs.
 """
@@ -29,6 +29,7 @@ from functools import lru_cache
 import numpy as np
 
 from bodytalk.capture.layouts import U, UNIFIED_JOINTS
+from bodytalk.model import spectral
 from bodytalk.model.descriptor_bands import NAMES, SPECS, phrase
 
 __all__ = ["NAMES", "Descriptor", "Descriptors", "compute", "as_vector"]
@@ -38,11 +39,6 @@ MIN_VALID_SHARE = 0.5        # of frames in which a descriptor's joints must all
 MIN_SAMPLES = 3              # per statistic (and per half for changes)
 SMOOTH = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0   # binomial, ~Gaussian with sigma 1 frame
 STILL_SPEED = 0.15           # m/s; a frame is still when every key joint is slower than this
-MIN_RHYTHM_STD = 0.01        # m; less periodic-signal motion than this has no tempo
-RHYTHM_MIN_CONFIDENCE = 0.5  # autocorrelation peak needed to report a tempo
-MAX_TEMPO_HZ = 4.0           # faster oscillation is tremor, not tempo
-TREMOR_BAND_HZ = (5.0, 12.0) # Hz; fast waving reaches 4 Hz, tremor sits above
-TREMOR_MIN_SHARE = 0.1       # of wrist motion energy in the tremor band for it to count fully
 
 P, TH, NK, HD = U["pelvis"], U["thorax"], U["neck"], U["head"]
 WRISTS = [U["l_wrist"], U["r_wrist"]]
@@ -258,86 +254,16 @@ def _posture(x: np.ndarray, ok: np.ndarray, valid: _Validity, out: dict[str, flo
         out["volume"] = _mean(extent.prod(axis=1), ok.all(axis=1) & mf)
 
 
-def _filled(x: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """``x [T, K, 3]`` with invalid frames of each joint linearly interpolated between its nearest
-    valid frames (held at the ends); ``ok [T, K]``, at least one valid frame per joint."""
-    if ok.all():
-        return x
-    T = len(x)
-    t = np.arange(T)[:, None]                                    # [T, 1]
-    prev = np.maximum.accumulate(np.where(ok, t, -1), axis=0)    # [T, K] last valid frame at or before
-    nxt = np.minimum.accumulate(np.where(ok, t, T)[::-1], axis=0)[::-1]   # first valid at or after
-    prev, nxt = np.where(prev < 0, nxt, prev), np.where(nxt >= T, prev, nxt)
-    w = np.where(nxt > prev, (t - prev) / np.maximum(nxt - prev, 1), 0.0)[..., None]   # [T, K, 1]
-    k = np.arange(x.shape[1])
-    return (1 - w) * x[prev, k] + w * x[nxt, k]
-
-
-@lru_cache(maxsize=16)
-def _ramp(T: int) -> np.ndarray:
-    """``[T]`` centred time ramp scaled to unit norm (the detrending regressor)."""
-    t = np.linspace(-1.0, 1.0, T)
-    return t / max(np.linalg.norm(t), 1e-12)
-
-
-@lru_cache(maxsize=16)
-def _hann(T: int) -> np.ndarray:
-    return np.hanning(T)
-
-
-def _detrended(s: np.ndarray) -> np.ndarray:
-    """Least-squares line removed from each column of ``s [T, S]``."""
-    t = _ramp(len(s))
-    return s - s.mean(axis=0) - np.outer(t, t @ s)
-
-
 def _rhythm(x: np.ndarray, ok: np.ndarray, valid: _Validity, fps: float, out: dict[str, float]) -> None:
     T = len(x)
     if T < fps or T < 8:                                         # rhythm needs at least one second
         return
     if valid.enough([P, *WRISTS, *ANKLES]):
-        limbs = _filled(x[:, [P, *WRISTS, *ANKLES]], ok[:, [P, *WRISTS, *ANKLES]])
+        limbs = spectral.filled(x[:, [P, *WRISTS, *ANKLES]], ok[:, [P, *WRISTS, *ANKLES]])
         rel = (limbs[:, 1:] - limbs[:, :1]).reshape(T, -1)       # [T, 12] limbs relative to the pelvis
-        s = _detrended(np.concatenate([limbs[:, :1, 1], rel], axis=1))   # + pelvis height: [T, 13]
-        out["tempo"], out["tempo_confidence"] = _tempo(s, fps)
+        s = spectral.detrended(np.concatenate([limbs[:, :1, 1], rel], axis=1))   # + pelvis height: [T, 13]
+        out["tempo"], out["tempo_confidence"] = spectral.tempo(s, fps)
         bounce = np.sort(s[:, 0])                                # detrended pelvis height
         out["bounce"] = 100.0 * float(bounce[int(0.95 * (T - 1))] - bounce[int(0.05 * (T - 1))])
-    if valid.enough(WRISTS) and fps / 2 > TREMOR_BAND_HZ[0]:     # the band must be below Nyquist
-        hann = _hann(T)
-        w = _detrended(_filled(x[:, WRISTS], ok[:, WRISTS]).reshape(T, -1)) * hann[:, None]
-        power = (np.abs(np.fft.rfft(w, axis=0)) ** 2).reshape(-1, 2, 3).sum(axis=2)   # [F, 2 wrists]
-        f = np.fft.rfftfreq(T, 1.0 / fps)
-        band = (f >= TREMOR_BAND_HZ[0]) & (f <= TREMOR_BAND_HZ[1]) & (f < fps / 2)
-        # Parseval for a one-sided spectrum, undoing the Hann window's loss of energy.
-        amplitude = np.sqrt(2 * power[band].sum(axis=0) / T ** 2 / np.mean(hann ** 2))   # [2] m RMS
-        share = power[band].sum(axis=0) / np.maximum(power[1:].sum(axis=0), 1e-12)
-        # Sharp edges of a large movement also reach the band but are a small share of its energy;
-        # a tremor is most of it. Under TREMOR_MIN_SHARE the band counts proportionally less.
-        out["tremor"] = 1000.0 * float((amplitude * np.minimum(share / TREMOR_MIN_SHARE, 1.0)).mean())
-
-
-def _tempo(s: np.ndarray, fps: float) -> tuple[float, float]:
-    """Dominant period of detrended signals ``s [T, S]`` by their pooled unbiased autocorrelation.
-
-    Returns (frequency Hz, peak autocorrelation in [0, 1]); (0, 0) when there is no clear rhythm.
-    """
-    T = len(s)
-    if s.std(axis=0).max() < MIN_RHYTHM_STD:
-        return 0.0, 0.0
-    spec = np.fft.rfft(s, n=2 * T, axis=0)
-    acf = np.fft.irfft((np.abs(spec) ** 2).sum(axis=1), n=2 * T)[:T] / (T - np.arange(T))
-    rho = acf / acf[0]                                           # [T]
-    lo, hi = max(2, int(math.ceil(fps / MAX_TEMPO_HZ))), min(T - 2, (2 * T) // 3)
-    lags = np.arange(lo, hi + 1)
-    peaks = lags[(rho[lags] > rho[lags - 1]) & (rho[lags] >= rho[lags + 1])]
-    if len(peaks) == 0:
-        return 0.0, 0.0
-    best = float(rho[peaks].max())
-    if best < RHYTHM_MIN_CONFIDENCE:
-        return 0.0, max(best, 0.0)
-    lag = int(peaks[rho[peaks] >= 0.9 * best][0])                # first strong peak, not a multiple
-    conf = min(float(rho[lag]), 1.0)
-    y0, y1, y2 = rho[lag - 1], rho[lag], rho[lag + 1]            # parabolic refinement of the lag
-    denom = y0 - 2 * y1 + y2
-    shift = 0.5 * (y0 - y2) / denom if denom < 0 else 0.0
-    return float(fps / (lag + shift)), conf
+    if valid.enough(WRISTS) and fps / 2 > spectral.TREMOR_BAND_HZ[0]:   # the band must be below Nyquist
+        out["tremor"] = 1000.0 * spectral.tremor(spectral.filled(x[:, WRISTS], ok[:, WRISTS]), fps)
