@@ -1,0 +1,273 @@
+"""Dataset specs -> labelled windows of the unified skeleton, with clip ids and groups for splitting.
+
+A dataset is a source URI plus where its labels come from::
+
+    synthetic:?bodies=4&duration=60&hold=10&seed=1     labels in the frames (label_key emotion)
+    bvh:../shared/data/bandai-namco-ds1/data           every .bvh below the folder, JSON sidecars
+    kinect-csv:DIR, ntu:DIR, c3d:DIR                   idem (.csv, .skeleton, .c3d)
+    session:take.mcap  + labels: take_labels.csv       start,end,<label_key>[,body] intervals
+
+Every clip is read through its source and the ``Windower`` (2 s windows every 0.5 s on a 30 fps
+grid) into unified ``joints [T, 17, 3]`` + ``confidence [T, 17]``. A *clip* is a file's body, or
+one body's stretch of a stream under one label; windows whose label changes inside are dropped,
+so no window mixes two labels. File windows are cached as .npz keyed by path, size and mtime.
+
+Everything that can be wrong with the data is checked here, before training: files without
+labels, unknown class names, files whose layout has no unified mapping (all named at once).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from bodytalk.capture.source import SourceError, parse_uri
+from bodytalk.capture.windowing import WindowConfig
+from bodytalk.model.features import WindowInput, prepare
+from bodytalk.model.weights import cache_root
+from bodytalk.train import splits
+from bodytalk.train.config import strict
+from bodytalk.train.labels import FileLabel, LabelError, file_labels, interval_timelines
+from bodytalk.train.readers import cached_read, read
+from bodytalk.train.splits import Split, SplitConfig
+
+FILE_SUFFIX = {"bvh": ".bvh", "kinect-csv": ".csv", "ntu": ".skeleton", "c3d": ".c3d"}
+
+
+class DatasetError(ValueError):
+    """Data that cannot train; the message names the datasets, files and labels involved."""
+
+
+@strict
+@dataclass(frozen=True)
+class DatasetSpec:
+    uri: str
+    label_key: str = "emotion"
+    labels: str | None = None   # None: frames / JSON sidecars; "folder"; a CSV index or interval file
+    classes: tuple[str, ...] | None = None  # keep only these labels (the dataset's own names)
+    rename: dict[str, str] = field(default_factory=dict)  # dataset name -> model label
+    name: str | None = None     # prefix of clip ids (default: the folder or scheme)
+
+    def __post_init__(self) -> None:
+        try:
+            scheme, _, _ = parse_uri(self.uri)
+        except SourceError as err:
+            raise ValueError(str(err)) from None
+        if scheme not in FILE_SUFFIX and scheme not in ("synthetic", "session"):
+            raise ValueError(f"dataset {self.uri}: scheme {scheme!r} is not a dataset; use one of "
+                             + ", ".join([*FILE_SUFFIX, "synthetic", "session"]))
+        if scheme == "session" and self.labels is None:
+            raise ValueError(f"dataset {self.uri}: a session needs `labels:` (a CSV of start,end,"
+                             f"{self.label_key} intervals)")
+        if self.classes is not None and not self.classes:
+            raise ValueError(f"dataset {self.uri}: classes is empty; leave it out to keep every label")
+
+    @property
+    def key(self) -> str:
+        scheme, target, _ = parse_uri(self.uri)
+        return self.name or Path(target).stem or scheme
+
+
+@strict
+@dataclass(frozen=True)
+class DataConfig:
+    datasets: tuple[DatasetSpec, ...]
+    labels: tuple[str, ...] | None = None  # the model's label order (default: sorted labels found)
+    window: float = 2.0                   # seconds
+    hop: float = 0.5                      # seconds
+    fps: float = 30.0                     # window grid rate
+    split: SplitConfig = field(default_factory=SplitConfig)
+    cache: str | None = None              # window cache folder (default: <bodytalk cache>/windows)
+
+    def __post_init__(self) -> None:
+        if not self.datasets:
+            raise ValueError("data.datasets is empty: name at least one dataset URI")
+        names = [d.key for d in self.datasets]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"datasets share the name(s) {dup}: give each a distinct `name:`")
+        WindowConfig(self.window, self.hop, self.fps)  # validates
+
+    @property
+    def window_config(self) -> WindowConfig:
+        return WindowConfig(self.window, self.hop, self.fps)
+
+
+@dataclass(frozen=True)
+class Clip:
+    id: str                      # "<dataset>/<file>[#b<body>]" or "<dataset>/b<body>/s<segment>"
+    label: str
+    layout: str                  # source layout id (the encoder's layout embedding)
+    dataset: str
+    groups: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class WindowSet:
+    joints: np.ndarray       # [N, T, 17, 3] float32, canonical metres
+    confidence: np.ndarray   # [N, T, 17] float32
+    label: np.ndarray        # [N] int64, index into labels
+    clip: np.ndarray         # [N] int64, index into clips
+    clips: tuple[Clip, ...]
+    labels: tuple[str, ...]
+    fps: float
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def layouts(self) -> list[str]:
+        return [self.clips[i].layout for i in self.clip]
+
+    def counts(self) -> dict[str, int]:
+        """Windows per clip id."""
+        return {self.clips[i].id: n for i, n in Counter(self.clip.tolist()).items()}
+
+    def take(self, clip_ids) -> "WindowSet":
+        """The windows of these clips."""
+        keep = np.isin(self.clip, [i for i, c in enumerate(self.clips) if c.id in set(clip_ids)])
+        return WindowSet(self.joints[keep], self.confidence[keep], self.label[keep], self.clip[keep],
+                         self.clips, self.labels, self.fps)
+
+    def split(self, split: Split) -> tuple["WindowSet", "WindowSet"]:
+        return self.take(split.train), self.take(split.test)
+
+    def features(self, index: int, frames: int) -> np.ndarray:
+        """Encoder input of one window, ``[frames, 17, C]``."""
+        return prepare(WindowInput(self.joints[index], self.confidence[index], self.fps), frames)
+
+    def summary(self) -> dict:
+        per_label = Counter(self.labels[i] for i in self.label)
+        clips = Counter(self.clips[i].label for i in set(self.clip.tolist()))
+        return {"windows": len(self), "clips": sum(clips.values()),
+                "per_label": {lab: {"windows": per_label[lab], "clips": clips[lab]} for lab in self.labels}}
+
+
+def _files(spec: DatasetSpec) -> tuple[Path, list[Path]]:
+    scheme, target, _ = parse_uri(spec.uri)
+    path = Path(target).expanduser()
+    if path.is_file():
+        return path.parent, [path]
+    if not path.is_dir():
+        raise DatasetError(f"dataset {spec.uri}: {path} is neither a file nor a folder")
+    files = sorted(path.rglob(f"*{FILE_SUFFIX[scheme]}"))
+    if not files:
+        raise DatasetError(f"dataset {spec.uri}: no {FILE_SUFFIX[scheme]} files below {path}")
+    return path, files
+
+
+def _file_uri(spec: DatasetSpec, path: Path) -> str:
+    scheme, _, options = parse_uri(spec.uri)
+    query = "&".join(f"{k}={v}" for k, v in options.items())
+    return f"{scheme}:{path}" + (f"?{query}" if query else "")
+
+
+@dataclass
+class _Labelled:
+    clips: list[Clip] = field(default_factory=list)
+    windows: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)  # clip, joints, conf
+
+
+def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool) -> _Labelled:
+    root, files = _files(spec)
+    try:
+        labels: dict[Path, FileLabel] = file_labels(files, root, spec.label_key, spec.labels)
+    except LabelError as err:
+        raise DatasetError(f"dataset {spec.key}: {err}") from None
+    _check_classes(spec, {lab.label for lab in labels.values()})
+    out, errors = _Labelled(), []
+    for path in tqdm(files, desc=f"reading {spec.key}", unit="file", disable=not progress, leave=False):
+        if _keep(spec, labels[path].label) is None:
+            continue
+        try:
+            raw = cached_read(path, _file_uri(spec, path), cfg.window_config, cache)
+        except (SourceError, ValueError, KeyError) as err:  # incl. a rig without unified mapping
+            errors.append(f"{path}: {err}")
+            continue
+        bodies = sorted(set(raw.body))
+        for body in bodies:
+            suffix = f"#b{body}" if len(bodies) > 1 else ""
+            clip = Clip(f"{spec.key}/{path.relative_to(root).as_posix()}{suffix}", _keep(spec, labels[path].label),
+                        raw.layout, spec.key, dict(labels[path].groups))
+            out.clips.append(clip)
+            out.windows += [(len(out.clips) - 1, j, c) for j, c, b in zip(raw.joints, raw.confidence, raw.body)
+                            if b == body]
+    if errors:
+        raise DatasetError(f"dataset {spec.key}: {len(errors)} file(s) could not be read:\n  " + "\n  ".join(errors))
+    return out
+
+
+def _load_stream(spec: DatasetSpec, cfg: DataConfig) -> _Labelled:
+    scheme, target, _ = parse_uri(spec.uri)
+    try:
+        raw = read(spec.uri, cfg.window_config, spec.label_key if spec.labels is None else None)
+        if spec.labels is not None:
+            timelines = interval_timelines(Path(spec.labels).expanduser(), spec.label_key)
+            raw.timelines = {b: timelines.get(b) or timelines.get(None) for b in set(raw.body)}
+    except (SourceError, LabelError) as err:
+        raise DatasetError(f"dataset {spec.key}: {err}") from None
+    t0 = raw.t0 if spec.labels is not None else 0.0  # interval files count from the first frame
+    found = {v for tl in raw.timelines.values() if tl for v in tl.values if v is not None}
+    _check_classes(spec, found)
+    out, index = _Labelled(), {}
+    for j, c, body, (t_start, t_end) in zip(raw.joints, raw.confidence, raw.body, raw.span):
+        timeline = raw.timelines.get(body)
+        seg = timeline.segment(t_start - t0, t_end - t0) if timeline else None
+        if seg is None or _keep(spec, seg[1]) is None:
+            continue  # unlabelled, or the label changes inside the window
+        if (body, seg[0]) not in index:
+            index[body, seg[0]] = len(out.clips)
+            out.clips.append(Clip(f"{spec.key}/b{body}/s{seg[0]}", _keep(spec, seg[1]), raw.layout, spec.key,
+                                  {"body": str(body)}))
+        out.windows.append((index[body, seg[0]], j, c))
+    return out
+
+
+def _check_classes(spec: DatasetSpec, found: set[str]) -> None:
+    wanted = set(spec.classes or ()) | set(spec.rename)
+    if unknown := sorted(wanted - found):
+        raise DatasetError(f"dataset {spec.key}: unknown class name(s) {', '.join(unknown)} in classes/rename; "
+                           f"its {spec.label_key} labels are: {', '.join(sorted(found)) or 'none'}")
+
+
+def _keep(spec: DatasetSpec, label: str) -> str | None:
+    """The model label of a dataset label, or None when the class subset leaves it out."""
+    if spec.classes is not None and label not in spec.classes:
+        return None
+    return spec.rename.get(label, label)
+
+
+def load(cfg: DataConfig, progress: bool = True) -> WindowSet:
+    """Read, label and check every dataset of ``cfg``."""
+    cache = Path(cfg.cache).expanduser() if cfg.cache else cache_root() / "windows"
+    parts = []
+    for spec in cfg.datasets:
+        scheme = parse_uri(spec.uri)[0]
+        part = _load_files(spec, cfg, cache, progress) if scheme in FILE_SUFFIX else _load_stream(spec, cfg)
+        if not part.windows:
+            raise DatasetError(f"dataset {spec.key} ({spec.uri}) yielded no labelled windows of {cfg.window} s")
+        parts.append(part)
+    found = sorted({c.label for p in parts for c in p.clips})
+    labels = tuple(cfg.labels) if cfg.labels else tuple(found)
+    if stray := sorted(set(found) - set(labels)):
+        raise DatasetError(f"label(s) {', '.join(stray)} are not in data.labels ({', '.join(labels)}); "
+                           "add them, rename them or leave them out with a dataset's classes")
+    clips = [c for p in parts for c in p.clips]
+    offsets = np.cumsum([0] + [len(p.clips) for p in parts])
+    items = [(off + i, j, c) for off, p in zip(offsets, parts) for i, j, c in p.windows]
+    clip = np.array([i for i, _, _ in items], dtype=np.int64)
+    index = {lab: i for i, lab in enumerate(labels)}
+    return WindowSet(np.stack([j for _, j, _ in items]).astype(np.float32),
+                     np.stack([c for _, _, c in items]).astype(np.float32),
+                     np.array([index[clips[i].label] for i in clip], dtype=np.int64), clip,
+                     tuple(clips), labels, cfg.fps)
+
+
+def load_split(cfg: DataConfig, progress: bool = True) -> tuple[WindowSet, Split, WindowSet, WindowSet]:
+    """``load`` + the split a single-run stage uses, checked: (all, split, train, test)."""
+    windows = load(cfg, progress)
+    split = splits.select(windows.clips, cfg.split)
+    splits.check(split, windows.clips, windows.counts())
+    train, test = windows.split(split)
+    return windows, split, train, test

@@ -1,0 +1,202 @@
+"""Stage 1: skeleton encoder pre-training, two recipes.
+
+- ``supervised`` (EAI-LLM): cross-entropy on the encoder's label head; SGD lr 0.1, momentum 0.9,
+  batch 64, 200 epochs, lr / 10 at epochs 100, 150 and 175 after a 5-epoch warm-up
+  (``configs/pretrain_supervised.yaml``; ``optim.epochs=N`` compresses the same schedule).
+  Evaluated on the held-out clips: window accuracy, macro-F1, and clip accuracy (mean
+  probabilities over a clip's windows).
+- ``stb`` (micro-gesture paper): self-supervised Spatial-Temporal-Balanced dual-stream
+  contrastive learning on two augmented views (``losses.STBLoss``; MG augmentations by default,
+  ``configs/pretrain_stb.yaml``). Evaluated by a linear probe: a logistic regression on the
+  frozen encoder's stream features of the training windows, scored on the held-out ones.
+
+Both write ``RUN/checkpoint/``: an encoder-only model checkpoint (no LLM: ``base_model`` None) whose meta
+records the recipe, the split (clip ids) and the final metrics.
+
+    bodytalk train --config pretrain_supervised optim.epochs=20 --out runs/sup
+    bodytalk train --config pretrain_stb --out runs/stb
+    torchrun --nproc-per-node 4 -m bodytalk.train.run --config pretrain_stb
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from bodytalk.capture.layouts import BODY_PARTS
+from bodytalk.model import checkpoint
+from bodytalk.model.checkpoint import ModelConfig
+from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
+from bodytalk.model.projector import Projector
+from bodytalk.train import config as config_io
+from bodytalk.train.augment import AugmentConfig, Augmenter
+from bodytalk.train.config import strict
+from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split
+from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer, setup, teardown
+from bodytalk.train.losses import Fusion, STBLoss, streams
+from bodytalk.train.rundir import RunDir
+from bodytalk.train.views import WindowDataset
+
+
+@strict
+@dataclass(frozen=True)
+class PretrainOptions:
+    recipe: Literal["supervised", "stb"] = "supervised"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    temperature: float = 0.1       # stb: NT-Xent temperature
+    fusion: Fusion = "uncertainty"  # stb: how the spatial and temporal losses are balanced
+    cross_weight: float = 0.5      # stb: weight of the cross-stream agreement term
+    proj_dim: int = 64             # stb: projection head output size
+    probe_c: float = 1.0           # stb: inverse L2 strength of the linear probe
+
+    def __post_init__(self) -> None:
+        if self.recipe == "stb" and not self.augment.names:
+            raise ValueError("pretrain.recipe=stb contrasts two augmented views: set pretrain.augment.policy")
+        if not (self.temperature > 0 and self.cross_weight >= 0 and self.proj_dim > 0 and self.probe_c > 0):
+            raise ValueError(f"need temperature > 0, cross_weight >= 0, proj_dim > 0, probe_c > 0: {self}")
+
+
+_ENCODER_KEYS = {f.name for f in dataclasses.fields(EncoderConfig)} - {"num_labels"}
+
+
+@strict
+@dataclass(frozen=True)
+class Config:
+    stage: Literal["pretrain"]
+    data: DataConfig
+    pretrain: PretrainOptions = field(default_factory=PretrainOptions)
+    encoder: dict[str, Any] = field(default_factory=dict)  # EncoderConfig fields (labels set num_labels)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    seed: int = 0
+    out: str = "runs/pretrain"
+
+    def __post_init__(self) -> None:
+        if unknown := sorted(set(self.encoder) - _ENCODER_KEYS):
+            raise ValueError(f"encoder: unknown key(s) {unknown}; known: {', '.join(sorted(_ENCODER_KEYS))}")
+        EncoderConfig(num_labels=2, **self.encoder)  # validates the values
+
+
+class STBModel(nn.Module):
+    """Encoder + STB loss in one module (what DDP wraps): two views -> loss dict."""
+
+    def __init__(self, encoder: SkeletonEncoder, loss: STBLoss) -> None:
+        super().__init__()
+        self.encoder, self.loss = encoder, loss
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, layout: torch.Tensor) -> dict[str, torch.Tensor]:
+        st = self.encoder(torch.cat([x1, x2]), torch.cat([layout, layout]))["st_tokens"]  # [2B, P*K, D]
+        return self.loss(*st.chunk(2))
+
+
+def _supervised_step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
+    x, layout, y = batch
+    logits = model(x, layout)["logits"]
+    return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(1) == y).float().mean()}
+
+
+def _stb_step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
+    x1, x2, layout, _ = batch  # labels unused: self-supervised
+    return model(x1, x2, layout)
+
+
+def _encode(encoder: SkeletonEncoder, dataset: WindowDataset, device: str, batch: int = 256):
+    """Frozen outputs over un-augmented windows: logits [N, L], stream features [N, (P+K)*D]."""
+    logits, feats = [], []
+    for x, layout, _ in DataLoader(dataset, batch_size=batch):
+        out = encoder(x.to(device), layout.to(device))
+        logits.append(out["logits"].cpu())
+        feats.append(torch.cat(streams(out["st_tokens"], len(BODY_PARTS), encoder.cfg.time_chunks), 1).cpu())
+    return torch.cat(logits), torch.cat(feats).numpy()
+
+
+def _scores(y: np.ndarray, pred: np.ndarray, prefix: str) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+    return {f"{prefix}_acc": float((pred == y).mean()),
+            f"{prefix}_f1": float(f1_score(y, pred, average="macro", zero_division=0))}
+
+
+def _supervised_eval(test: WindowSet, test_set: WindowDataset, device: str) -> Callable[[nn.Module], dict]:
+    def evaluate(encoder: SkeletonEncoder) -> dict[str, float]:
+        logits, _ = _encode(encoder, test_set, device)
+        y = test.label
+        probs = logits.softmax(1).numpy()
+        clips = np.unique(test.clip)
+        clip_pred = np.array([probs[test.clip == c].mean(0).argmax() for c in clips])
+        clip_true = np.array([y[test.clip == c][0] for c in clips])
+        return {"test_loss": float(F.cross_entropy(logits, torch.from_numpy(y))),
+                **_scores(y, logits.argmax(1).numpy(), "test"),
+                "test_clip_acc": float((clip_pred == clip_true).mean())}
+    return evaluate
+
+
+def _probe_eval(train: WindowSet, test: WindowSet, sets: tuple[WindowDataset, WindowDataset], device: str,
+                c: float) -> Callable[[nn.Module], dict]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def evaluate(model: STBModel) -> dict[str, float]:
+        (_, f_train), (_, f_test) = (_encode(model.encoder, s, device) for s in sets)
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+        probe.fit(f_train, train.label)
+        return _scores(test.label, probe.predict(f_test), "probe")
+    return evaluate
+
+
+def run(cfg: Config, out: str | Path | None = None,
+        on_epoch_end: Callable[[int, dict], None] | None = None) -> Path:
+    """Train as configured; returns the run folder (its ``checkpoint/`` is the model)."""
+    info = setup(cfg.runtime, cfg.seed)
+    try:
+        return _run(cfg, Path(out or cfg.out), info, on_epoch_end)
+    finally:
+        teardown()
+
+
+def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
+    progress = cfg.runtime.progress and info.main
+    if info.main:  # rank 0 fills the window cache; the others then read it
+        windows, split, train, test = load_split(cfg.data, progress)
+    info.barrier()
+    if not info.main:
+        windows, split, train, test = load_split(cfg.data, False)
+    if len(windows.labels) < 2:
+        raise DatasetError(f"need at least 2 labels to pre-train, found {list(windows.labels)}")
+    model_cfg = ModelConfig.create(windows.labels, encoder=dict(cfg.encoder), with_llm=False)
+    enc_cfg = model_cfg.encoder
+    encoder = SkeletonEncoder(enc_cfg)
+    p = cfg.pretrain
+    augment = Augmenter(p.augment)
+    fixed = lambda w: WindowDataset(w, enc_cfg.layouts, enc_cfg.frames)  # noqa: E731  un-augmented
+    if p.recipe == "supervised":
+        module, step, find_unused = encoder, _supervised_step, False
+        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment or None, 1, cfg.seed)
+        evaluate = _supervised_eval(test, fixed(test), info.device)
+    else:
+        loss = STBLoss(enc_cfg.dim, len(BODY_PARTS), enc_cfg.time_chunks, p.proj_dim, p.temperature,
+                       p.fusion, p.cross_weight)
+        module, step, find_unused = STBModel(encoder, loss), _stb_step, True  # label head, queries unused
+        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment, 2, cfg.seed)
+        evaluate = _probe_eval(train, test, (fixed(train), fixed(test)), info.device, p.probe_c)
+
+    rundir = RunDir(out, config_io.to_dict(cfg), main=info.main, resume=cfg.runtime.resume)
+    trainer = Trainer(rundir, module, cfg.optim, cfg.runtime, cfg.seed, info, find_unused)
+    history = trainer.fit(data, step, evaluate, on_epoch_end)
+    if info.main:
+        final = {k: v for k, v in history[-1].items() if k.startswith(("test_", "probe_"))}
+        meta = {"stage": "pretrain", "recipe": p.recipe, "augment": list(p.augment.names),
+                "head_trained": p.recipe == "supervised", "split": split.to_dict(),
+                "datasets": [d.uri for d in cfg.data.datasets], "data": windows.summary(),
+                "metrics": final, "seed": cfg.seed, "run": str(out)}
+        checkpoint.save(rundir.checkpoint, model_cfg, encoder.cpu(), Projector(model_cfg.projector), meta=meta)
+        rundir.write_results({**meta, "train": train.summary(), "test": test.summary(), "history": history})
+    info.barrier()
+    return out

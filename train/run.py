@@ -1,0 +1,57 @@
+"""``bodytalk train``: run one training stage from a committed config file.
+
+    bodytalk train --config tiny_pretrain                       # a committed config by name
+    bodytalk train --config pretrain_supervised --out runs/sup optim.epochs=20
+    bodytalk train --config my.yaml data.split.kind=logo data.split.fold=bow runtime.threads=1
+    torchrun --nproc-per-node 4 -m bodytalk.train.run --config pretrain_stb   # DDP, same config
+
+The config's ``stage:`` picks the stage module from ``STAGES``; each stage module has a ``Config``
+dataclass and ``run(cfg, out) -> run folder``. Overrides are ``dotted.key=value`` (value in YAML).
+An interrupted run resumes from its last finished epoch when started again with the same command.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bodytalk.train import config
+from bodytalk.train.config import ConfigError
+from bodytalk.train.data import DatasetError
+from bodytalk.train.labels import LabelError
+from bodytalk.train.splits import SplitError
+
+# stage -> module with `Config` and `run(cfg, out=None) -> Path`. The later stages add themselves here.
+STAGES: dict[str, str] = {
+    "pretrain": "bodytalk.train.pretrain",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bodytalk train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True, help="config YAML, or a committed config name")
+    parser.add_argument("--out", help="run folder (default: the config's `out`)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    args = parser.parse_args(argv)
+    try:
+        raw = config.load_raw(args.config, args.overrides)
+        stage = raw.get("stage")
+        if stage not in STAGES:
+            raise ConfigError(f"{args.config}: stage {stage!r} is not one of {', '.join(STAGES)}")
+        module = importlib.import_module(STAGES[stage])
+        cfg = config.parse(module.Config, raw, where=str(config.resolve_path(args.config)))
+        out = module.run(cfg, out=args.out)
+    except (ConfigError, DatasetError, LabelError, SplitError) as err:
+        print(f"bodytalk train: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bodytalk train: interrupted; run the same command again to resume from the last epoch",
+              file=sys.stderr)
+        return 130
+    print(f"run folder: {out}  (model checkpoint: {out / 'checkpoint'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
