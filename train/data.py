@@ -183,7 +183,7 @@ def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool)
         try:
             raw = cached_read(path, _file_uri(spec, path), cfg.window_config, cache)
         except (SourceError, ValueError, KeyError) as err:  # incl. a rig without unified mapping
-            errors.append(f"{path}: {err}")
+            errors.append(str(err) if str(path) in str(err) else f"{path}: {err}")
             continue
         bodies = sorted(set(raw.body))
         for body in bodies:
