@@ -8,37 +8,30 @@ Wire format (one ZeroMQ multipart message):
 
 This module is the only place that touches msgpack. ``decode`` never trusts its input: anything
 malformed raises ``DecodeError`` whose ``reason`` is a short fixed key (for drop counters) and whose
-text says what was wrong. The rules, all enforced by the one constructor path (``__post_init__``):
-- the header holds ``v``, ``type``, ``ts`` and the type's fields, nothing else: an unknown key is
-  rejected (a typo must not drop data silently; a new field is a schema version bump);
-- ints are ints (never bools), floats are finite (ints are accepted and become floats), free-form
-  dicts/lists hold JSON types only (str keys, finite floats, no bytes/tuples/numpy scalars);
-- an array's wire dtype must be the field's dtype exactly, its rank the field's rank, its buffer
-  exactly dtype x shape bytes; float arrays are finite, confidences in [0, 1].
-Arrays on a message are read-only: decoded ones are views of the received buffer; a constructed
-message holds a read-only view of the caller's array (no copy), so do not write to an array after
-putting it in a message.
+text says what was wrong. Decode checks the wire (frame count, sizes, utf-8 topic, version, type,
+``ts``, array descriptors against the field's exact dtype and rank and the buffer's exact size);
+the values are then checked once, by the same constructor a producer uses (see ``fields``).
+The header holds ``v``, ``type``, ``ts`` and the type's fields, nothing else: an unknown key is
+rejected (a typo must not drop data silently; a new field is a schema version bump).
+Arrays of a decoded message are read-only views of the received buffers.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 import numpy as np
 
 from bodytalk.stream import topics
+from bodytalk.stream.fields import (  # noqa: F401  (Array, Scalar, MAX_NESTING: part of this API)
+    COUNT, MAX_NESTING, OPT_FLOAT, OPT_STR, Array, Message, Scalar, spec)
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a 60 s window of 32 joints is < 1 MB; anything near this is hostile
 MAX_HEADER_BYTES = 1024 * 1024
-MAX_NESTING = 16  # free-form dicts/lists: evidence, labels, micro-gestures are two levels deep
-_INT_RANGE = (-2**63, 2**64)  # what msgpack can carry
-_ONE_F4 = 0x3F800000          # bit pattern of float32 1.0
-_U4 = np.dtype(np.uint32)
 
 
 class DecodeError(ValueError):
@@ -54,196 +47,6 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Array:
-    """Field spec: a numpy array of this dtype and rank; ``finite`` rejects NaN/inf, ``unit``
-    requires every value in [0, 1] (which implies finite)."""
-    dtype: str
-    ndim: int
-    finite: bool = True
-    unit: bool = False
-
-    def __post_init__(self) -> None:
-        if self.unit and self.dtype != "<f4":
-            raise ValueError("Array(unit=True) is implemented for '<f4' only")
-        dt = np.dtype(self.dtype)
-        object.__setattr__(self, "np_dtype", dt)
-        object.__setattr__(self, "check_finite", self.finite and dt.kind == "f" and not self.unit)
-
-    def check(self, name: str, value: Any) -> np.ndarray:
-        """Return ``value`` as a C-ordered, read-only array of this dtype, or raise ValueError."""
-        if not isinstance(value, np.ndarray):
-            raise ValueError(f"{name}: expected a numpy array, got {type(value).__name__}")
-        if value.ndim != self.ndim:
-            raise ValueError(f"{name}: expected {self.ndim} dimensions, got shape {value.shape}")
-        dt = self.np_dtype
-        if value.dtype != dt:
-            if not np.can_cast(value.dtype, dt, "same_kind"):
-                raise ValueError(f"{name}: dtype {value.dtype} cannot hold {dt} values")
-            value = np.ascontiguousarray(value, dtype=dt)  # a copy nobody else holds
-            value.flags.writeable = False
-        else:
-            flags = value.flags
-            if not flags.c_contiguous:
-                value = np.ascontiguousarray(value)
-                value.flags.writeable = False
-            elif flags.writeable:  # the caller's array: a read-only view, no copy
-                value = value.view()
-                value.flags.writeable = False
-        if not value.size:
-            return value
-        if self.unit:
-            # One integer scan instead of min + max + isfinite: non-negative float32 values order
-            # like their bit patterns, and -0.0, negatives, inf and NaN all lie above 1.0 as
-            # uint32. (argmax + item: a third of the cost of max() on small arrays.)
-            bits = value.view(_U4)
-            if bits.item(bits.argmax()) > _ONE_F4:
-                raise ValueError(f"{name}: values outside [0, 1] (or NaN)")
-        elif self.check_finite and not math.isfinite(np.vdot(value, value)):
-            # A finite sum of squares proves every value finite (NaN and inf propagate) in one
-            # cheap BLAS call; only an overflow (|x| > 1e19) needs the exact element-wise test.
-            if not np.isfinite(value).all():
-                raise ValueError(f"{name}: contains NaN or infinite values")
-        return value
-
-
-@dataclass(frozen=True)
-class Scalar:
-    """Field spec: one value of ``type`` (str, int, float, bool, dict or list), ``None`` when
-    ``optional``; numbers at least ``lo``."""
-    type: type
-    optional: bool = False
-    lo: float | None = None
-
-    def check(self, name: str, value: Any) -> Any:
-        t = self.type
-        if type(value) is not t:  # the common exact type skips the coercion rules
-            value = self._coerce(name, value)
-            if value is None:
-                return None
-        if t is float:
-            if not math.isfinite(value):
-                raise ValueError(f"{name}: {value} is not finite")
-        elif t is int:
-            if not _INT_RANGE[0] <= value < _INT_RANGE[1]:
-                raise ValueError(f"{name}: {value} does not fit 64 bits")
-        elif t is dict or t is list:
-            _check_plain(name, value, 0)
-        if self.lo is not None and value < self.lo:
-            raise ValueError(f"{name}: {value} < {self.lo}")
-        return value
-
-    def _coerce(self, name: str, value: Any) -> Any:
-        """None when optional, int -> float, subclasses (numpy float64, Counter) -> the plain
-        type (so a message equals its decoded copy); anything else is an error."""
-        t = self.type
-        if value is None and self.optional:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float) if t is float else t):
-            raise ValueError(f"{name}: expected {t.__name__}{' or None' if self.optional else ''}, "
-                             f"got {type(value).__name__}")
-        try:
-            return t(value)
-        except OverflowError:  # float(10**400)
-            raise ValueError(f"{name}: {value} is out of range") from None
-
-
-def _check_plain(name: str, value: Any, depth: int) -> None:
-    """Free-form data must be JSON types (what msgpack round-trips unchanged and to_jsonable can
-    print): str-keyed dicts, lists, str, int, finite float, bool, None."""
-    if depth > MAX_NESTING:
-        raise ValueError(f"{name}: nested deeper than {MAX_NESTING}")
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ValueError(f"{name}: key {k!r} is not a str")
-            _check_plain(name, v, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
-            _check_plain(name, v, depth + 1)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{name}: {value} is not finite")
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if not _INT_RANGE[0] <= value < _INT_RANGE[1]:
-            raise ValueError(f"{name}: {value} does not fit 64 bits")
-    elif not (value is None or isinstance(value, (str, bool))):
-        raise ValueError(f"{name}: {type(value).__name__} is not a JSON type "
-                         f"(use list for tuples, .item() for numpy scalars)")
-
-
-def _spec(kind: Any, default: Any = dataclasses.MISSING) -> Any:
-    if isinstance(kind, type):
-        kind = Scalar(kind)
-    if default is dataclasses.MISSING:
-        return field(metadata={"kind": kind})
-    if isinstance(default, (dict, list)):
-        return field(default_factory=type(default), metadata={"kind": kind})
-    return field(default=default, metadata={"kind": kind})
-
-
-OPT_STR = Scalar(str, optional=True)
-OPT_FLOAT = Scalar(float, optional=True)
-COUNT = Scalar(int, lo=0)  # sequence numbers, counters
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Per-class field table, built once: the hot paths never call ``dataclasses.fields``."""
-    specs: tuple[tuple[str, Any], ...]  # (name, kind) in declaration order
-    arrays: tuple[tuple[str, Array], ...]
-    names: frozenset[str]
-    required: frozenset[str]
-
-
-class Message:
-    """Base of every bus message. Subclasses are frozen dataclasses with ``TYPE`` and ``PREFIX``
-    and build their topic in ``_make_topic``; ``topic`` is computed (and validated) once."""
-
-    TYPE: ClassVar[str]
-    PREFIX: ClassVar[str]
-    REGISTRY: ClassVar[dict[str, type["Message"]]] = {}
-
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        if cls.TYPE in Message.REGISTRY:
-            raise TypeError(f"message type {cls.TYPE!r} is defined twice")
-        Message.REGISTRY[cls.TYPE] = cls
-
-    @classmethod
-    def _layout(cls) -> _Layout:
-        layout = cls.__dict__.get("_fields_cache")
-        if layout is None:  # built lazily: @dataclass runs after __init_subclass__
-            fs = dataclasses.fields(cls)
-            specs = tuple((f.name, f.metadata["kind"]) for f in fs)
-            layout = _Layout(specs, tuple((n, k) for n, k in specs if isinstance(k, Array)),
-                             frozenset(f.name for f in fs),
-                             frozenset(f.name for f in fs if f.default is dataclasses.MISSING
-                                       and f.default_factory is dataclasses.MISSING))
-            cls._fields_cache = layout
-        return layout
-
-    def __post_init__(self) -> None:
-        values = self.__dict__
-        for name, kind in self._layout().specs:
-            value = values[name]
-            checked = kind.check(name, value)
-            if checked is not value:
-                object.__setattr__(self, name, checked)
-        self.validate()
-        object.__setattr__(self, "_topic", self._make_topic())
-
-    def validate(self) -> None:
-        """Cross-field checks (shapes agree, ...). Raise ValueError."""
-
-    def _make_topic(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def topic(self) -> str:
-        return self._topic
-
-
 def encode(msg: Message, ts: float | None = None) -> list[bytes]:
     """Message -> multipart frames ``[topic, header, *buffers]`` (buffers are zero-copy views)."""
     if ts is None:
@@ -253,7 +56,7 @@ def encode(msg: Message, ts: float | None = None) -> list[bytes]:
     header: dict[str, Any] = {"v": SCHEMA_VERSION, "type": msg.TYPE, "ts": ts}
     buffers: list[Any] = []
     values = msg.__dict__
-    for name, kind in msg._layout().specs:
+    for name, kind in msg.fields_table().specs:
         value = values[name]
         if isinstance(kind, Array):
             header[name] = {"nd": len(buffers), "dtype": kind.dtype, "shape": list(value.shape)}
@@ -295,18 +98,18 @@ def decode(frames: list[bytes]) -> tuple[Message, float]:
     ts = header.pop("ts", None)
     if type(ts) not in (int, float) or not math.isfinite(ts):
         raise DecodeError(f"ts {ts!r} missing or not a finite number", "ts")
-    layout = cls._layout()
-    if not layout.names.issuperset(header):
-        raise DecodeError(f"unknown fields {sorted(map(repr, header.keys() - layout.names))} for "
+    table = cls.fields_table()
+    if not table.names.issuperset(header):
+        raise DecodeError(f"unknown fields {sorted(map(repr, header.keys() - table.names))} for "
                           f"{cls.TYPE!r}", "unknown_field")
-    if not layout.required.issubset(header):
-        raise DecodeError(f"missing fields {sorted(layout.required - header.keys())} for "
+    if not table.required.issubset(header):
+        raise DecodeError(f"missing fields {sorted(table.required - header.keys())} for "
                           f"{cls.TYPE!r}", "missing_field")
     buffers = frames[2:]
-    for nd, (name, kind) in enumerate(layout.arrays):
+    for nd, (name, kind) in enumerate(table.arrays):
         header[name] = _array(name, kind, header[name], nd, buffers)
-    if len(buffers) != len(layout.arrays):
-        raise DecodeError(f"{len(buffers)} array frames for {len(layout.arrays)} array fields", "frames")
+    if len(buffers) != len(table.arrays):
+        raise DecodeError(f"{len(buffers)} array frames for {len(table.arrays)} array fields", "frames")
     try:
         msg = cls(**header)
     except ValueError as err:
@@ -358,7 +161,7 @@ def unpack_frames(blob: bytes) -> list[bytes]:
 def to_jsonable(msg: Message) -> dict[str, Any]:
     """Fields as plain JSON types; arrays become ``{"shape": [...], "dtype": "..."}``."""
     out: dict[str, Any] = {"type": msg.TYPE}
-    for name, _ in msg._layout().specs:
+    for name, _ in msg.fields_table().specs:
         value = getattr(msg, name)
         if isinstance(value, np.ndarray):
             value = {"shape": list(value.shape), "dtype": str(value.dtype)}
@@ -379,13 +182,13 @@ class SkeletonFrame(Message):
     """``skeleton.frame.<sensor>``: every tracked body of one capture instant (B may be 0)."""
     TYPE = "frame"
     PREFIX = topics.FRAME
-    sensor: str = _spec(str)
-    seq: int = _spec(COUNT)
-    t_capture: float = _spec(float)                  # capture clock, seconds
-    layout: str = _spec(str)                         # layout id in capture.layouts
-    body_ids: np.ndarray = _spec(Array("<i4", 1))    # [B], unique
-    joints: np.ndarray = _spec(JOINTS)               # [B, J, 3] metres
-    confidence: np.ndarray = _spec(CONFIDENCE)       # [B, J] in [0, 1]
+    sensor: str = spec(str)
+    seq: int = spec(COUNT)
+    t_capture: float = spec(float)                  # capture clock, seconds
+    layout: str = spec(str)                         # layout id in capture.layouts
+    body_ids: np.ndarray = spec(Array("<i4", 1))    # [B], unique
+    joints: np.ndarray = spec(JOINTS)               # [B, J, 3] metres
+    confidence: np.ndarray = spec(CONFIDENCE)       # [B, J] in [0, 1]
 
     def validate(self) -> None:
         n = len(self.body_ids)
@@ -405,17 +208,17 @@ class SkeletonWindow(Message):
     """``skeleton.window.<sensor>.<body>``: T >= 1 frames of one body, evenly resampled at ``fps``."""
     TYPE = "window"
     PREFIX = topics.WINDOW
-    sensor: str = _spec(str)
-    body: str = _spec(str)
-    seq: int = _spec(COUNT)
-    t_start: float = _spec(float)
-    t_end: float = _spec(float)
-    fps: float = _spec(float)
-    layout: str = _spec(str)
-    joints: np.ndarray = _spec(JOINTS)                 # [T, J, 3] metres
-    confidence: np.ndarray = _spec(CONFIDENCE)         # [T, J] in [0, 1]
-    interpolated: np.ndarray = _spec(Array("|b1", 1))  # [T] frame filled across a short gap
-    labels: dict = _spec(dict, {})                     # ground truth when the source knows it
+    sensor: str = spec(str)
+    body: str = spec(str)
+    seq: int = spec(COUNT)
+    t_start: float = spec(float)
+    t_end: float = spec(float)
+    fps: float = spec(float)
+    layout: str = spec(str)
+    joints: np.ndarray = spec(JOINTS)                 # [T, J, 3] metres
+    confidence: np.ndarray = spec(CONFIDENCE)         # [T, J] in [0, 1]
+    interpolated: np.ndarray = spec(Array("|b1", 1))  # [T] frame filled across a short gap
+    labels: dict = spec(dict, {})                     # ground truth when the source knows it
 
     def validate(self) -> None:
         t, j, three = self.joints.shape
@@ -438,20 +241,20 @@ class EmotionEvent(Message):
     """``emotion.<sensor>.<body>``: the model's reading of one window."""
     TYPE = "emotion"
     PREFIX = topics.EMOTION
-    sensor: str = _spec(str)
-    body: str = _spec(str)
-    window_seq: int = _spec(COUNT)
-    t_start: float = _spec(float)
-    t_end: float = _spec(float)
-    status: str = _spec(str)                    # "ok" | "insufficient_data" | "error"
-    label: str | None = _spec(OPT_STR, None)    # required when status is "ok"
-    stable_label: str | None = _spec(OPT_STR, None)
-    probs: dict = _spec(dict, {})               # label -> probability, sums to 1 when status ok
-    evidence: dict = _spec(dict, {})            # descriptor name -> value
-    explanation: str | None = _spec(OPT_STR, None)
-    unsupported: list = _spec(list, [])         # explanation claims the descriptors do not support
-    mgs: list = _spec(list, [])                 # micro-gestures: {name, t_start, t_end, confidence}
-    latency_ms: dict = _spec(dict, {})          # stage -> ms; "total" = window received -> published
+    sensor: str = spec(str)
+    body: str = spec(str)
+    window_seq: int = spec(COUNT)
+    t_start: float = spec(float)
+    t_end: float = spec(float)
+    status: str = spec(str)                    # "ok" | "insufficient_data" | "error"
+    label: str | None = spec(OPT_STR, None)    # required when status is "ok"
+    stable_label: str | None = spec(OPT_STR, None)
+    probs: dict = spec(dict, {})               # label -> probability, sums to 1 when status ok
+    evidence: dict = spec(dict, {})            # descriptor name -> value
+    explanation: str | None = spec(OPT_STR, None)
+    unsupported: list = spec(list, [])         # explanation claims the descriptors do not support
+    mgs: list = spec(list, [])                 # micro-gestures: {name, t_start, t_end, confidence}
+    latency_ms: dict = spec(dict, {})          # stage -> ms; "total" = window received -> published
 
     def validate(self) -> None:
         if self.status not in ("ok", "insufficient_data", "error"):
@@ -479,11 +282,11 @@ class EmotionText(Message):
     """``emotion.text.<sensor>.<body>``: explanation tokens as they are generated."""
     TYPE = "emotion_text"
     PREFIX = topics.EMOTION_TEXT
-    sensor: str = _spec(str)
-    body: str = _spec(str)
-    window_seq: int = _spec(COUNT)
-    text: str = _spec(str)
-    done: bool = _spec(bool, False)
+    sensor: str = spec(str)
+    body: str = spec(str)
+    window_seq: int = spec(COUNT)
+    text: str = spec(str)
+    done: bool = spec(bool, False)
 
     def _make_topic(self) -> str:
         return topics.emotion_text(self.sensor, self.body)
@@ -494,17 +297,17 @@ class Status(Message):
     """``status.<component>``: heartbeat of every process."""
     TYPE = "status"
     PREFIX = topics.STATUS
-    component: str = _spec(str)
-    state: str = _spec(str)                  # "running" | "ended" | "disconnected" | "error" | ...
-    seq: int = _spec(COUNT, 0)
-    rate_hz: float = _spec(Scalar(float, lo=0), 0.0)
-    drops: int = _spec(COUNT, 0)
-    queue_depth: int = _spec(COUNT, 0)
-    counters: dict = _spec(dict, {})         # free-form numbers: overruns, decode errors by reason
-    message: str | None = _spec(OPT_STR, None)
+    component: str = spec(str)
+    state: str = spec(str)                  # "running" | "ended" | "disconnected" | "error" | ...
+    seq: int = spec(COUNT, 0)
+    rate_hz: float = spec(Scalar(float, lo=0), 0.0)
+    drops: int = spec(COUNT, 0)
+    queue_depth: int = spec(COUNT, 0)
+    counters: dict = spec(dict, {})         # free-form numbers: overruns, decode errors by reason
+    message: str | None = spec(OPT_STR, None)
 
     def _make_topic(self) -> str:
         return topics.status(self.component)
 
 
-_MAX_ARRAYS = max(len(cls._layout().arrays) for cls in Message.REGISTRY.values())
+_MAX_ARRAYS = max(len(cls.fields_table().arrays) for cls in Message.REGISTRY.values())
