@@ -67,7 +67,6 @@ class SkeletonLLM(nn.Module):
         self.config = config
         self.lm = lm
         self.tokenizer = tokenizer
-        tokenizer.padding_side = "left"
         self.turn_end = _turn_end(tokenizer)
         self._answers: dict[str, list[int]] = {}
 
@@ -111,7 +110,8 @@ class SkeletonLLM(nn.Module):
         return self.lm.get_input_embeddings()(ids.to(self.config.device))
 
     def cache_prefix(self, prefix_embeds: Tensor) -> PrefixCache:
-        """Run the shared prompt prefix [P, H] once; pass the result as `prefix=` to score_labels."""
+        """Run the shared prompt prefix [P, H] once; pass the result as `prefix=` to score_labels.
+        The keys/values depend on the LoRA weights: compute it again after loading or training them."""
         with torch.no_grad():
             out = self.lm(inputs_embeds=prefix_embeds[None], use_cache=True, logits_to_keep=1)
         layers = tuple((k, v) for k, v, *_ in out.past_key_values)
@@ -130,8 +130,10 @@ class SkeletonLLM(nn.Module):
         it as logits for a cross-entropy over the label set).
 
         inputs_embeds [B, N, H], attention_mask [B, N] (0 = left padding); with `prefix`, they hold
-        only what follows the cached prefix. One pass over the prompts, then the cache is repeated
-        L times and all labels are continued in one batched pass.
+        only what follows the cached prefix. Two passes: the prompts (keeping their KV cache), then
+        the remaining answer tokens of ALL labels packed side by side in one row per window, each
+        label seeing the prompt and its own earlier tokens only (a tree-shaped attention mask). That
+        avoids copying the cache once per label (B*L rows) and padding short labels.
         """
         if not labels:
             raise ValueError("the label set is empty")
@@ -140,29 +142,28 @@ class SkeletonLLM(nn.Module):
         mask = attention_mask.to(device)
         cache = None
         if prefix is not None:
-            mask = torch.cat([mask.new_ones(batch, prefix.length), mask], dim=1)   # [B, P+N]
+            mask = torch.cat([mask.new_ones(batch, prefix.length), mask], dim=1)   # [B, K=P+N]
             cache = prefix.expand(batch, self.lm.config)
-        positions = _positions(mask)                                                # [B, P+N]
+        positions = _positions(mask)                                                # [B, K]
         out = self.lm(inputs_embeds=inputs_embeds.to(device), attention_mask=mask, position_ids=positions[:, -n:],
                       past_key_values=cache, use_cache=True, logits_to_keep=1)
         first = out.logits[:, -1].float().log_softmax(-1)                          # [B, V]
+        answers = [self.answer_ids(label) for label in labels]
+        scores = first[:, [a[0] for a in answers]]                                  # [B, L]
 
-        answers = [torch.tensor(self.answer_ids(label)) for label in labels]
-        ids = nn.utils.rnn.pad_sequence(answers, batch_first=True).to(device)     # [L, A], right-padded
-        real = nn.utils.rnn.pad_sequence([torch.ones_like(a) for a in answers], batch_first=True).to(device)
-        scores = first[:, ids[:, 0]]                                                # [B, L]
-        if ids.shape[1] == 1:
+        tree = _AnswerTree(answers, device)
+        if tree.size == 0:                                                          # single-token answers
             return scores
-        n_labels = len(labels)
-        cache = out.past_key_values
-        cache.batch_repeat_interleave(n_labels)                                     # row b*L + l
-        cont_ids = ids[:, :-1].repeat(batch, 1)                                     # [B*L, A-1]
-        cont_mask = torch.cat([mask.repeat_interleave(n_labels, 0), real[:, :-1].repeat(batch, 1)], dim=1)
-        cont_pos = positions[:, -1:].repeat_interleave(n_labels, 0) + torch.arange(1, ids.shape[1], device=device)
-        logits = self.lm(input_ids=cont_ids, attention_mask=cont_mask, position_ids=cont_pos,
-                         past_key_values=cache, use_cache=True).logits              # [B*L, A-1, V]
-        token_lp = logits.float().log_softmax(-1).gather(-1, ids[:, 1:].repeat(batch, 1)[..., None])[..., 0]
-        return scores + (token_lp * real[:, 1:].repeat(batch, 1)).sum(-1).view(batch, n_labels)
+        dtype = self.dtype
+        allowed = torch.cat([mask.bool()[:, None, :].expand(-1, tree.size, -1),
+                             tree.sees[None].expand(batch, -1, -1)], dim=2)         # [B, T, K+T]
+        # Additive float mask: the form both the sdpa and the eager attention take as given.
+        bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
+        logits = self.lm(input_ids=tree.inputs.expand(batch, -1), attention_mask=bias[:, None],
+                         position_ids=positions[:, -1:] + 1 + tree.step, past_key_values=out.past_key_values,
+                         use_cache=True).logits                                     # [B, T, V]
+        token_lp = logits.float().log_softmax(-1).gather(-1, tree.targets.expand(batch, -1)[..., None])[..., 0]
+        return scores.index_add(1, tree.owner, token_lp)                            # sum each label's tokens
 
     def score_labels(self, inputs_embeds: Tensor, attention_mask: Tensor, labels: Sequence[str],
                      prefix: PrefixCache | None = None) -> Tensor:
@@ -194,6 +195,28 @@ class SkeletonLLM(nn.Module):
             return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
+
+
+class _AnswerTree:
+    """The answer tokens after the first of every label, packed into one row of T tokens.
+
+    Label l's tokens a_0..a_{m-1} contribute inputs a_0..a_{m-2} (predicting a_1..a_{m-1}) at steps
+    0..m-2; the first token is predicted by the prompt pass itself."""
+
+    def __init__(self, answers: Sequence[list[int]], device: str) -> None:
+        inputs, targets, owner, step = [], [], [], []
+        for label, ids in enumerate(answers):
+            inputs += ids[:-1]
+            targets += ids[1:]
+            owner += [label] * (len(ids) - 1)
+            step += range(len(ids) - 1)
+        self.size = len(inputs)                                                      # T
+        self.inputs = torch.tensor(inputs, dtype=torch.long, device=device)          # [T]
+        self.targets = torch.tensor(targets, dtype=torch.long, device=device)        # [T]
+        self.owner = torch.tensor(owner, dtype=torch.long, device=device)            # [T] label index
+        self.step = torch.tensor(step, dtype=torch.long, device=device)              # [T] position in answer
+        # sees[t, u]: token t may attend to token u (same label, not later).
+        self.sees = (self.owner[:, None] == self.owner[None]) & (self.step[None] <= self.step[:, None])   # [T, T]
 
 
 def _stream(run, streamer) -> Iterator[str]:
