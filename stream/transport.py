@@ -25,6 +25,14 @@ log = logging.getLogger("bodytalk.stream")
 
 DEFAULT_HWM = 1000  # messages; ~33 s of frames at 30 Hz, far more windows than any subscriber needs
 
+# The per-message hot path, measured on a 5-part frame message (benchmarks/bench_bus.py): OR-ing
+# pyzmq's enum flags costs ~2 us each, so flags are plain ints; pyzmq's Socket.send only forwards
+# to the backend's send (adding routing-id/group options we do not use) at ~1 us a part, so we
+# call the backend's directly; send_multipart adds a type-check pass (3x the cost of the loop).
+# Receiving, ``Frame.more`` is cheaper than asking the socket for RCVMORE after every part.
+_SNDMORE, _NOBLOCK = int(zmq.SNDMORE), int(zmq.NOBLOCK)
+_send = zmq.backend.Socket.send
+
 
 class AddressInUse(RuntimeError):
     """Binding failed because another process holds the address."""
@@ -68,7 +76,10 @@ class _Socket:
                 raise
             self.addr = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)  # "tcp://host:*" -> its port
         else:
-            self.sock.connect(addr)
+            # A connecting socket may take several endpoints, comma-separated (one SUB for the
+            # capture bus and the event bus, as the recorder in `bodytalk demo --record` does).
+            for endpoint in addr.split(","):
+                self.sock.connect(endpoint.strip())
 
     def _configure(self) -> None:
         """Socket options that must be set before bind/connect."""
@@ -84,7 +95,7 @@ class _Socket:
 
 
 class _Sender(_Socket):
-    _send_flags = 0
+    _send_flags = 0  # an int: _NOBLOCK for a Pusher that drops instead of blocking
 
     def send(self, msg: schema.Message, ts: float | None = None) -> bool:
         """Encode and send; False when the peer queue is full and the message was dropped."""
@@ -92,14 +103,13 @@ class _Sender(_Socket):
 
     def send_frames(self, frames: list) -> bool:
         """Send raw multipart frames (replay). False when the peer queue is full (dropped)."""
-        # A plain loop of copying sends: pyzmq's send_multipart costs 2-3x more per message, and
-        # zero-copy frames only pay off above 64 kB. ZeroMQ decides on the first part whether a
-        # message fits; the rest of a started message always goes.
-        send, flags = self.sock.send, self._send_flags
+        # Copying sends (zero-copy frames only pay off above 64 kB). ZeroMQ decides on the first
+        # part whether a message fits; the rest of a started message always goes.
+        sock, flags = self.sock, self._send_flags
         try:
             for part in frames[:-1]:
-                send(part, flags | zmq.SNDMORE)
-            send(frames[-1], flags)
+                _send(sock, part, flags | _SNDMORE)
+            _send(sock, frames[-1], flags)
             return True
         except zmq.Again:
             return False
@@ -118,13 +128,15 @@ class _Receiver(_Socket):
         """Raw multipart frames, or None after ``timeout`` seconds (None waits forever)."""
         sock = self.sock
         try:  # a queued message needs no poll: one call less per message under load
-            parts = [sock.recv(zmq.NOBLOCK)]
+            part = sock.recv(_NOBLOCK, copy=False)
         except zmq.Again:
             if timeout is not None and not sock.poll(math.ceil(timeout * 1000)):
                 return None
-            parts = [sock.recv()]
-        while sock.getsockopt(zmq.RCVMORE):  # the rest of a message is there once its first part is
-            parts.append(sock.recv())
+            part = sock.recv(copy=False)
+        parts = [part.bytes]
+        while part.more:  # the rest of a message is there once its first part is
+            part = sock.recv(copy=False)
+            parts.append(part.bytes)
         return parts
 
     def recv(self, timeout: float | None = None) -> tuple[schema.Message, float] | None:
@@ -196,7 +208,7 @@ class Pusher(_Sender):
     def __init__(self, addr: str = topics.DEFAULT_WORK_ADDR, hwm: int = 100, bind: bool = False,
                  block: bool = True) -> None:
         super().__init__(zmq.PUSH, addr, bind, hwm)
-        self._send_flags = 0 if block else zmq.NOBLOCK
+        self._send_flags = 0 if block else _NOBLOCK
 
 
 class Puller(_Receiver):
