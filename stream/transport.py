@@ -151,6 +151,8 @@ class _Receiver(_Socket):
                 out = schema.decode(frames)
             except schema.DecodeError as err:
                 self._drop(err, frames)
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None  # a flood of bad messages must not hold the caller past its timeout
                 continue
             self.received += 1
             return out
