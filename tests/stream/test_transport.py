@@ -152,3 +152,15 @@ def test_a_bad_message_is_dropped_counted_logged_once_and_the_next_received(capl
         assert len(warnings) == 2  # once per reason
         assert "reason 'version'" in warnings[0] and "schema version 2 != 1" in warnings[0]
         assert addr in warnings[0] and "skeleton.frame.kinect0" in warnings[0]
+
+
+def test_a_flood_of_bad_messages_does_not_hold_recv_past_its_timeout():
+    addr = next(_inproc)
+    with Publisher(addr) as pub, Subscriber(addr) as sub:
+        wire.connect(pub, sub, wire.status())
+        for _ in range(3):
+            pub.send_frames([b"status.x", b"\xc1"])
+        pub.send(wire.status())
+        assert sub.recv(timeout=0) is None and sub.dropped == 1  # gave up at its deadline
+        got = sub.recv(timeout=1)
+        assert got is not None and got[0].topic == "status.capture" and sub.dropped == 3
