@@ -260,8 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", type=Path, help="replace the bus section of this Markdown file (e.g. BENCHMARKS.md)")
     args = p.parse_args(argv)
     header = machine()  # the load average before we add to it
-    table = render(measure(args), args, " ".join(["python benchmarks/bench_bus.py",
-                                                   *(sys.argv[1:] if argv is None else argv)]), header)
+    # Every measuring option spelled out (defaults too), so the figures can be reproduced as is.
+    command = " ".join(["python benchmarks/bench_bus.py",
+                        *(f"--{k} {v}" for k, v in vars(args).items() if k not in ("write", "addr"))])
+    table = render(measure(args), args, command, header)
     print(table)
     if args.write:
         write_section(args.write, table)
