@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "sessions": ("bodytalk.stream.sessions", "inspect recorded sessions (sessions info FILE)"),
     "models": ("bodytalk.model.weights", "fetch and convert the base LLM (models pull / list)"),
     "model": ("bodytalk.model.inspect", "show a checkpoint (model info [CKPT])"),
+    "serve": ("bodytalk.model.server", "emotion server: windows in, emotion events out"),
     "analyze": ("bodytalk.model.analyze", "label and explain the windows of any source, offline"),
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -103,7 +104,29 @@ class SkeletonLLM(nn.Module):
         c = self.config
         self.lm = get_peft_model(self.lm, LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
                                                      target_modules=list(c.lora_targets), task_type="CAUSAL_LM"))
+        self.lm.train(self.training)  # peft returns a model in training mode; keep ours (eval: no dropout)
         return sum(p.numel() for p in self.lm.parameters() if p.requires_grad)
+
+    @property
+    def has_adapter(self) -> bool:
+        from peft import PeftModel
+
+        return isinstance(self.lm, PeftModel)
+
+    def save_adapter(self, folder: str | Path) -> None:
+        """The LoRA adapter alone (peft format: adapter_config.json + adapter_model.safetensors)."""
+        if not self.has_adapter:
+            raise RuntimeError("no LoRA adapter to save: call add_lora() first")
+        self.lm.save_pretrained(str(folder))
+
+    def load_adapter(self, folder: str | Path, trainable: bool = False) -> None:
+        """Attach a saved LoRA adapter (frozen unless ``trainable``: later stages continue training it)."""
+        from peft import PeftModel
+
+        if self.has_adapter:
+            raise RuntimeError("this model already carries a LoRA adapter")
+        self.lm = PeftModel.from_pretrained(self.lm, str(folder), is_trainable=trainable)
+        self.lm.eval()
 
     def embed(self, ids: Tensor) -> Tensor:
         """Token ids [..., N] -> input embeddings [..., N, H]."""

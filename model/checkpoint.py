@@ -1,0 +1,124 @@
+"""Self-contained checkpoint folders.
+
+  CKPT/
+    config.json              ModelConfig (encoder, projector, LLM + LoRA settings; llm.base is the
+                             explicit base-model reference: a packaged name, a folder or an HF id),
+                             labels, layouts; meta: split, training provenance
+    encoder.safetensors      encoder weights
+    projector.safetensors    projector weights
+    adapter/                 LoRA adapter (peft format), absent before instruction tuning
+
+Loading needs no guessing: everything to rebuild the modules is in config.json.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+from bodytalk.model.constants import DEFAULT_LABELS
+from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
+from bodytalk.model.llm import LLMConfig
+from bodytalk.model.projector import Projector, ProjectorConfig
+
+FORMAT = "bodytalk-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    labels: tuple[str, ...] = DEFAULT_LABELS
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    projector: ProjectorConfig = field(default_factory=ProjectorConfig)
+    llm: LLMConfig | None = field(default_factory=LLMConfig)  # None: encoder-only (fast label head)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if len(set(self.labels)) != len(self.labels) or len(self.labels) < 2:
+            raise ValueError(f"labels must be >= 2 distinct names: {self.labels}")
+        if self.encoder.num_labels != len(self.labels):
+            raise ValueError(f"encoder has {self.encoder.num_labels} outputs for {len(self.labels)} labels")
+        if self.projector.in_dim != self.encoder.dim:
+            raise ValueError(f"projector in_dim {self.projector.in_dim} != encoder dim {self.encoder.dim}")
+
+    @property
+    def base_model(self) -> str | None:
+        """The base LLM reference (packaged name, folder or HF id), explicit in config.json."""
+        return self.llm.base if self.llm else None
+
+    @classmethod
+    def create(cls, labels: tuple[str, ...] = DEFAULT_LABELS, hidden: int = 576, encoder: dict | None = None,
+               projector: dict | None = None, llm: dict | None = None, with_llm: bool = True) -> "ModelConfig":
+        """A consistent config for a label set and an LLM hidden size."""
+        enc = EncoderConfig(num_labels=len(labels), **(encoder or {}))
+        proj = ProjectorConfig(in_dim=enc.dim, out_dim=hidden, hidden=hidden, **(projector or {}))
+        return cls(labels=tuple(labels), encoder=enc, projector=proj,
+                   llm=LLMConfig(**(llm or {})) if with_llm else None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        llm = d.pop("llm")
+        return cls(encoder=EncoderConfig(**d.pop("encoder")), projector=ProjectorConfig(**d.pop("projector")),
+                   llm=LLMConfig(**llm) if llm else None, **d)
+
+
+def save(path: str | Path, cfg: ModelConfig, encoder: SkeletonEncoder, projector: Projector,
+         llm=None, meta: dict | None = None) -> Path:
+    """Write a checkpoint folder. ``llm`` with a LoRA adapter saves it under ``adapter/``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(path / "encoder.safetensors"))
+    save_file({k: v.contiguous() for k, v in projector.state_dict().items()}, str(path / "projector.safetensors"))
+    has_adapter = llm is not None and llm.has_adapter
+    if has_adapter:
+        llm.save_adapter(path / "adapter")
+    doc = {"format": FORMAT, "config": cfg.to_dict(), "adapter": "adapter" if has_adapter else None,
+           "meta": meta or {}}
+    (path / "config.json").write_text(json.dumps(doc, indent=2))
+    return path
+
+
+@dataclass
+class Loaded:
+    cfg: ModelConfig
+    encoder: SkeletonEncoder
+    projector: Projector
+    adapter: Path | None
+    meta: dict
+    path: Path
+
+
+def load(path: str | Path) -> Loaded:
+    """Read a checkpoint folder (encoder and projector in eval mode; the LLM is loaded by the caller)."""
+    path = Path(path)
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{path} is not a bodytalk checkpoint (no config.json)")
+    doc = json.loads(cfg_file.read_text())
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"{cfg_file}: format {doc.get('format')!r}, expected {FORMAT!r}")
+    cfg = ModelConfig.from_dict(doc["config"])
+    encoder, projector = SkeletonEncoder(cfg.encoder), Projector(cfg.projector)
+    encoder.load_state_dict(load_file(str(path / "encoder.safetensors")))
+    projector.load_state_dict(load_file(str(path / "projector.safetensors")))
+    adapter = path / doc["adapter"] if doc.get("adapter") else None
+    return Loaded(cfg, encoder.eval(), projector.eval(), adapter, doc.get("meta", {}), path)
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """What ``bodytalk model info`` prints."""
+    ck = load(path)
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+    return {"path": str(ck.path), "labels": list(ck.cfg.labels), "base_model": ck.cfg.base_model,
+            "layouts": list(ck.cfg.encoder.layouts), "encoder_params": n(ck.encoder),
+            "projector_params": n(ck.projector), "skeleton_tokens": ck.cfg.encoder.semantic_tokens
+            + ck.cfg.encoder.num_st_tokens, "adapter": str(ck.adapter) if ck.adapter else None,
+            "llm": asdict(ck.cfg.llm) if ck.cfg.llm else None, "size_mb": round(size / 1e6, 2), "meta": ck.meta}
+

@@ -1,0 +1,177 @@
+"""The skeleton-LLM of one checkpoint behind the inference interface every backend shares.
+
+    recognise(windows) -> [Reading]          probabilities over the label set (LLM label scoring, or
+                                             the encoder's fast head with path="head")
+    explain(windows, labels) -> [str]         generation conditioned on the same skeleton tokens
+    explain_stream(window, label) -> iter     the same, piece by piece
+
+Per window: features + descriptors (numpy) -> encoder -> projector -> skeleton tokens [S, H] spliced
+into the chat prompt. The recognition prompt's prefix is identical for every window, so its KV
+cache is computed once and shared across calls and across the batch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from bodytalk.model import checkpoint, descriptors as desc, evidence_text, grounding
+from bodytalk.model.checkpoint import ModelConfig
+from bodytalk.model.constants import EXPLANATION, RECOGNITION
+from bodytalk.model.encoder import SkeletonEncoder
+from bodytalk.model.features import InsufficientData, WindowInput, prepare
+from bodytalk.model.projector import Projector
+
+
+@dataclass
+class Reading:
+    """The model's reading of one window."""
+    status: str                                  # "ok" | "insufficient_data"
+    probs: dict[str, float] = field(default_factory=dict)
+    label: str | None = None
+    descriptors: desc.Descriptors | None = None
+    reason: str | None = None                    # why the window could not be read
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """Windows that passed validation, as tensors, plus per-window evidence."""
+    index: list[int]            # positions in the caller's list
+    x: torch.Tensor             # [B, T, J, C]
+    layout_ids: torch.Tensor    # [B]
+    evidence: list[desc.Descriptors]
+
+
+class EmotionModel:
+    def __init__(self, cfg: ModelConfig, encoder: SkeletonEncoder, projector: Projector, llm=None,
+                 meta: dict | None = None) -> None:
+        self.cfg, self.encoder, self.projector, self.llm = cfg, encoder, projector, llm
+        self.meta = meta or {}
+        self.labels = cfg.labels
+        self._builders: dict[str, object] = {}
+        self._prefix = None
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path, with_llm: bool = True) -> "EmotionModel":
+        """A checkpoint folder; the base LLM comes from ``cfg.llm.base`` and the adapter from the folder."""
+        ck = checkpoint.load(path)
+        llm = None
+        if with_llm and ck.cfg.llm is not None:
+            from bodytalk.model.llm import SkeletonLLM
+            llm = SkeletonLLM.load(ck.cfg.llm)
+            if ck.adapter is not None:
+                llm.load_adapter(ck.adapter)
+        return cls(ck.cfg, ck.encoder, ck.projector, llm, ck.meta)
+
+    @classmethod
+    def untrained(cls, cfg: ModelConfig, llm=None, seed: int = 0) -> "EmotionModel":
+        torch.manual_seed(seed)
+        return cls(cfg, SkeletonEncoder(cfg.encoder).eval(), Projector(cfg.projector).eval(), llm)
+
+    def save(self, path: str | Path, meta: dict | None = None) -> Path:
+        return checkpoint.save(path, self.cfg, self.encoder, self.projector, self.llm, meta or self.meta)
+
+    # --- the tokenizer side -----------------------------------------------------------------------
+    def prepare(self, windows: Sequence[WindowInput], readings: list[Reading]) -> Prepared:
+        """Validate and featurise; windows that cannot be read get an insufficient-data reading."""
+        keep, feats, evidence = [], [], []
+        for i, w in enumerate(windows):
+            try:
+                feats.append(prepare(w, self.cfg.encoder.frames))
+                evidence.append(desc.compute(w.joints, w.confidence, w.fps))
+                keep.append(i)
+            except InsufficientData as err:
+                readings[i] = Reading(status="insufficient_data", reason=str(err))
+        x = torch.from_numpy(np.stack(feats)) if feats else torch.zeros(0, self.cfg.encoder.frames, 17, 10)
+        ids = self.encoder.layout_ids([windows[i].layout for i in keep])
+        return Prepared(keep, x, ids, evidence)
+
+    @torch.no_grad()
+    def encode(self, p: Prepared) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Encoder outputs and projected skeleton tokens [B, S, H]."""
+        enc = self.encoder(p.x, p.layout_ids)
+        return enc, self.projector(enc)
+
+    # --- the interface ----------------------------------------------------------------------------
+    def recognise(self, windows: Sequence[WindowInput], path: str = "auto") -> list[Reading]:
+        """One reading per window. ``path``: "llm" (label scoring), "head" (encoder head), "auto"."""
+        if path == "auto":
+            path = "llm" if self.llm is not None else "head"
+        if path == "llm" and self.llm is None:
+            raise ValueError("this model was loaded without its LLM; use path='head'")
+        readings: list[Reading] = [None] * len(windows)  # type: ignore[list-item]
+        t0 = time.perf_counter()
+        p = self.prepare(windows, readings)
+        if not p.index:
+            return readings
+        t1 = time.perf_counter()
+        enc, tokens = self.encode(p)
+        t2 = time.perf_counter()
+        if path == "head":
+            probs = enc["logits"].softmax(-1)
+        else:
+            probs = self._score(tokens, p.evidence)
+        t3 = time.perf_counter()
+        stages = {"features": (t1 - t0) * 1e3, "encoder": (t2 - t1) * 1e3, "label": (t3 - t2) * 1e3}
+        for row, i in enumerate(p.index):
+            pr = {lab: float(v) for lab, v in zip(self.labels, probs[row].tolist())}
+            readings[i] = Reading(status="ok", probs=pr, label=max(pr, key=pr.get),
+                                  descriptors=p.evidence[row], latency_ms=dict(stages))
+        return readings
+
+    def _builder(self, kind: str):
+        if kind not in self._builders:
+            from bodytalk.model.prompt import PromptBuilder
+            template = RECOGNITION if kind == "recognise" else EXPLANATION
+            self._builders[kind] = PromptBuilder(self.llm.tokenizer, self.llm.embed, template, self.labels)
+        return self._builders[kind]
+
+    def reset_cache(self) -> None:
+        """Forget the cached prompt prefix (after the LLM's weights change)."""
+        self._prefix = None
+
+    @torch.no_grad()
+    def _score(self, tokens: torch.Tensor, evidence: list[desc.Descriptors]) -> torch.Tensor:
+        builder = self._builder("recognise")
+        if self._prefix is None:
+            self._prefix = self.llm.cache_prefix(builder.prefix_embeds())
+        batch = builder.build(tokens, [evidence_text.render(d) for d in evidence], with_prefix=False)
+        return self.llm.score_labels(batch.inputs_embeds, batch.attention_mask, self.labels, prefix=self._prefix)
+
+    def _explain_batch(self, windows: Sequence[WindowInput], labels: Sequence[str]):
+        readings: list[Reading] = [None] * len(windows)  # type: ignore[list-item]
+        p = self.prepare(windows, readings)
+        if len(p.index) != len(windows):
+            bad = next(r for r in readings if r is not None)
+            raise InsufficientData(bad.reason)
+        _, tokens = self.encode(p)
+        batch = self._builder("explain").build(tokens, [evidence_text.render(d) for d in p.evidence],
+                                               labels=list(labels))
+        return batch, p.evidence
+
+    def explain(self, windows: Sequence[WindowInput], labels: Sequence[str], max_new_tokens: int = 40,
+                drop_unsupported: bool = True) -> list[tuple[str, list[grounding.Claim]]]:
+        """(explanation, unsupported claims) per window; unsupported sentences dropped by default."""
+        if self.llm is None:
+            raise ValueError("explanations need the LLM: load the checkpoint with its base model")
+        batch, evidence = self._explain_batch(windows, labels)
+        texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens)
+        out = []
+        for text, ev in zip(texts, evidence):
+            bad = grounding.check(text, ev)
+            out.append((grounding.filter_unsupported(text, ev) if drop_unsupported else text.strip(), bad))
+        return out
+
+    def explain_stream(self, window: WindowInput, label: str, max_new_tokens: int = 40) -> Iterator[str]:
+        """Explanation text pieces as they are generated (not yet grounding-filtered)."""
+        if self.llm is None:
+            raise ValueError("explanations need the LLM: load the checkpoint with its base model")
+        batch, _ = self._explain_batch([window], [label])
+        return self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
+                                 stream=True)

@@ -1,0 +1,73 @@
+"""The composed skeleton-LLM on the tiny random llama: interface, shapes, save -> load."""
+import numpy as np
+import pytest
+import torch
+
+from bodytalk.model.checkpoint import ModelConfig
+from bodytalk.model.inference import EmotionModel
+from bodytalk.model.features import WindowInput
+from tests.model.motions import random_motion
+
+
+@pytest.fixture()
+def model(tiny_model_dir, tiny_llm):
+    cfg = ModelConfig.create(hidden=tiny_llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "float32"})
+    return EmotionModel.untrained(cfg, llm=tiny_llm, seed=1)
+
+
+def _windows(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [WindowInput(*random_motion(rng), fps=30.0, layout="kinect_v2") for _ in range(n)]
+
+
+@pytest.mark.parametrize("path", ["llm", "head"])
+def test_recognise_probabilities_sum_to_one(model, path):
+    readings = model.recognise(_windows(3), path=path)
+    assert [r.status for r in readings] == ["ok"] * 3
+    for r in readings:
+        assert set(r.probs) == set(model.labels)
+        assert sum(r.probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert r.label == max(r.probs, key=r.probs.get)
+        assert r.descriptors is not None and "speed" in r.descriptors
+
+
+def test_batch_composition_does_not_change_a_window(model):
+    wins = _windows(4)
+    alone = model.recognise(wins[2:3], path="llm")[0].probs
+    batched = model.recognise(wins, path="llm")[2].probs
+    for k in alone:
+        assert alone[k] == pytest.approx(batched[k], abs=1e-4)
+
+
+def test_bad_windows_give_insufficient_data_not_a_crash(model):
+    good = _windows(1)[0]
+    nan = WindowInput(np.full((60, 17, 3), np.nan, np.float32), np.ones((60, 17), np.float32))
+    wrong = WindowInput(np.zeros((60, 25, 3), np.float32), np.ones((60, 25), np.float32))
+    readings = model.recognise([nan, good, wrong], path="llm")
+    assert [r.status for r in readings] == ["insufficient_data", "ok", "insufficient_data"]
+    assert "unified" in readings[2].reason and readings[0].probs == {}
+
+
+def test_explain_returns_filtered_text(model):
+    (text, unsupported), = model.explain(_windows(1), ["sad"], max_new_tokens=8)
+    assert isinstance(text, str) and isinstance(unsupported, list)
+
+
+def test_save_load_identical_outputs(model, tmp_path):
+    model.llm.add_lora()
+    # Non-zero adapter weights, so a lost adapter would change the outputs.
+    with torch.no_grad():
+        for name, p in model.llm.lm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    model.reset_cache()
+    wins = _windows(2, seed=3)
+    before = model.recognise(wins, path="llm")
+    model.save(tmp_path / "ck", meta={"split": {"kind": "test"}})
+    loaded = EmotionModel.load(tmp_path / "ck")
+    after = loaded.recognise(wins, path="llm")
+    head_before, head_after = model.recognise(wins, path="head"), loaded.recognise(wins, path="head")
+    for a, b in zip(before + head_before, after + head_after):
+        for k in a.probs:
+            assert a.probs[k] == pytest.approx(b.probs[k], abs=1e-5)
+    assert loaded.meta["split"] == {"kind": "test"}
