@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="length of each 30 Hz paced run")
     p.add_argument("--bursts", type=int, default=40, help="bursts per bursty run (30 frames, 0.1 s apart)")
     p.add_argument("--addr", default="tcp://127.0.0.1:*", help="publisher address (default: a free port)")
-    p.add_argument("--write", type=Path, help="replace the bus section of this Markdown file (e.g. BENCHMARKS.md)")
+    p.add_argument("--write", type=Path,
+                   help="replace the bus section of this Markdown file (e.g. BENCHMARKS.md)")
     args = p.parse_args(argv)
     header = machine()  # the load average before we add to it
     # Every measuring option spelled out (defaults too), so the figures can be reproduced as is.

@@ -91,7 +91,8 @@ def mutate(rng: np.random.Generator) -> list[bytes]:
         head = {KEYS[i]: random_value(rng) for i in rng.integers(len(KEYS), size=rng.integers(0, 12))}
         if rng.integers(2):
             head.update(v=1, type=TYPES[rng.integers(len(TYPES))], ts=1.0)
-        frames = wire.raw(frames[0], head, *(rng.bytes(int(rng.integers(0, 300))) for _ in range(rng.integers(0, 4))))
+        buffers = [rng.bytes(int(rng.integers(0, 300))) for _ in range(rng.integers(0, 4))]
+        frames = wire.raw(frames[0], head, *buffers)
     elif kind == 8:  # garbage header or topic
         frames[int(rng.integers(2))] = rng.bytes(int(rng.integers(0, 64)))
     return frames

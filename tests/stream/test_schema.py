@@ -249,7 +249,8 @@ BAD_WIRE = [
 ]
 
 
-@pytest.mark.parametrize("build,reason,error", BAD_WIRE, ids=[f"{r}-{i}" for i, (_, r, _) in enumerate(BAD_WIRE)])
+@pytest.mark.parametrize("build,reason,error", BAD_WIRE,
+                         ids=[f"{r}-{i}" for i, (_, r, _) in enumerate(BAD_WIRE)])
 def test_decode_rejects(build, reason, error):
     with pytest.raises(schema.DecodeError, match=re.escape(error)) as info:
         schema.decode(build())
