@@ -46,7 +46,9 @@ class DatasetError(ValueError):
 class DatasetSpec:
     uri: str
     label_key: str = "emotion"
-    labels: str | None = None   # None: frames / JSON sidecars; "folder"; a CSV index or interval file
+    # None: frame labels (synthetic) or JSON sidecars (files); "folder": each file's folder name; or a
+    # CSV (relative paths from the dataset folder): an index of files, or a session's intervals
+    labels: str | None = None
     classes: tuple[str, ...] | None = None  # keep only these labels (the dataset's own names)
     rename: dict[str, str] = field(default_factory=dict)  # dataset name -> model label
     name: str | None = None     # prefix of clip ids (default: the folder or scheme)
@@ -199,11 +201,13 @@ def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool)
 
 
 def _load_stream(spec: DatasetSpec, cfg: DataConfig) -> _Labelled:
-    scheme, target, _ = parse_uri(spec.uri)
+    _, target, _ = parse_uri(spec.uri)
     try:
         raw = read(spec.uri, cfg.window_config, spec.label_key if spec.labels is None else None)
         if spec.labels is not None:
-            timelines = interval_timelines(Path(spec.labels).expanduser(), spec.label_key)
+            labels = Path(spec.labels).expanduser()
+            timelines = interval_timelines(labels if labels.is_absolute() else Path(target).parent / labels,
+                                           spec.label_key)
             raw.timelines = {b: timelines.get(b) or timelines.get(None) for b in set(raw.body)}
     except (SourceError, LabelError) as err:
         raise DatasetError(f"dataset {spec.key}: {err}") from None

@@ -145,6 +145,8 @@ class Timeline:
 def interval_timelines(path: Path, key: str) -> dict[int | None, Timeline]:
     """A stream's label file: CSV ``start,end,<key>[,body]`` in seconds from the stream's first
     frame; rows without ``body`` apply to every body (key None)."""
+    if not path.is_file():
+        raise LabelError(f"label file {path} does not exist")
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows or not {"start", "end", key} <= set(rows[0]):

@@ -229,7 +229,11 @@ class Trainer:
             bar.set_postfix(loss=f"{float(out['loss'].detach()):.4f}", lr=f"{lr:.2e}")
         bar.close()
         elapsed = time.perf_counter() - t0
+        if dist.is_initialized():  # means over every rank's windows, not rank 0's shard alone
+            totals = torch.tensor([seen, *sums.values()], dtype=torch.float64, device=self.info.device)
+            dist.all_reduce(totals)
+            seen, sums = int(totals[0]), dict(zip(sums, totals[1:].tolist()))
         metrics = {"epoch": epoch + 1, "step": n_step, "lr": lr,
                    **{f"train_{k}": v / max(seen, 1) for k, v in sums.items()},
-                   "epoch_s": round(elapsed, 3), "windows_per_s": round(seen * self.info.world / elapsed, 1)}
+                   "epoch_s": round(elapsed, 3), "windows_per_s": round(seen / elapsed, 1)}
         return metrics, n_step

@@ -8,7 +8,8 @@
 - ``stb`` (micro-gesture paper): self-supervised Spatial-Temporal-Balanced dual-stream
   contrastive learning on two augmented views (``losses.STBLoss``; MG augmentations by default,
   ``configs/pretrain_stb.yaml``). Evaluated by a linear probe: a logistic regression on the
-  frozen encoder's stream features of the training windows, scored on the held-out ones.
+  frozen encoder's stream features of the training windows, scored on the held-out ones; the
+  same probe on the untrained encoder (``init_probe_*``) says what pre-training added.
 
 Both write ``RUN/checkpoint/``: an encoder-only model checkpoint (no LLM: ``base_model`` None) whose meta
 records the recipe, the split (clip ids) and the final metrics.
@@ -187,11 +188,16 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
         data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment, 2, cfg.seed)
         evaluate = _probe_eval(train, test, (fixed(train), fixed(test)), info.device, p.probe_c)
 
-    rundir = RunDir(out, config_io.to_dict(cfg), main=info.main, resume=cfg.runtime.resume)
+    resolved = config_io.to_dict(dataclasses.replace(cfg, out=str(out)))
+    rundir = RunDir(out, resolved, main=info.main, resume=cfg.runtime.resume)
     trainer = Trainer(rundir, module, cfg.optim, cfg.runtime, cfg.seed, info, find_unused)
+    baseline = {}
+    if p.recipe == "stb" and info.main:  # the probe on the untrained encoder: what pre-training adds
+        with torch.no_grad():
+            baseline = {f"init_{k}": v for k, v in evaluate(module.eval()).items()}
     history = trainer.fit(data, step, evaluate, on_epoch_end)
     if info.main:
-        final = {k: v for k, v in history[-1].items() if k.startswith(("test_", "probe_"))}
+        final = {k: v for k, v in history[-1].items() if k.startswith(("test_", "probe_"))} | baseline
         meta = {"stage": "pretrain", "recipe": p.recipe, "augment": list(p.augment.names),
                 "head_trained": p.recipe == "supervised", "split": split.to_dict(),
                 "datasets": [d.uri for d in cfg.data.datasets], "data": windows.summary(),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bodytalk.capture.source import create
+from bodytalk.model.encoder import EncoderConfig
 from bodytalk.stream import schema
 from bodytalk.stream.session_file import SessionWriter
 from bodytalk.train import readers
@@ -17,6 +18,7 @@ from bodytalk.train.config import ConfigError, parse
 from bodytalk.train.data import DataConfig, DatasetError, load, load_split
 from bodytalk.train.labels import LabelError, Timeline, interval_timelines
 from bodytalk.train.splits import SplitError
+from bodytalk.train.views import WindowDataset
 from tests.capture.test_bvh import CMU_RIG, bvh_text, rest_rows
 
 FRAMES = 76  # 2.5 s at 30 fps (+1: "Frame Time: 0.0333333" is a hair faster): two 2 s windows
@@ -144,10 +146,21 @@ def test_session_with_interval_labels(tmp_path):
             writer.write(schema.encode(msg), log_time=seq + 1)
     labels = tmp_path / "labels.csv"
     labels.write_text("start,end,emotion\n0,4,calm\n4,8,tense\n")
-    ws = load(data_config(tmp_path, {"uri": f"session:{path}", "labels": str(labels)}), progress=False)
+    ws = load(data_config(tmp_path, {"uri": f"session:{path}", "labels": "labels.csv"}), progress=False)
     assert ws.labels == ("calm", "tense")
     assert [(c.id, c.label) for c in ws.clips] == [("take/b1/s0", "calm"), ("take/b1/s2", "tense")]
     assert np.bincount(ws.label).tolist() == [5, 5]  # (4 - 2) / 0.5 + 1 windows each; 3 straddle
+
+
+def test_several_datasets_in_one_run_keep_their_layouts(tmp_path, bandai_like):
+    ws = load(data_config(tmp_path, {"uri": f"bvh:{bandai_like}", "label_key": "style", "name": "mocap"},
+                          {"uri": "synthetic:?bodies=1&duration=6&emotion=sad", "name": "synth"}), progress=False)
+    assert ws.labels == ("happy", "normal", "sad")
+    assert {c.dataset: c.layout for c in ws.clips} == {"mocap": "bvh-cmu", "synth": "kinect_v2"}
+    layouts = EncoderConfig().layouts
+    ids = WindowDataset(ws, layouts, 60).layout
+    expected = [layouts.index(ws.clips[i].layout) for i in ws.clip]
+    assert ids.tolist() == expected and len(set(expected)) == 2
 
 
 def test_timelines_and_interval_files(tmp_path):
@@ -160,6 +173,8 @@ def test_timelines_and_interval_files(tmp_path):
     bad.write_text("start,end,emotion\n0,5,a\n4,8,b\n")
     with pytest.raises(LabelError, match="overlap at 4.0"):
         interval_timelines(bad, "emotion")
+    with pytest.raises(LabelError, match="does not exist"):
+        interval_timelines(tmp_path / "nope.csv", "emotion")
 
 
 @pytest.mark.shared_data

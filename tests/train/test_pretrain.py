@@ -54,7 +54,8 @@ def test_stb_recipe_end_to_end_with_linear_probe(tmp_path):
     out = pretrain.run(tiny("pretrain.recipe=stb", "pretrain.augment.policy=mg", "encoder.time_chunks=5"),
                        out=tmp_path / "stb")
     results = check_run(out)
-    assert set(results["metrics"]) == {"probe_acc", "probe_f1"} and not results["head_trained"]
+    assert set(results["metrics"]) == {"probe_acc", "probe_f1", "init_probe_acc", "init_probe_f1"}
+    assert not results["head_trained"]
     history = results["history"]
     assert {"train_spatial", "train_temporal", "train_cross", "train_w_spatial"} <= set(history[0])
     assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
