@@ -23,6 +23,11 @@ from bodytalk.model.constants import DEFAULT_BASE
 from bodytalk.model.weights import resolve_base
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Logits of the last position only, picked by an index tensor rather than `logits_to_keep=1`: the
+# slice that 1 makes is a non-contiguous [B, 1, H] view, and torch's linear with a frozen bf16
+# weight turns that into a bmm against a B-fold copy of the 49k-row output matrix (+900 MB
+# transient for B=16, measured). Indexing gathers a contiguous copy instead.
+_LAST = torch.tensor([-1])
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ class SkeletonLLM(nn.Module):
         """Run the shared prompt prefix [P, H] once; pass the result as `prefix=` to score_labels.
         The keys/values depend on the LoRA weights: compute it again after loading or training them."""
         with torch.no_grad():
-            out = self.lm(inputs_embeds=prefix_embeds[None], use_cache=True, logits_to_keep=1)
+            out = self.lm(inputs_embeds=prefix_embeds[None], use_cache=True, logits_to_keep=_LAST)
         layers = tuple((k, v) for k, v, *_ in out.past_key_values)
         return PrefixCache(layers=layers, length=prefix_embeds.shape[0])
 
@@ -169,7 +174,7 @@ class SkeletonLLM(nn.Module):
             cache = prefix.expand(batch, self.lm.config)
         positions = _positions(mask)                                                # [B, K]
         out = self.lm(inputs_embeds=inputs_embeds.to(device), attention_mask=mask, position_ids=positions[:, -n:],
-                      past_key_values=cache, use_cache=True, logits_to_keep=1)
+                      past_key_values=cache, use_cache=True, logits_to_keep=_LAST)
         first = out.logits[:, -1].float().log_softmax(-1)                          # [B, V]
         answers = [self.answer_ids(label) for label in labels]
         scores = first[:, [a[0] for a in answers]]                                  # [B, L]
