@@ -158,3 +158,6 @@ def bvh_layout(joints: tuple[str, ...], parents: tuple[int, ...], scale: float,
                 axes="BVH rig axes", unified=one_to_one(mapping), scale=scale, rotation=rotation))
         errors.append(f"{family}: no joint for {', '.join(missing)}")
     raise ValueError("BVH rig matches no known family (" + "; ".join(errors) + ")")
+
+# The live motion-capture systems' joint sets (Xsens, OptiTrack, Rokoko) register themselves too.
+from bodytalk.capture import layouts_mocap  # noqa: E402,F401
