@@ -56,8 +56,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def tiny_llm(tiny_model_dir):
+    """A fresh SkeletonLLM per test (loading takes milliseconds), so tests may add adapters to it."""
     from bodytalk.model.llm import LLMConfig, SkeletonLLM
 
     return SkeletonLLM.load(LLMConfig(base=str(tiny_model_dir), dtype="float32"))

@@ -114,6 +114,24 @@ def test_lora_trains_only_the_adapter(tiny_model_dir):
         llm.add_lora()
 
 
+def test_adapter_round_trips_through_a_folder(tiny_model_dir, tiny_llm, prompts, tmp_path):
+    tiny_llm.add_lora()
+    with torch.no_grad():
+        for name, p in tiny_llm.lm.named_parameters():
+            if "lora_B" in name:                    # B starts at zero: make the adapter matter
+                p.normal_(0, 0.5)
+        before = tiny_llm.label_log_likelihoods(prompts.inputs_embeds, prompts.attention_mask, DEFAULT_LABELS)
+    tiny_llm.save_adapter(tmp_path / "adapter")
+    fresh = SkeletonLLM.load(LLMConfig(base=str(tiny_model_dir), dtype="float32"))
+    with torch.no_grad():
+        bare = fresh.label_log_likelihoods(prompts.inputs_embeds, prompts.attention_mask, DEFAULT_LABELS)
+        fresh.load_adapter(tmp_path / "adapter")
+        after = fresh.label_log_likelihoods(prompts.inputs_embeds, prompts.attention_mask, DEFAULT_LABELS)
+    assert not torch.allclose(bare, before, atol=1e-3)
+    torch.testing.assert_close(after, before)
+    assert fresh.has_adapter and not any(p.requires_grad for p in fresh.lm.parameters())
+
+
 def test_lora_on_missing_modules_lists_the_real_ones(tiny_model_dir):
     llm = SkeletonLLM.load(LLMConfig(base=str(tiny_model_dir), dtype="float32", lora_targets=("c_attn",)))
     with pytest.raises(ValueError, match="c_attn.*q_proj"):
