@@ -21,6 +21,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "models": ("bodytalk.model.weights", "fetch and convert the base LLM (models pull / list)"),
     "model": ("bodytalk.model.inspect", "show a checkpoint (model info [CKPT])"),
     "serve": ("bodytalk.model.server", "emotion server: windows in, emotion events out"),
+    "train": ("bodytalk.train.run", "train a stage from a config (train --config FILE [--out DIR] [key=value ...])"),
+    "eval": ("bodytalk.train.evaluate", "evaluate a checkpoint on labelled data"),
     "analyze": ("bodytalk.model.analyze", "label and explain the windows of any source, offline"),
 }
 
