@@ -24,6 +24,7 @@ sensor does, and the windower needs times that never go back.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import socket
@@ -199,6 +200,17 @@ class LiveSource(Source):
         log.log(logging.WARNING if state == "disconnected" else logging.INFO, "%s", message)
         if self.on_status is not None:
             self.on_status(state, message)
+
+
+def import_sdk(modules: Iterable[str], needs: str) -> list:
+    """Import a sensor SDK's Python modules when the source opens. Any failure becomes one
+    ``SourceError`` saying what is needed: bindings fail in many ways besides ImportError
+    (pykinect2 raises SyntaxError off Windows, a missing DLL raises OSError, pykinect_azure
+    calls ``sys.exit``)."""
+    try:
+        return [importlib.import_module(name) for name in modules]
+    except (Exception, SystemExit) as err:
+        raise SourceError(f"{needs} ({type(err).__name__}: {err})") from None
 
 
 class BodyIds:
