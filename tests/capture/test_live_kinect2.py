@@ -87,6 +87,7 @@ def test_sensor_unplugged_and_plugged_back(windows, monkeypatch):
     assert runtime.opened >= 2  # the runtime was reopened
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # numpy announces np.object's future meaning
 def test_the_fakes_traps_are_real_without_the_shims():
     # What the shims repair: on current NumPy and Python these raise inside the binding's
     # bare try/except, so the frame thread never publishes a frame.
