@@ -4,6 +4,8 @@
                                              the encoder's fast head with path="head")
     explain(windows, labels) -> [str]         generation conditioned on the same skeleton tokens
     explain_stream(window, label) -> iter     the same, piece by piece
+    label_probs / explain_tokens              the same from precomputed skeleton tokens and
+                                             descriptors (a tokenizer worker computed them)
 
 Per window: features + descriptors (numpy) -> encoder -> projector -> skeleton tokens [S, H] spliced
 into the chat prompt. The recognition prompt's prefix is identical for every window, so its KV
@@ -101,10 +103,7 @@ class EmotionModel:
     # --- the interface ----------------------------------------------------------------------------
     def recognise(self, windows: Sequence[WindowInput], path: str = "auto") -> list[Reading]:
         """One reading per window. ``path``: "llm" (label scoring), "head" (encoder head), "auto"."""
-        if path == "auto":
-            path = "llm" if self.llm is not None else "head"
-        if path == "llm" and self.llm is None:
-            raise ValueError("this model was loaded without its LLM; use path='head'")
+        path = self.label_path(path)
         readings: list[Reading] = [None] * len(windows)  # type: ignore[list-item]
         t0 = time.perf_counter()
         p = self.prepare(windows, readings)
@@ -113,10 +112,7 @@ class EmotionModel:
         t1 = time.perf_counter()
         enc, tokens = self.encode(p)
         t2 = time.perf_counter()
-        if path == "head":
-            probs = enc["logits"].softmax(-1)
-        else:
-            probs = self._score(tokens, p.evidence)
+        probs = self.label_probs(tokens, [evidence_text.render(d) for d in p.evidence], enc["logits"], path)
         t3 = time.perf_counter()
         stages = {"features": (t1 - t0) * 1e3, "encoder": (t2 - t1) * 1e3, "label": (t3 - t2) * 1e3}
         for row, i in enumerate(p.index):
@@ -136,12 +132,27 @@ class EmotionModel:
         """Forget the cached prompt prefix (after the LLM's weights change)."""
         self._prefix = None
 
+    def label_path(self, path: str = "auto") -> str:
+        """Resolve "auto" to the path this model can take ("llm" when it has its LLM, else "head")."""
+        if path == "auto":
+            return "llm" if self.llm is not None else "head"
+        if path == "llm" and self.llm is None:
+            raise ValueError("this model was loaded without its LLM; use path='head'")
+        if path not in ("llm", "head"):
+            raise ValueError(f"path must be auto, llm or head, not {path!r}")
+        return path
+
     @torch.no_grad()
-    def _score(self, tokens: torch.Tensor, evidence: list[desc.Descriptors]) -> torch.Tensor:
+    def label_probs(self, tokens: torch.Tensor, evidence_texts: Sequence[str], head_logits: torch.Tensor,
+                    path: str = "auto") -> torch.Tensor:
+        """Label probabilities [B, L] from precomputed tokenizer outputs (what a tokenizer worker
+        sends the server): skeleton tokens [B, S, H], rendered descriptor lines (B), head logits [B, L]."""
+        if self.label_path(path) == "head":
+            return head_logits.softmax(-1)
         builder = self._builder("recognise")
         if self._prefix is None:
             self._prefix = self.llm.cache_prefix(builder.prefix_embeds())
-        batch = builder.build(tokens, [evidence_text.render(d) for d in evidence], with_prefix=False)
+        batch = builder.build(tokens, list(evidence_texts), with_prefix=False)
         return self.llm.score_labels(batch.inputs_embeds, batch.attention_mask, self.labels, prefix=self._prefix)
 
     def _explain_batch(self, windows: Sequence[WindowInput], labels: Sequence[str]):
@@ -151,16 +162,30 @@ class EmotionModel:
             bad = next(r for r in readings if r is not None)
             raise InsufficientData(bad.reason)
         _, tokens = self.encode(p)
-        batch = self._builder("explain").build(tokens, [evidence_text.render(d) for d in p.evidence],
-                                               labels=list(labels))
-        return batch, p.evidence
+        return self._explain_prompt(tokens, p.evidence, labels), p.evidence
+
+    def _explain_prompt(self, tokens: torch.Tensor, evidence: Sequence[desc.Descriptors], labels: Sequence[str]):
+        if self.llm is None:
+            raise ValueError("explanations need the LLM: load the checkpoint with its base model")
+        return self._builder("explain").build(tokens, [evidence_text.render(d) for d in evidence],
+                                              labels=list(labels))
 
     def explain(self, windows: Sequence[WindowInput], labels: Sequence[str], max_new_tokens: int = 40,
                 drop_unsupported: bool = True) -> list[tuple[str, list[grounding.Claim]]]:
         """(explanation, unsupported claims) per window; unsupported sentences dropped by default."""
-        if self.llm is None:
-            raise ValueError("explanations need the LLM: load the checkpoint with its base model")
         batch, evidence = self._explain_batch(windows, labels)
+        return self._generate_explanations(batch, evidence, max_new_tokens, drop_unsupported)
+
+    @torch.no_grad()
+    def explain_tokens(self, tokens: torch.Tensor, evidence: Sequence[desc.Descriptors], labels: Sequence[str],
+                       max_new_tokens: int = 40,
+                       drop_unsupported: bool = True) -> list[tuple[str, list[grounding.Claim]]]:
+        """``explain`` from precomputed skeleton tokens [B, S, H] and descriptors (the serving split)."""
+        batch = self._explain_prompt(tokens, evidence, labels)
+        return self._generate_explanations(batch, evidence, max_new_tokens, drop_unsupported)
+
+    def _generate_explanations(self, batch, evidence: Sequence[desc.Descriptors], max_new_tokens: int,
+                               drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
         texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens)
         out = []
         for text, ev in zip(texts, evidence):
@@ -170,8 +195,6 @@ class EmotionModel:
 
     def explain_stream(self, window: WindowInput, label: str, max_new_tokens: int = 40) -> Iterator[str]:
         """Explanation text pieces as they are generated (not yet grounding-filtered)."""
-        if self.llm is None:
-            raise ValueError("explanations need the LLM: load the checkpoint with its base model")
         batch, _ = self._explain_batch([window], [label])
         return self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
                                  stream=True)
