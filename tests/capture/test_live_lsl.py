@@ -11,7 +11,7 @@ pylsl = pytest.importorskip("pylsl", reason="the lsl source needs pylsl (pip ins
 
 from bodytalk.capture import source as sources  # noqa: E402
 from bodytalk.capture.layouts_known import AZURE_JOINTS, AZURE_KINECT, KINECT_V2  # noqa: E402
-from bodytalk.capture.lsl_outlet import EventOutlet, FrameOutlet  # noqa: E402
+from bodytalk.capture.lsl_outlet import EventOutlet, FrameOutlet, bridge  # noqa: E402
 from bodytalk.capture.source import SourceError  # noqa: E402
 from bodytalk.capture.sources.lsl import parse_labels  # noqa: E402
 from bodytalk.stream import schema  # noqa: E402
@@ -115,3 +115,26 @@ def test_no_such_stream_is_a_clear_error():
     with pytest.raises(SourceError, match="no stream named"):
         sources.create(f"lsl:{_name()}?resolve=0.5").open()
     assert os.environ["LSLAPICFG"].endswith("lsl_api.cfg")
+
+
+def test_bus_bridge_republishes_frames_and_events():
+    sensor = _name()
+    frame = schema.SkeletonFrame(sensor=sensor, seq=0, t_capture=0.0, layout="kinect_v2",
+                                 body_ids=np.array([3], np.int32), joints=np.zeros((1, 25, 3), np.float32),
+                                 confidence=np.ones((1, 25), np.float32))
+    event = schema.EmotionEvent(sensor=sensor, body="3", window_seq=0, t_start=0.0, t_end=2.0,
+                                status="insufficient_data")
+
+    class Bus:  # a Subscriber's recv(); looks up the LSL streams while the bridge runs
+        queue = [frame, event]
+        seen: set = set()
+
+        def recv(self, timeout=None):
+            msg = self.queue.pop(0)
+            if msg is event:  # the frame was pushed: its outlet exists now
+                self.seen = {info.name() for info in pylsl.resolve_streams(wait_time=1.0)}
+            return msg, 0.0
+
+    bus = Bus()
+    assert bridge(bus, frames=True, events=True, max_messages=2) == 2
+    assert f"bodytalk.{sensor}.3" in bus.seen
