@@ -6,7 +6,11 @@
 - paraphrases (below): a regex and the bands that support it, several descriptors allowed when
   a word covers more than one ("hunched" = trunk leaning forward or head lowered);
 - unobservable terms: what a skeleton cannot show (face, voice, fingers, breathing) -- always
-  unsupported.
+  unsupported;
+- micro-gesture terms (``MG_TERMS``: "touched the face twice", "shrugs"), judged against a
+  detector's ``MGResult`` when the check is given one, and then matched before everything else
+  (so "touched the face" is an MG claim, not the unobservable face). Without a result they are
+  not read, and the other entries judge those words as before.
 Matching is case-insensitive; earlier entries win where spans overlap, so specific wordings come
 before generic ones.
 """
@@ -16,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from bodytalk.model.descriptor_bands import SPECS
+from bodytalk.model.microgestures import VOCABULARY as MG_VOCABULARY
 
 _PRONOUN = r"(?:the |his |her |their |its |both |one |a )?"
 
@@ -164,3 +169,46 @@ _UNOBSERVABLE = (
 )
 UNOBSERVABLE: list[tuple[re.Pattern, str]] = [
     (re.compile(r"\b(?:" + "|".join(words) + r")\b", re.IGNORECASE), why) for words, why in _UNOBSERVABLE]
+
+
+@dataclass(frozen=True)
+class MGTerm:
+    pattern: re.Pattern      # group "count": a stated number of repetitions ("twice"), if any
+    mg: str                  # the micro-gesture it claims
+
+
+_TOUCH = r"(?:touch|rub|scratch|strok|tap|pat)(?:es|ed|ing|s|e|bed|bing|ped|ping|ted|ting)?"
+_MG_WORDS: dict[str, list[str]] = {
+    "fold_arms": [rf"(?:fold|cross)(?:s|es|ed|ing)? {_PRONOUN}arms", r"arms (?:are |were |stay )?(?:folded|crossed)"],
+    "hands_on_hips": [rf"(?:puts?|putting|placed|places|placing|rests?|rested|resting) {_PRONOUN}hands? on "
+                      rf"{_PRONOUN}hips?", rf"hands? on {_PRONOUN}hips?", r"akimbo"],
+    "touch_face": [rf"{_TOUCH} {_PRONOUN}(?:face|cheeks?|chin|nose|mouth|forehead|eyes?)",
+                   rf"hands? (?:to|on) {_PRONOUN}(?:face|cheeks?|chin)"],
+    "cover_face": [rf"(?:cover|hid|hide|hiding|hides|bur(?:y|ies|ied|ying))(?:s|ed|ing)? {_PRONOUN}face",
+                   rf"face in {_PRONOUN}hands"],
+    "touch_head": [rf"{_TOUCH} {_PRONOUN}(?:head|hair|scalp|temples?)"],
+    "touch_neck": [rf"{_TOUCH} {_PRONOUN}(?:neck|throat|nape)"],
+    "rub_hands": [rf"(?:rub|wring)(?:s|bed|bing|ing|ed)? {_PRONOUN}hands(?: together)?", r"hand[- ]?(?:rubbing|wringing)"],
+    "cross_hands": [rf"(?:clasp|cross|fold|hold|held|join)(?:s|es|ed|ing)? {_PRONOUN}hands(?: together)?(?: in front)?",
+                    r"hands (?:clasped|crossed|joined|held together)"],
+    "shrug": [r"shrug(?:s|ged|ging)?", rf"(?:raises?|raised|raising|lifts?|lifted|lifting) {_PRONOUN}shoulders"],
+    "lean_forward": [r"lean(?:s|ed)? (?:in|forward)\b", r"leant (?:in|forward)\b"],
+    "lean_back": [r"lean(?:s|ed)? back\b", r"leant back\b"],
+    "sway": [r"sway(?:s|ed|ing)?", r"rock(?:s|ed|ing)? (?:back and forth|to and fro|from side to side)"],
+    "fidget": [r"fidget(?:s|ed|ing|y)?"],
+    "turn_away": [r"turn(?:s|ed|ing)? away"],
+}
+_COUNT_WORDS = {"once": 1, "twice": 2, "thrice": 3, "two": 2, "three": 3, "four": 4, "five": 5}
+_COUNT = r"(?:\s+(?P<count>once|twice|thrice|(?:\d+|two|three|four|five) times))?"
+
+
+def stated_count(words: str) -> int:
+    """"twice" -> 2, "3 times" -> 3, "three times" -> 3 (what the ``count`` group of an MG term holds)."""
+    first = words.lower().split()[0]
+    return int(first) if first.isdigit() else _COUNT_WORDS[first]
+
+
+MG_TERMS: list[MGTerm] = [MGTerm(re.compile(r"\b(?:" + "|".join(words) + r")" + _COUNT + r"\b", re.IGNORECASE), mg)
+                          for mg, words in _MG_WORDS.items()]
+if set(_MG_WORDS) != set(MG_VOCABULARY):    # fails at import when the vocabulary changes
+    raise ValueError(f"MG claim words cover {sorted(_MG_WORDS)}, the vocabulary is {sorted(MG_VOCABULARY)}")

@@ -1,7 +1,8 @@
 """Descriptors in words: the evidence line of the LLM prompt, and template explanations for training.
 
 ``render(descriptors)`` -> "slow walk (0.60 m/s); head lowered 25°; ..." (the measured phrases, and
-which descriptors lacked data, so the model is told rather than left to guess).
+which descriptors lacked data, so the model is told rather than left to guess); with ``mgs=`` (a
+micro-gesture result) the MG line follows: "...; touched the face twice (0.4-1.6 s)".
 
 ``explain_template(descriptors, label, rng)`` -> "sad: slow walk (0.60 m/s), head lowered 25°, arms
 close to the body (0.21 m from the torso)." It cites the 2-4 descriptors that most support the
@@ -17,6 +18,7 @@ import numpy as np
 
 from bodytalk.model.descriptor_bands import SPECS
 from bodytalk.model.descriptors import Descriptor
+from bodytalk.model.microgestures import MGResult, mg_phrases, render_mgs
 
 # The compact default for prompts: one phrase per aspect (the full list is ~2x longer).
 PROMPT_NAMES: tuple[str, ...] = ("speed", "activity", "hand_speed", "jerk", "expansion", "head_pitch",
@@ -56,11 +58,14 @@ _OPENINGS = ("{label}: {evidence}.", "Looks {label}: {evidence}.", "{Label} move
 MIN_SUPPORT = 0.5   # cue strength (in descriptor scales) below which a cue is not cited as support
 
 
-def render(descriptors: Mapping[str, Descriptor], names: Sequence[str] = PROMPT_NAMES) -> str:
-    """The phrases of ``names`` joined by "; ", then "insufficient data: ..." for those without data."""
+def render(descriptors: Mapping[str, Descriptor], names: Sequence[str] = PROMPT_NAMES,
+           mgs: MGResult | None = None) -> str:
+    """The phrases of ``names`` joined by "; ", then "insufficient data: ..." for those without data,
+    then (given ``mgs``) the micro-gesture line (``microgestures.render_mgs``)."""
     valid = [descriptors[n].phrase for n in names if descriptors[n].valid]
     missing = [SPECS[n].label for n in names if not descriptors[n].valid]
-    return "; ".join(valid + ([f"insufficient data: {', '.join(missing)}"] if missing else []))
+    return "; ".join(valid + ([f"insufficient data: {', '.join(missing)}"] if missing else [])
+                     + ([render_mgs(mgs)] if mgs is not None else []))
 
 
 def canonical_label(label: str) -> str:
@@ -80,9 +85,11 @@ def support(descriptors: Mapping[str, Descriptor], label: str) -> dict[str, floa
 
 
 def explain_template(descriptors: Mapping[str, Descriptor], label: str,
-                     rng: np.random.Generator | None = None) -> str:
+                     rng: np.random.Generator | None = None, mgs: MGResult | None = None) -> str:
     """A one-sentence explanation of ``label`` citing 2-4 measured phrases (3, in a fixed wording,
-    without ``rng``; with it the count, wording and near-tie order vary for training diversity)."""
+    without ``rng``; with it the count, wording and near-tie order vary for training diversity),
+    then, given ``mgs``, the detected micro-gestures' phrases (they stay true: grounding checks
+    them against the same result)."""
     count = 3 if rng is None else int(rng.integers(2, 5))
     scores = support(descriptors, label)
     if rng is not None:   # reorder near-ties only: a small jitter in score units
@@ -95,7 +102,7 @@ def explain_template(descriptors: Mapping[str, Descriptor], label: str,
     if not chosen:
         return f"{shown}: not enough movement data in this window to say why."
     opening = _OPENINGS[0] if rng is None else _OPENINGS[int(rng.integers(len(_OPENINGS)))]
-    evidence = ", ".join(descriptors[n].phrase for n in chosen)
+    evidence = ", ".join([descriptors[n].phrase for n in chosen] + (mg_phrases(mgs) if mgs is not None else []))
     return opening.format(label=shown, Label=shown[:1].upper() + shown[1:], evidence=evidence)
 
 

@@ -8,7 +8,11 @@ their paraphrases, "walks slowly", "head bowed", "trembling") and numbers with u
 - a number is compared with the magnitude of the descriptor it belongs to (the nearest claim of a
   matching unit in the same clause, else any descriptor of that unit) within 20 % or 5°;
 - a claim about a descriptor with insufficient data, or about something a skeleton cannot show
-  (smiling, crying, voice, fingers), is unsupported.
+  (smiling, crying, voice, fingers), is unsupported;
+- given a micro-gesture result (``mgs=``, an ``MGResult``), a micro-gesture claim ("touched the
+  face twice", "did not fidget") is supported when the detector found it (with that count, if one
+  is stated) -- or, negated, when it found it absent; an MG it could not observe cannot be claimed
+  either way.
 Sentences without movement claims ("The person seems sad.") are fine.
 
 ``check`` returns the unsupported claims, ``grounding_rate`` the share of sentences without any,
@@ -21,9 +25,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bodytalk.model.claim_terms import TERMS, UNOBSERVABLE, Term
+from bodytalk.model.claim_terms import MG_TERMS, TERMS, UNOBSERVABLE, MGTerm, Term, stated_count
 from bodytalk.model.descriptor_bands import SPECS
 from bodytalk.model.descriptors import Descriptor
+from bodytalk.model.microgestures import VOCABULARY as MG_VOCABULARY, MGResult, count_words
 
 REL_TOL = 0.2            # numbers: within 20 % of the measured magnitude ...
 ANGLE_TOL = 5.0          # ... or 5° for angles,
@@ -52,6 +57,7 @@ class Claim:
     descriptor: str | None   # the descriptor that decided it (None: unobservable or unattributed)
     supported: bool
     reason: str
+    mg: str | None = None    # the micro-gesture it claims (None: a descriptor or unobservable claim)
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -66,15 +72,17 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def claims(text: str, descriptors: Mapping[str, Descriptor]) -> list[Claim]:
-    """Every claim found in ``text``, supported or not, in reading order."""
+def claims(text: str, descriptors: Mapping[str, Descriptor], mgs: MGResult | None = None) -> list[Claim]:
+    """Every claim found in ``text``, supported or not, in reading order (``mgs``: also judge
+    micro-gesture claims against this detector result)."""
     out: list[Claim] = []
     for index, (s0, s1) in enumerate(sentences(text)):
-        out += _sentence_claims(text[s0:s1], s0, index, descriptors)
+        out += _sentence_claims(text[s0:s1], s0, index, descriptors, mgs)
     return out
 
 
-def _sentence_claims(sentence: str, offset: int, index: int, descriptors: Mapping[str, Descriptor]) -> list[Claim]:
+def _sentence_claims(sentence: str, offset: int, index: int, descriptors: Mapping[str, Descriptor],
+                     mgs: MGResult | None = None) -> list[Claim]:
     breaks = [0, *(m.start() for m in _CLAUSE_BREAK.finditer(sentence))]
 
     def clause(pos: int) -> int:                                  # start of the clause holding pos
@@ -91,8 +99,12 @@ def _sentence_claims(sentence: str, offset: int, index: int, descriptors: Mappin
     def claim(m: re.Match, verdict: tuple[str | None, bool, str]) -> Claim:
         return Claim(m.group(0), offset + m.start(), offset + m.end(), index, *verdict)
 
-    out = [claim(m, (None, False, f"not observable: {why}"))
-           for pattern, why in UNOBSERVABLE for m in pattern.finditer(sentence) if free(m)]
+    out = [] if mgs is None else [
+        Claim(m.group(0), offset + m.start(), offset + m.end(), index, None,
+              *_judge_mg(term, m, bool(_NEGATION.search(sentence[clause(m.start()):m.start()])), mgs), term.mg)
+        for term in MG_TERMS for m in term.pattern.finditer(sentence) if free(m)]
+    out += [claim(m, (None, False, f"not observable: {why}"))
+            for pattern, why in UNOBSERVABLE for m in pattern.finditer(sentence) if free(m)]
     words = [(m, term) for term in TERMS for m in term.pattern.finditer(sentence) if free(m)]
     for m, term in words:
         negated = bool(_NEGATION.search(sentence[clause(m.start()):m.start()]))
@@ -104,26 +116,27 @@ def _sentence_claims(sentence: str, offset: int, index: int, descriptors: Mappin
     return sorted(out, key=lambda c: c.start)
 
 
-def check(explanation: str, descriptors: Mapping[str, Descriptor]) -> list[Claim]:
+def check(explanation: str, descriptors: Mapping[str, Descriptor], mgs: MGResult | None = None) -> list[Claim]:
     """The unsupported claims of ``explanation`` (empty: every claim holds)."""
-    return [c for c in claims(explanation, descriptors) if not c.supported]
+    return [c for c in claims(explanation, descriptors, mgs) if not c.supported]
 
 
-def grounding_rate(explanation: str, descriptors: Mapping[str, Descriptor]) -> float:
+def grounding_rate(explanation: str, descriptors: Mapping[str, Descriptor], mgs: MGResult | None = None) -> float:
     """Share of sentences without an unsupported claim (1.0 for an empty text)."""
     spans = sentences(explanation)
     if not spans:
         return 1.0
-    bad = {c.sentence for c in check(explanation, descriptors)}
+    bad = {c.sentence for c in check(explanation, descriptors, mgs)}
     return 1.0 - len(bad) / len(spans)
 
 
-def filter_unsupported(text: str, descriptors: Mapping[str, Descriptor], mode: str = "drop") -> str:
+def filter_unsupported(text: str, descriptors: Mapping[str, Descriptor], mode: str = "drop",
+                       mgs: MGResult | None = None) -> str:
     """``text`` without the sentences holding an unsupported claim (``mode="flag"``: marked instead)."""
     if mode not in ("drop", "flag"):
         raise ValueError(f"mode must be 'drop' or 'flag', got {mode!r}")
     bad: dict[int, list[str]] = {}
-    for c in check(text, descriptors):
+    for c in check(text, descriptors, mgs):
         bad.setdefault(c.sentence, []).append(c.text)
     kept = []
     for index, (s0, s1) in enumerate(sentences(text)):
@@ -153,6 +166,23 @@ def _judge_words(term: Term, negated: bool, descriptors: Mapping[str, Descriptor
         seen.append(f"measured: {d.phrase}")
     wanted = " or ".join(k.split(".")[1].replace("_", " ") for _, keys in term.options for k in keys)
     return term.options[0][0], False, f"claims {'not ' if negated else ''}{wanted}; " + "; ".join(seen)
+
+
+def _judge_mg(term: MGTerm, m: re.Match, negated: bool, mgs: MGResult) -> tuple[bool, str]:
+    """(supported, reason) for a micro-gesture claim against the detector's result."""
+    spec, status = MG_VOCABULARY[term.mg], mgs.status(term.mg)
+    if status == "not_observable":
+        return False, f"{spec.label}: not observable (its joints were not tracked well enough)"
+    if status == "unknown":
+        return False, f"{spec.label}: not judged by the detector"
+    found = mgs.count(term.mg)
+    if negated:
+        return (not found, f"detected: {spec.past} {count_words(found)}" if found else f"{spec.label}: not detected")
+    if not found:
+        return False, f"claims {spec.label}; not detected"
+    if m.group("count") and stated_count(m.group("count")) != found:
+        return False, f"claims {m.group('count')}; detected {count_words(found)}"
+    return True, f"detected: {spec.past} {count_words(found)}"
 
 
 def _dimension(unit: str) -> tuple[str, float]:

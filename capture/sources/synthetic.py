@@ -17,6 +17,12 @@ Options (``synthetic:?bodies=3&emotion=sad,happy,angry&seed=7``):
   dropout=P      simulate tracking loss in about a fraction P of each body's frames: the body
                  vanishes for a moment, or a limb is reported inferred/untracked (confidence 0.5
                  or 0, jittered positions; never NaN). Default 0.
+  activity=NAMES draw only these activities (e.g. standing); default: all, weighted by the style
+  mg=NAMES       perform these micro-gestures while standing (comma list, or all; see
+                 synthetic_mg.MG_NAMES): each label then has "mgs", a list of {name, t_start,
+                 t_end, count} for the MGs begun by t that ended at most 10 s before it
+  mg_rate=R      micro-gestures per second while standing (default 0.2)
+Micro-gesture clips: ``synthetic:?bodies=1&emotion=neutral&activity=standing&mg=all&duration=60``.
 """
 from __future__ import annotations
 
@@ -28,11 +34,12 @@ import numpy as np
 from bodytalk.capture.layouts_known import KINECT_V2
 from bodytalk.capture.source import Frame, Source, SourceError
 from bodytalk.capture.sources.synthetic_body import J
+from bodytalk.capture.sources.synthetic_mg import MG_NAMES, MGPerformer, check as check_mgs
 from bodytalk.capture.sources.synthetic_motion import EMOTIONS, MotionConfig, SyntheticMotion
 from bodytalk.capture.sources.synthetic_styles import ACTIVITIES
 
 _CHUNK = 30  # frames posed per vectorised pass (one second at 30 fps)
-_OPTIONS = ("bodies", "emotion", "hold", "fps", "seed", "duration", "dropout", "sensor")
+_OPTIONS = ("bodies", "emotion", "hold", "fps", "seed", "duration", "dropout", "sensor", "activity", "mg", "mg_rate")
 # Joint groups a tracking glitch degrades together.
 _LIMBS = [np.array([J[n] for n in names]) for names in (
     ("ShoulderLeft", "ElbowLeft", "WristLeft", "HandLeft", "HandTipLeft", "ThumbLeft"),
@@ -85,7 +92,10 @@ class SyntheticSource(Source):
         if unknown:
             raise SourceError(f"synthetic: unknown option(s) {', '.join(unknown)}; "
                               f"known: {', '.join(_OPTIONS)}")
-        emotion = self.option("emotion", "")
+        emotion, activity = self.option("emotion", ""), self.option("activity", "")
+        mg = self.option("mg", "")
+        self.mgs = MG_NAMES if mg == "all" else tuple(n.strip() for n in mg.split(",")) if mg else ()
+        self.mg_rate = self.option("mg_rate", 0.2, float)
         self.duration = self.option("duration", None, float)
         self.dropout = self.option("dropout", 0.0, float)
         if self.duration is not None and not self.duration > 0:
@@ -96,7 +106,10 @@ class SyntheticSource(Source):
             self.config = MotionConfig(
                 bodies=self.option("bodies", 2, int), fps=self.option("fps", 30.0, float),
                 seed=self.option("seed", 0, int), hold=self.option("hold", 20.0, float),
-                emotions=tuple(e.strip() for e in emotion.split(",")) if emotion else None)
+                emotions=tuple(e.strip() for e in emotion.split(",")) if emotion else None,
+                activities=tuple(a.strip() for a in activity.split(",")) if activity else None)
+            if self.mgs:
+                check_mgs(self.mgs, self.mg_rate)
         except ValueError as err:
             raise SourceError(f"synthetic: {err}") from None
         self.layout = KINECT_V2
@@ -105,12 +118,15 @@ class SyntheticSource(Source):
     def frames(self) -> Iterator[Frame]:
         cfg = self.config
         motion = SyntheticMotion(cfg)
+        performer = MGPerformer(motion, self.mgs, self.mg_rate) if self.mgs else None
         dropout = Dropout(self.dropout, cfg.bodies, cfg.fps, cfg.seed) if self.dropout else None
         ids = np.arange(1, cfg.bodies + 1, dtype=np.int32)
         total = math.inf if self.duration is None else round(self.duration * cfg.fps)
         done = 0
         while done < total:
             track, joints = motion.advance(int(min(_CHUNK, total - done)))
+            if performer:
+                performer.plan(track)                                    # MGs of the next chunk
             joints = joints.astype(np.float32)                          # [n, B, 25, 3]
             conf = np.ones(joints.shape[:-1], dtype=np.float32)          # [n, B, 25]
             keep = np.ones(joints.shape[:2], dtype=bool)                 # [n, B] visible
@@ -119,6 +135,9 @@ class SyntheticSource(Source):
                     keep[i] = dropout.apply(joints[i], conf[i])
                 labels = {int(b): {"emotion": EMOTIONS[e], "activity": ACTIVITIES[a]} for b, e, a
                           in zip(ids[keep[i]], track.emotion[i][keep[i]], track.activity[i][keep[i]])}
+                if performer:
+                    for b in labels:
+                        labels[b]["mgs"] = performer.labels(b - 1, float(track.t[i]))
                 yield Frame(t=(done + i) / cfg.fps, body_ids=ids[keep[i]], joints=joints[i][keep[i]],
                             confidence=conf[i][keep[i]], labels=labels)
             done += len(track.t)

@@ -46,6 +46,7 @@ class MotionConfig:
     seed: int = 0
     hold: float = 20.0                         # seconds between emotion changes
     emotions: tuple[str, ...] | None = None    # fixed emotion per body (one name: all bodies)
+    activities: tuple[str, ...] | None = None  # draw only these (("standing",): micro-gesture clips)
     # Floor area the bodies walk in (x min, x max, z min, z max), metres: in view of a sensor
     # at the origin looking along +z.
     arena: tuple[float, float, float, float] = (-2.0, 2.0, 1.5, 5.0)
@@ -62,9 +63,24 @@ class MotionConfig:
             if len(self.emotions) not in (1, self.bodies):
                 raise ValueError(f"{len(self.emotions)} emotions for {self.bodies} bodies: give one "
                                  f"name for all bodies or one per body")
+        if self.activities is not None:
+            unknown = [a for a in self.activities if a not in ACTIVITIES]
+            if unknown or not self.activities:
+                raise ValueError(f"activities {', '.join(unknown) or '(none)'} unknown; known: {', '.join(ACTIVITIES)}")
+            never = [e for e in (self.emotions or EMOTIONS) if _weights(self.activities)[EMOTIONS.index(e)].sum() == 0]
+            if never:
+                raise ValueError(f"emotion {', '.join(never)} never does {', '.join(self.activities)}")
         x0, x1, z0, z1 = self.arena
         if not (x1 - x0 >= _GOAL_DISTANCE and z1 - z0 >= _GOAL_DISTANCE):
             raise ValueError(f"arena {self.arena} must be at least {_GOAL_DISTANCE} m on each side")
+
+
+def _weights(activities: tuple[str, ...] | None) -> list[np.ndarray]:
+    """Per emotion, the probabilities of drawing each activity (restricted to ``activities``)."""
+    if activities is None:
+        return _ACTIVITY_WEIGHTS
+    keep = np.array([a in activities for a in ACTIVITIES])
+    return [w * keep / max((w * keep).sum(), 1e-12) for w in _ACTIVITY_WEIGHTS]
 
 
 class _Body:
@@ -79,6 +95,7 @@ class _Body:
                  rng: np.random.Generator, pace: float, hip_width: float) -> None:
         self.cfg, self.rng_emotion, self.rng = cfg, rng_emotion, rng
         self.tempo, self.hip_width = pace, hip_width
+        self.weights = _weights(cfg.activities)
         fixed = cfg.emotions and cfg.emotions[index % len(cfg.emotions)]
         self.emotion = EMOTIONS.index(fixed) if fixed else int(self.rng_emotion.integers(len(EMOTIONS)))
         x0, x1, z0, z1 = cfg.arena
@@ -149,7 +166,7 @@ class _Body:
 
     def _start_activity(self, t: float, emotion: int) -> None:
         rng = self.rng
-        self.activity = int(rng.choice(len(ACTIVITIES), p=_ACTIVITY_WEIGHTS[emotion]))
+        self.activity = int(rng.choice(len(ACTIVITIES), p=self.weights[emotion]))
         act = ACTIVITIES[self.activity]
         lo, hi = _DURATION.get(act, _GESTURE_DURATION)
         self.seg_start, self.seg_end = t, t + float(rng.uniform(lo, hi))
