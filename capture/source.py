@@ -92,6 +92,17 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "ntu": ("bodytalk.capture.sources.ntu", "NTUSource"),
     "c3d": ("bodytalk.capture.sources.c3d", "C3DSource"),
     "session": ("bodytalk.capture.sources.session", "SessionSource"),
+    # Live sensors (capture/sources/live.py runs their reconnecting loop).
+    "kinect2": ("bodytalk.capture.sources.kinect2", "KinectV2Source"),
+    "azure-kinect": ("bodytalk.capture.sources.azure_kinect", "AzureKinectSource"),
+    "natnet": ("bodytalk.capture.sources.natnet", "NatNetSource"),
+    "xsens": ("bodytalk.capture.sources.xsens", "XsensSource"),
+    "neuron": ("bodytalk.capture.sources.neuron", "NeuronSource"),
+    "rokoko": ("bodytalk.capture.sources.rokoko", "RokokoSource"),
+    "lsl": ("bodytalk.capture.sources.lsl", "LSLSource"),
+    "osc": ("bodytalk.capture.sources.osc", "OSCSource"),
+    "webcam": ("bodytalk.capture.sources.mediapipe_pose", "WebcamSource"),
+    "video": ("bodytalk.capture.sources.mediapipe_pose", "VideoSource"),
 }
 
 

@@ -82,7 +82,7 @@ class LiveSource(Source):
     """A source read from a device or a network peer; see the module docstring."""
 
     live = True
-    LINK_OPTIONS: ClassVar[str] = "timeout=S, backoff=S, backoff_max=S, reconnect=0|1"
+    LINK_OPTIONS: ClassVar[str] = "reconnects (timeout=S, backoff=S, backoff_max=S, reconnect=0)"
 
     def __init__(self, target: str, options: dict[str, str]) -> None:
         super().__init__(target, options)
