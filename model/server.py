@@ -1,42 +1,58 @@
 """The emotion server (``bodytalk serve``): windows in, emotion events out, continuously.
 
-Subscribes (SUB, connects ``--sub``):  skeleton.window.*
-Publishes  (PUB, binds ``--pub``):     emotion.<sensor>.<body>  label, probabilities, stable label,
+Two ways in:
+  one process (default)  SUB, connects --sub:  skeleton.window.*; the server runs the tokenizer
+                         step (descriptors, encoder, projector) itself
+  split (--work ADDR)    PULL, binds ADDR:     work.<sensor>.<body> from `bodytalk worker`s, which
+                         ran the tokenizer step; their heartbeats are forwarded onto --pub.
+                         Work items carry prompt embeddings: whoever reaches ADDR steers the LLM,
+                         so it is loopback by default; bind another interface only on a trusted
+                         network.
+Publishes (PUB, binds ``--pub``):     emotion.<sensor>.<body>  label, probabilities, stable label,
                                        evidence, explanation when produced, latency per stage
                                        status.server            heartbeat: rate, drops, queue depth
 Windows are batched across bodies and sensors (everything waiting, up to --max-batch). Recognition
 runs for every window; an explanation is generated on a background thread when a body's stable
 label changes or every --explain-every seconds, so labels never wait for text. A window that fails
-validation yields an event with status "insufficient_data", not silence.
+validation yields an event with status "insufficient_data", not silence. ``latency_ms.total`` runs
+from the window's arrival (at the server, or at the worker in the split) to the event's publication.
+Drops on status.server: malformed messages, refused work (another checkpoint, wrong shapes) and,
+in ``counters.lost_windows``, windows that never arrived (gaps in a body's window seq).
 
 Examples:
   bodytalk serve                                   # demo model, capture on :5555, events on :5556
   bodytalk serve --model runs/bandai/checkpoint --explain-every 5
+  bodytalk serve --work tcp://127.0.0.1:5557       # fed by `bodytalk worker`s
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import ipaddress
 import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from urllib.parse import urlsplit
 
 import numpy as np
+import torch
 
-from bodytalk.model.features import WindowInput
 from bodytalk.model.hysteresis import StableLabel
+from bodytalk.model.worker import Tokenizer, descriptors_of
 from bodytalk.stream import schema, topics
-from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher, Subscriber
+from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher, Puller, Subscriber
 
 log = logging.getLogger("bodytalk.serve")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ServeConfig:
     sub: str = topics.DEFAULT_CAPTURE_ADDR
     pub: str = topics.DEFAULT_SERVER_ADDR
     model: str | None = None
+    work: str | None = None       # split mode: PULL work items from workers here instead of --sub
     path: str = "auto"            # label path: llm | head | auto
     explain: bool = True
     explain_every: float = 10.0   # seconds between explanations of one body (and on label change)
@@ -51,73 +67,142 @@ class ServeConfig:
 
 
 class Server:
-    def __init__(self, cfg: ServeConfig, model, pub: Publisher, sub: Subscriber) -> None:
-        self.cfg, self.model, self.pub, self.sub = cfg, model, pub, sub
+    def __init__(self, cfg: ServeConfig, model, pub: Publisher, intake: Subscriber | Puller) -> None:
+        """``intake``: a Subscriber of windows (tokenized here) or a Puller of workers' PromptWork."""
+        self.cfg, self.model, self.pub, self.intake = cfg, model, pub, intake
+        self.tokenizer = Tokenizer(model)
+        self.path = model.label_path(cfg.path)
+        enc = model.cfg.encoder
+        self.token_shape = (enc.semantic_tokens + enc.num_st_tokens, model.cfg.projector.out_dim)  # [S, H]
         self.stable: dict[tuple[str, str], StableLabel] = {}
         self.last_explained: dict[tuple[str, str], float] = {}
+        self.last_seq: dict[tuple[str, str], int] = {}
         self.heartbeat = Heartbeat(pub, "server")
-        self.events = 0
+        self.counts: Counter[str] = Counter()  # events, explanations, explain_busy, lost_windows
+        self.refused: Counter[str] = Counter()  # work items refused, by reason
         self._jobs: queue.Queue = queue.Queue(maxsize=4)  # bounded: explanations are dropped, never queued up
         self._send_lock = threading.Lock()
         self.explainer = threading.Thread(target=self._explain_loop, daemon=True)
         self.can_explain = cfg.explain and model.llm is not None
 
-    def step(self, timeout: float = 0.5) -> int:
-        """Receive what is waiting (up to max_batch windows), publish one event each."""
-        first = self.sub.recv(timeout)
-        if first is None:
-            return 0
-        batch = [(first[0], time.perf_counter())]
-        while len(batch) < self.cfg.max_batch and (nxt := self.sub.recv(0)) is not None:
-            batch.append((nxt[0], time.perf_counter()))
-        wins = [(m, t) for m, t in batch if isinstance(m, schema.SkeletonWindow)]
-        if not wins:
-            return 0
-        inputs = [WindowInput(m.joints, m.confidence, m.fps, m.layout) for m, _ in wins]
-        readings = self.model.recognise(inputs, path=self.cfg.path)
-        for (msg, t_recv), inp, r in zip(wins, inputs, readings):
-            self._publish(msg, inp, r, t_recv)
-        return len(wins)
+    @property
+    def events(self) -> int:
+        return self.counts["events"]
 
-    def _publish(self, msg: schema.SkeletonWindow, inp: WindowInput, r, t_recv: float) -> None:
-        key = (msg.sensor, msg.body)
+    def step(self, timeout: float = 0.5) -> int:
+        """Receive what is waiting (up to max_batch windows or work items), publish one event each."""
+        got = self.intake.recv(timeout)
+        if got is None:
+            return 0
+        batch = [(*got, time.time())]
+        while len(batch) < self.cfg.max_batch and (nxt := self.intake.recv(0)) is not None:
+            batch.append((*nxt, time.time()))
+        windows, work = [], []
+        for msg, ts, t_recv in batch:
+            if isinstance(msg, schema.SkeletonWindow):
+                windows.append((msg, t_recv))
+            elif isinstance(msg, schema.PromptWork) and self._accept(msg):
+                # Wall clocks of two hosts may disagree by more than the transfer takes: never < 0.
+                work.append(dataclasses.replace(msg, latency_ms={
+                    **msg.latency_ms, "transfer": max(0.0, t_recv - ts) * 1e3}))
+            elif isinstance(msg, schema.Status) and msg.component.startswith("worker_"):
+                self._send(msg)  # a worker's heartbeat, onto the event bus
+        if windows:
+            work.extend(self.tokenizer.tokenize(windows))
+        self._read(work)
+        return len(work)
+
+    def _accept(self, work: schema.PromptWork) -> bool:
+        """Refuse (and count) work this server's LLM cannot read."""
+        reason = None
+        if work.model != self.tokenizer.model_id:
+            reason = "model"
+        elif work.status == "ok" and (work.tokens.shape != self.token_shape
+                                      or work.head_logits.shape != (len(self.model.labels),)):
+            reason = "shape"
+        if reason is None:
+            return True
+        self.refused[reason] += 1
+        if self.refused[reason] == 1:
+            log.warning("refusing work from a worker (%s): checkpoint %s, tokens %s; this server has %s, "
+                        "tokens %s -- start workers and server with the same --model", reason, work.model,
+                        work.tokens.shape, self.tokenizer.model_id, self.token_shape)
+        return False
+
+    def _read(self, work: list[schema.PromptWork]) -> None:
+        """Label every readable item in one batch, then publish in arrival order."""
+        ok = [w for w in work if w.status == "ok"]
+        t0 = time.perf_counter()
+        rows: list[list[float]] = []
+        if ok:
+            tokens = torch.from_numpy(np.stack([w.tokens for w in ok]))        # [B, S, H]
+            logits = torch.from_numpy(np.stack([w.head_logits for w in ok]))   # [B, L]
+            rows = self.model.label_probs(tokens, [w.evidence_text for w in ok], logits, self.path).tolist()
+        label_ms = (time.perf_counter() - t0) * 1e3
+        rows_iter = iter(rows)
+        for w in work:
+            probs = dict(zip(self.model.labels, next(rows_iter))) if w.status == "ok" else {}
+            self._publish(w, probs, label_ms)
+
+    def _publish(self, w: schema.PromptWork, probs: dict[str, float], label_ms: float) -> None:
+        key = (w.sensor, w.body)
+        self._count_lost(key, w.window_seq)
         tracker = self.stable.setdefault(key, StableLabel(self.model.labels))
-        changed = False
-        if r.status == "ok":
-            changed = tracker.update(r.probs)
-        event = dict(sensor=msg.sensor, body=msg.body, window_seq=msg.seq, t_start=msg.t_start, t_end=msg.t_end,
-                     status=r.status, label=r.label, stable_label=tracker.label, probs=r.probs,
-                     evidence=_evidence(r), latency_ms=dict(r.latency_ms))
-        self._send(event, t_recv)
+        changed = tracker.update(probs) if probs else False
+        latency = dict(w.latency_ms, label=label_ms) if probs else dict(w.latency_ms)
+        event = dict(sensor=w.sensor, body=w.body, window_seq=w.window_seq, t_start=w.t_start, t_end=w.t_end,
+                     status=w.status, label=max(probs, key=probs.get) if probs else None,
+                     stable_label=tracker.label, probs=probs, evidence=_evidence(w), latency_ms=latency)
+        self._send_event(event, w.t_received)
         now = time.monotonic()
         due = changed or now - self.last_explained.get(key, -1e9) >= self.cfg.explain_every
-        if self.can_explain and r.status == "ok" and due and tracker.label:
+        if self.can_explain and probs and due and tracker.label:
             try:
-                self._jobs.put_nowait((event, inp, tracker.label, t_recv))
+                self._jobs.put_nowait((event, w, tracker.label))
                 self.last_explained[key] = now
             except queue.Full:
-                pass  # the explainer is busy; this body is explained at its next due window
+                self.counts["explain_busy"] += 1  # this body is explained at its next due window
 
-    def _send(self, event: dict, t_recv: float) -> None:
-        event["latency_ms"]["total"] = (time.perf_counter() - t_recv) * 1e3
+    def _count_lost(self, key: tuple[str, str], seq: int) -> None:
+        """Windows that never arrived: gaps in a body's window seq (a restarted capture starts over)."""
+        last = self.last_seq.get(key)
+        if last is not None and seq > last + 1:
+            self.counts["lost_windows"] += seq - last - 1
+        self.last_seq[key] = seq
+
+    def _send_event(self, event: dict, t_received: float) -> None:
+        event["latency_ms"]["total"] = max(0.0, time.time() - t_received) * 1e3
+        self._send(schema.EmotionEvent(**event))
+        self.counts["events"] += 1
+
+    def _send(self, msg: schema.Message) -> None:
         with self._send_lock:  # the explainer thread publishes too; zmq sockets are not thread-safe
-            self.pub.send(schema.EmotionEvent(**event))
-        self.events += 1
+            self.pub.send(msg)
 
     def _explain_loop(self) -> None:
         while True:
-            event, inp, label, t_recv = self._jobs.get()
+            event, w, label = self._jobs.get()
             if event is None:
                 return
             t0 = time.perf_counter()
             try:
-                (text, bad), = self.model.explain([inp], [label], max_new_tokens=self.cfg.max_new_tokens)
+                tokens = torch.from_numpy(np.array(w.tokens))[None]   # [1, S, H], a writable copy
+                (text, bad), = self.model.explain_tokens(tokens, [descriptors_of(w)], [label],
+                                                         max_new_tokens=self.cfg.max_new_tokens)
             except Exception as err:  # an explanation failure must not stop labels
                 log.warning("explanation failed: %s", err)
                 continue
             event = dict(event, explanation=text, unsupported=[c.text for c in bad],
                          latency_ms=dict(event["latency_ms"], explain=(time.perf_counter() - t0) * 1e3))
-            self._send(event, t_recv)
+            self.counts["explanations"] += 1
+            self._send_event(event, w.t_received)
+
+    def beat(self, rate_hz: float) -> None:
+        drops = self.intake.dropped + sum(self.refused.values())
+        counters = {**self.counts, **{f"refused_{k}": n for k, n in self.refused.items()},
+                    **{f"decode_{k}": n for k, n in self.intake.drops.items()}}
+        with self._send_lock:
+            self.heartbeat.tick(rate_hz=rate_hz, drops=drops, queue_depth=self._jobs.qsize(), counters=counters)
 
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
         if self.can_explain:
@@ -128,21 +213,29 @@ class Server:
                 n += self.step()
                 now = time.monotonic()
                 if now - t_rate >= 1.0:
-                    with self._send_lock:
-                        self.heartbeat.tick(rate_hz=n / (now - t_rate), drops=self.sub.dropped,
-                                            queue_depth=self._jobs.qsize(), counters={"events": self.events})
+                    self.beat(n / (now - t_rate))
                     n, t_rate = 0, now
         finally:
             if self.explainer.is_alive():
-                self._jobs.put((None, None, None, None))
+                self._jobs.put((None, None, None))
                 self.explainer.join(timeout=30)
 
 
-def _evidence(r) -> dict:
-    """Descriptor values for the event (NaN -> None)."""
-    if r.descriptors is None:
-        return {}
-    return {k: (None if not np.isfinite(d.value) else round(d.value, 4)) for k, d in r.descriptors.items()}
+def _evidence(w: schema.PromptWork) -> dict:
+    """Descriptor values for the event (None where the window lacked the data)."""
+    return {k: (None if v is None else round(v, 4)) for k, v in w.evidence.items()}
+
+
+def _is_loopback(addr: str) -> bool:
+    """tcp://127.0.0.1:N, tcp://localhost:N, ipc:// and inproc:// stay on this host."""
+    url = urlsplit(addr)
+    if url.scheme in ("ipc", "inproc"):
+        return True
+    host = url.hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # an interface name or "*": reachable from the network
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sub", default=topics.DEFAULT_CAPTURE_ADDR, help="capture address (default %(default)s)")
     p.add_argument("--pub", default=topics.DEFAULT_SERVER_ADDR, help="event address (default %(default)s)")
+    p.add_argument("--work", nargs="?", const=topics.DEFAULT_WORK_ADDR, default=None, metavar="ADDR",
+                   help=f"split mode: take work from `bodytalk worker`s on ADDR (default {topics.DEFAULT_WORK_ADDR}"
+                        f"; loopback unless you trust the network) instead of windows from --sub")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the demo model)")
     p.add_argument("--path", default="auto", choices=("auto", "llm", "head"), help="label path")
     p.add_argument("--no-explain", action="store_true", help="labels only")
@@ -164,19 +260,30 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        cfg = ServeConfig(sub=args.sub, pub=args.pub, model=args.model, path=args.path, explain=not args.no_explain,
-                          explain_every=args.explain_every, max_batch=args.max_batch)
+        cfg = ServeConfig(sub=args.sub, pub=args.pub, model=args.model, work=args.work, path=args.path,
+                          explain=not args.no_explain, explain_every=args.explain_every, max_batch=args.max_batch)
         model = load_model(cfg.model, with_llm=cfg.path != "head")
         pub = Publisher(cfg.pub)
     except (ValueError, FileNotFoundError, AddressInUse) as err:
         log.error("%s", err)
         return 2
-    sub = Subscriber(cfg.sub, prefixes=[topics.WINDOW])
+    if cfg.work is None:
+        intake = Subscriber(cfg.sub, prefixes=[topics.WINDOW])
+    else:
+        if not _is_loopback(cfg.work):
+            log.warning("work address %s is reachable from the network: anyone who can connect can send "
+                        "prompt embeddings to the LLM; use a loopback address or a trusted network", cfg.work)
+        try:
+            intake = Puller(cfg.work)
+        except AddressInUse as err:
+            pub.close()
+            log.error("%s", err)
+            return 2
     try:
-        Server(cfg, model, pub, sub).run(args.duration)
+        Server(cfg, model, pub, intake).run(args.duration)
     except KeyboardInterrupt:
         pass
     finally:
         pub.close()
-        sub.close()
+        intake.close()
     return 0

@@ -311,4 +311,45 @@ class Status(Message):
         return topics.status(self.component)
 
 
+@dataclass(frozen=True)
+class PromptWork(Message):
+    """``work.<sensor>.<body>``: one window read by a tokenizer worker, for the LLM server.
+
+    Travels over PUSH/PULL only. The skeleton tokens become prompt embeddings, so whoever can send
+    this message steers the LLM: the server binds its PULL on loopback unless told otherwise."""
+    TYPE = "prompt_work"
+    PREFIX = topics.WORK
+    sensor: str = spec(str)
+    body: str = spec(str)
+    window_seq: int = spec(COUNT)
+    t_start: float = spec(float)
+    t_end: float = spec(float)
+    model: str = spec(str)                       # checkpoint fingerprint: worker and server must agree
+    status: str = spec(str)                      # "ok" | "insufficient_data"
+    tokens: np.ndarray = spec(Array("<f4", 2))   # [S, H] projected skeleton tokens; [0, 0] unless ok
+    head_logits: np.ndarray = spec(Array("<f4", 1))  # [L] the encoder's label head; [0] unless ok
+    evidence: dict = spec(dict, {})              # descriptor name -> value (None: insufficient data)
+    valid_share: float = spec(Scalar(float, lo=0), 0.0)  # share of fully valid frames
+    evidence_text: str = spec(str, "")           # the descriptor line of the prompt
+    reason: str | None = spec(OPT_STR, None)     # why the window could not be read
+    t_received: float = spec(float, 0.0)         # worker wall clock when the window arrived (s)
+    latency_ms: dict = spec(dict, {})            # worker stages -> ms
+
+    def validate(self) -> None:
+        if self.status not in ("ok", "insufficient_data"):
+            raise ValueError(f"status {self.status!r} unknown (ok, insufficient_data)")
+        if self.t_end < self.t_start:
+            raise ValueError(f"t_end {self.t_end} < t_start {self.t_start}")
+        if self.status == "ok" and not (self.tokens.size and self.head_logits.size):
+            raise ValueError("status 'ok' needs skeleton tokens and head logits")
+        if self.status != "ok" and not self.reason:
+            raise ValueError(f"status {self.status!r} needs a reason")
+        for k, v in self.evidence.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ValueError(f"evidence[{k!r}] = {v!r} is not a number or None")
+
+    def _make_topic(self) -> str:
+        return topics.work(self.sensor, self.body)
+
+
 _MAX_ARRAYS = max(len(cls.fields_table().arrays) for cls in Message.REGISTRY.values())

@@ -17,6 +17,7 @@ WINDOW = "skeleton.window."
 EMOTION = "emotion."
 EMOTION_TEXT = "emotion.text."
 STATUS = "status."
+WORK = "work."  # tokenizer worker -> LLM server, PUSH/PULL only (never on a PUB bus)
 
 # One dotted segment: sensor names, body ids and component names never contain dots or spaces.
 _PART = re.compile(r"^[A-Za-z0-9_\-]+$")
@@ -44,6 +45,10 @@ def emotion(sensor: str, body: object) -> str:
 
 def emotion_text(sensor: str, body: object) -> str:
     return f"{EMOTION_TEXT}{part(sensor)}.{part(body)}"
+
+
+def work(sensor: str, body: object) -> str:
+    return f"{WORK}{part(sensor)}.{part(body)}"
 
 
 def status(component: str) -> str:

@@ -205,12 +205,20 @@ class Subscriber(_Receiver):
 
 
 class Pusher(_Sender):
-    """PUSH socket (connects by default): work that must be delivered; ``block=False`` drops."""
+    """PUSH socket (connects by default): work that must be delivered; ``block=False`` drops.
+
+    ``immediate=True`` queues only to live connections (ZMQ_IMMEDIATE): while no peer is up a
+    non-blocking send drops at once, instead of filling a queue that a restarted peer would then
+    receive as stale work."""
 
     def __init__(self, addr: str = topics.DEFAULT_WORK_ADDR, hwm: int = 100, bind: bool = False,
-                 block: bool = True) -> None:
+                 block: bool = True, immediate: bool = False) -> None:
+        self._immediate = immediate
         super().__init__(zmq.PUSH, addr, bind, hwm)
         self._send_flags = 0 if block else _NOBLOCK
+
+    def _configure(self) -> None:
+        self.sock.setsockopt(zmq.IMMEDIATE, int(self._immediate))
 
 
 class Puller(_Receiver):

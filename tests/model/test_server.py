@@ -1,0 +1,120 @@
+"""The emotion server's two ways in (windows, or workers' PromptWork) share one reading path."""
+import dataclasses
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from bodytalk.model.checkpoint import ModelConfig
+from bodytalk.model.inference import EmotionModel
+from bodytalk.model.server import ServeConfig, Server, _is_loopback
+from bodytalk.model.worker import Tokenizer
+from bodytalk.stream import schema
+from tests.model.test_worker import ListIntake
+from tests.serving_helpers import synthetic_windows, unreadable, wait_for
+
+torch.set_num_threads(1)
+
+
+class Collect:
+    """Stands in for a Publisher: keeps what is sent."""
+
+    def __init__(self) -> None:
+        self.msgs = []
+
+    def send(self, msg, ts=None) -> bool:
+        self.msgs.append(msg)
+        return True
+
+    def of(self, kind):
+        return [m for m in list(self.msgs) if isinstance(m, kind)]
+
+
+@pytest.fixture(scope="module")
+def windows():
+    return synthetic_windows(bodies=2, seconds=4.0)
+
+
+@pytest.fixture()
+def model(tiny_model_dir, tiny_llm):
+    cfg = ModelConfig.create(hidden=tiny_llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "float32"})
+    return EmotionModel.untrained(cfg, llm=tiny_llm, seed=4)
+
+
+def _serve(model, msgs, **cfg):
+    pub = Collect()
+    server = Server(ServeConfig(explain=False, **cfg), model, pub, ListIntake(msgs))
+    while server.step(0):
+        pass
+    return server, pub
+
+
+def _wire(msg):
+    return schema.decode(schema.encode(msg))
+
+
+def test_windows_in_events_out(model, windows):
+    server, pub = _serve(model, [windows[0], unreadable(windows[1]), *windows[2:6]])
+    events = pub.of(schema.EmotionEvent)
+    assert len(events) == 6 and server.events == 6
+    assert events[1].status == "insufficient_data" and events[1].label is None and events[1].probs == {}
+    for ev in events[:1] + events[2:]:
+        assert ev.status == "ok" and set(ev.probs) == set(model.labels)
+        assert sum(ev.probs.values()) == pytest.approx(1, abs=1e-4)
+        assert ev.stable_label in model.labels and "speed" in ev.evidence
+        assert {"features", "encoder", "label", "total"} <= set(ev.latency_ms)
+
+
+@pytest.mark.parametrize("path", ["llm", "head"])
+def test_split_mode_publishes_what_the_one_process_mode_does(model, windows, path):
+    _, direct = _serve(model, windows[:6], path=path)
+    work = [_wire(w) for w in Tokenizer(model).tokenize([(w, 0.0) for w in windows[:6]])]
+    server, split = _serve(model, [m for m, _ in work], path=path)
+    for a, b in zip(direct.of(schema.EmotionEvent), split.of(schema.EmotionEvent), strict=True):
+        assert (a.body, a.window_seq, a.label, a.stable_label, a.evidence) == (b.body, b.window_seq, b.label,
+                                                                               b.stable_label, b.evidence)
+        assert [a.probs[k] for k in model.labels] == pytest.approx([b.probs[k] for k in model.labels], abs=1e-6)
+        assert "transfer" in b.latency_ms and "transfer" not in a.latency_ms
+
+
+def test_work_from_another_checkpoint_or_of_the_wrong_shape_is_refused_and_counted(model, windows):
+    good, other, odd = (m for m, _ in map(_wire, Tokenizer(model).tokenize([(w, 0.0) for w in windows[:3]])))
+    other = dataclasses.replace(other, model="0123456789abcdef")
+    odd = dataclasses.replace(odd, tokens=np.zeros((3, 5), np.float32))
+    server, pub = _serve(model, [good, other, odd])
+    assert [(e.body, e.window_seq) for e in pub.of(schema.EmotionEvent)] == [(good.body, good.window_seq)]
+    server.beat(rate_hz=1.0)
+    (status,) = pub.of(schema.Status)
+    assert status.component == "server" and status.drops == 2
+    assert status.counters["refused_model"] == 1 and status.counters["refused_shape"] == 1
+
+
+def test_worker_heartbeats_are_forwarded_and_lost_windows_counted(model, windows):
+    body0 = [w for w in windows if w.body == windows[0].body]
+    beat = schema.Status(component="worker_a", state="running", drops=3)
+    server, pub = _serve(model, [body0[0], beat, body0[3]])   # seq 1 and 2 never arrived
+    assert pub.of(schema.Status)[0].component == "worker_a"
+    assert server.counts["lost_windows"] == 2
+
+
+def test_explanations_come_from_the_workers_tokens(model, windows):
+    work = [m for m, _ in map(_wire, Tokenizer(model).tokenize([(w, 0.0) for w in windows[:2]]))]
+    pub, stop = Collect(), threading.Event()
+    server = Server(ServeConfig(explain=True, max_new_tokens=4), model, pub, ListIntake(work))
+    thread = threading.Thread(target=server.run, kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    try:
+        explained = wait_for(lambda: [e for e in pub.of(schema.EmotionEvent) if e.explanation is not None], 60,
+                             "an explained event")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert explained[0].label in model.labels and "explain" in explained[0].latency_ms
+
+
+def test_only_loopback_work_addresses_count_as_private():
+    assert _is_loopback("tcp://127.0.0.1:5557") and _is_loopback("tcp://localhost:5557")
+    assert _is_loopback("ipc:///tmp/bodytalk-work")
+    assert not _is_loopback("tcp://0.0.0.0:5557") and not _is_loopback("tcp://*:5557")
+    assert not _is_loopback("tcp://192.168.1.20:5557")
