@@ -31,11 +31,15 @@ log = logging.getLogger("bodytalk.lsl")
 NEEDS = "the LSL outlet needs pylsl: pip install 'bodytalk[mocap]'"
 
 
+class LSLUnavailable(RuntimeError):
+    """pylsl (or its liblsl) cannot be loaded; the message says what to install."""
+
+
 def _pylsl():
     try:
         import pylsl
-    except ImportError:
-        raise RuntimeError(NEEDS) from None
+    except (ImportError, RuntimeError) as err:  # pylsl raises RuntimeError when liblsl is missing
+        raise LSLUnavailable(f"{NEEDS} ({err})") from None
     return pylsl
 
 
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = Subscriber(args.sub, prefixes=prefixes)
     try:
         bridge(sub, args.frames, args.events)
-    except (RuntimeError, KeyError) as err:  # pylsl missing; a frame of an unknown layout
+    except (LSLUnavailable, KeyError) as err:  # pylsl missing; a frame of an unknown layout
         log.error("%s", err)
         return 2
     except KeyboardInterrupt:

@@ -88,7 +88,7 @@ class LiveSource(Source):
         super().__init__(target, options)
         self.link = LinkConfig.from_options(self)
         self.on_status: StatusHook | None = None  # set by the capture loop to publish status
-        self.counters: Counter[str] = Counter()   # packets, frames, malformed, disconnects, ...
+        self.counters: Counter[str] = Counter()   # packets, malformed, disconnects, reconnects
         self.malformed_reasons: Counter[str] = Counter()
         self._up = False                          # a connect() succeeded and was not dropped
         self._down_since: float | None = None     # set while reported disconnected
@@ -159,7 +159,6 @@ class LiveSource(Source):
                 self._report("running", f"reconnected to {self.describe()} after "
                                         f"{now - self._down_since:.1f} s")
                 self._down_since = None
-            self.counters["frames"] += 1
             yield frame
 
     def describe(self) -> str:

@@ -11,6 +11,8 @@ are ``x, y, z`` and optionally a confidence (a number in [0, 1]) or a Kinect tra
 A bundle is one frame. Unbundled messages are gathered until a (body, joint) repeats, which
 starts the next frame (so such senders see one frame of latency). ``{body}`` may be any token
 (a tracking id, a name); body ids stay put while it does. python-osc parses the packets.
+Senders that go quiet while nobody is tracked (KinectV2-OSC does) show as "disconnected" until
+someone steps in.
 """
 from __future__ import annotations
 
