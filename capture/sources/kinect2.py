@@ -13,7 +13,10 @@ The binding is unmaintained and fails in ways that look like other problems, so:
 - the 2015 release calls ``time.clock()`` (gone since Python 3.8) and both releases build
   ``numpy.object`` arrays (gone since NumPy 1.24) inside a bare ``try/except`` in the frame
   thread, so body frames would silently never arrive: ``compat_shims`` restores both names
-  before the runtime starts.
+  before the runtime starts;
+- its ``get_last_body_frame`` stores the access time in a local variable, so
+  ``has_new_body_frame`` stays True once a frame came: new frames are told apart by the
+  runtime's own frame time stamp instead.
 
 A sensor unplugged (or the Kinect service stopped) shows as silence: "disconnected", then the
 runtime is reopened with back-off until frames flow again.
@@ -67,6 +70,7 @@ class KinectV2Source(LiveSource):
             self._kinect = self._runtime.PyKinectRuntime(self._v2.FrameSourceTypes_Body)
         except Exception as err:  # COMError when the runtime or service is missing
             raise LinkDown(f"cannot start the Kinect runtime: {err}") from None
+        self._stamp = self._kinect._last_body_frame_time
 
     def disconnect(self) -> None:
         if self._kinect is not None:
@@ -75,11 +79,14 @@ class KinectV2Source(LiveSource):
 
     def receive(self, timeout: float):
         deadline = time.monotonic() + timeout
-        while not self._kinect.has_new_body_frame():
+        while True:
+            stamp = self._kinect._last_body_frame_time  # set by the runtime's frame thread
+            if stamp != self._stamp and self._kinect.has_new_body_frame():
+                self._stamp = stamp
+                return self._kinect.get_last_body_frame()
             if time.monotonic() >= deadline:
                 return None
             time.sleep(POLL)
-        return self._kinect.get_last_body_frame()
 
     def decode(self, body_frame) -> Frame | None:
         if body_frame is None or body_frame.bodies is None:

@@ -78,7 +78,8 @@ class SkeletonModel:
         self.order: list[int] = []  # bone ids, every parent before its children
         pending = list(bones)
         while pending:
-            ready = [b for b in pending if bones[b].parent_id not in bones or bones[b].parent_id in self.order]
+            ready = [b for b in pending
+                     if bones[b].parent_id not in bones or bones[b].parent_id in self.order]
             if not ready:
                 raise Malformed("skeleton description has a bone cycle")
             self.order += ready
@@ -215,7 +216,8 @@ class NatNetSource(LiveSource):
             return None
         data = data_frame.read_from_buffer(buffer, self.version)
         known = [s for s in data.skeletons or () if s.id_num in self.skeletons]
-        if len(known) < len(data.skeletons or ()) and time.monotonic() - self._modeldef_asked > MODELDEF_PERIOD:
+        unknown = len(data.skeletons or ()) > len(known)
+        if unknown and time.monotonic() - self._modeldef_asked > MODELDEF_PERIOD:
             self._request_modeldef()  # a skeleton was added in Motive (or the answer got lost)
         poses = [self.skeletons[s.id_num].pose(s.rigid_bodies, self.local_coords) for s in known]
         joints = np.stack([p[0] for p in poses]) if poses else np.zeros((0, OPTITRACK.num_joints, 3))

@@ -54,6 +54,8 @@ def test_bodies_arrive_despite_the_bindings_traps(windows, monkeypatch):
     f = frames[-1]
     assert f.joints.shape == (2, 25, 3) and f.body_ids.tolist() == [1, 2]  # 64-bit ids -> 1, 2
     assert all(x.body_ids.tolist() == [1, 2] for x in frames)
+    stamps = [x.joints[0, 0, 0] for x in frames]  # x = frame number / 1000: no frame twice
+    assert len(set(stamps)) == len(stamps)
     np.testing.assert_allclose(f.joints[0, :, 1], np.arange(25) / 10, atol=1e-6)
     assert f.confidence[0, KINECT_V2.index("ThumbLeft")] == 0.5
     assert f.confidence[0, KINECT_V2.index("ThumbRight")] == 0.0

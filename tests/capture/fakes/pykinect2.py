@@ -1,10 +1,12 @@
 """A fake ``pykinect2`` (modules ``pykinect2.PyKinectV2`` and ``pykinect2.PyKinectRuntime``) that
 mimics the binding's API and its traps, installed into ``sys.modules`` by ``install``.
 
-Like the real runtime, a thread fills body frames at 30 Hz (here faster) and
+Like the real runtime (0.1.0, 2015), a thread fills body frames at 30 Hz (here faster) and
 ``has_new_body_frame`` compares times taken with ``time.clock()``; the frame holds a
 ``numpy.object`` array of 6 bodies; both happen inside a bare ``try/except`` so, without the
-source's compatibility shims, frames silently never arrive -- as with the 2015 release.
+source's compatibility shims, frames silently never arrive. The constructor calls
+``time.clock()`` too, and ``get_last_body_frame`` stores its access time in a local variable, so
+``has_new_body_frame`` stays True after the first frame: the same bugs as the release.
 """
 from __future__ import annotations
 
@@ -59,8 +61,7 @@ class PyKinectRuntime:
         type(self).opened += 1
         self._lock = threading.Lock()
         self._bodies = None
-        self._last_body_frame_time = 0
-        self._last_body_frame_access = 0
+        self._last_body_frame_time = self._last_body_frame_access = time.clock()
         self._frame = 0
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._frame_thread, daemon=True)
@@ -85,7 +86,7 @@ class PyKinectRuntime:
         with self._lock:
             if self._bodies is None:
                 return None
-            self._last_body_frame_access = time.clock()
+            _last_body_frame_access = time.clock()  # noqa: F841 -- the release's bug, kept
             return self._bodies
 
     def close(self) -> None:
