@@ -14,6 +14,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo": ("bodytalk.demo", "capture -> model -> live view on loopback, all in one command"),
     "capture": ("bodytalk.capture.service", "read a skeleton source, publish frames and windows"),
     "sources": ("bodytalk.capture.catalog", "list the source URI schemes"),
+    "lsl": ("bodytalk.capture.lsl_outlet", "bridge bus frames and emotion events to Lab Streaming Layer"),
     "tail": ("bodytalk.stream.tail", "print messages from the bus"),
     "record": ("bodytalk.stream.recorder", "record bus messages to an MCAP session file"),
     "replay": ("bodytalk.stream.replayer", "republish a recorded session"),

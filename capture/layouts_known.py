@@ -136,7 +136,7 @@ BVH_FAMILIES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # Stable list of layout families: the model's layout-embedding vocabulary. Append only.
 LAYOUT_FAMILIES = ("unified", "kinect_v2", "ntu", "azure_kinect", "mediapipe", "bvh-bandai",
-                   "bvh-cmu", "synthetic")
+                   "bvh-cmu", "synthetic", "xsens", "optitrack", "rokoko")
 
 
 def bvh_layout(joints: tuple[str, ...], parents: tuple[int, ...], scale: float,

@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from bodytalk.capture import lsl_outlet
 from bodytalk.capture import source as sources
 from bodytalk.capture.pacing import Pacer
 from bodytalk.capture.windowing import WindowConfig, Windower
@@ -37,6 +38,7 @@ class CaptureConfig:
     loop: bool = False
     duration: float | None = None
     warmup: float = 0.3   # seconds after bind before the first message (ZeroMQ slow joiner)
+    lsl: bool = False     # also publish frames as LSL streams (capture.lsl_outlet)
 
     def __post_init__(self) -> None:
         if self.speed < 0:
@@ -53,6 +55,9 @@ def run(cfg: CaptureConfig, pub: Publisher | None = None) -> int:
     pub = pub or Publisher(cfg.pub)
     heartbeat = Heartbeat(pub, f"capture_{src.sensor}")
     counts = {"frames": 0, "windows": 0, "overruns": 0, "loops": 0}
+    if hasattr(src, "on_status"):  # live sources report their disconnects and reconnects
+        src.on_status = lambda state, message: heartbeat.tick(
+            state, force=True, counters={**counts, **src.counters}, message=message)
     try:
         try:
             src.open()
@@ -60,6 +65,7 @@ def run(cfg: CaptureConfig, pub: Publisher | None = None) -> int:
             heartbeat.tick("error", force=True, message=str(err))
             log.error("%s", err)
             return 1
+        lsl = lsl_outlet.FrameOutlet(src.sensor, src.layout, src.fps) if cfg.lsl else None
         time.sleep(cfg.warmup)
         windower = Windower(WindowConfig(cfg.window, cfg.hop, fps=src.fps))
         pacer = Pacer(0 if src.live else cfg.speed, period=1 / src.fps)
@@ -73,6 +79,8 @@ def run(cfg: CaptureConfig, pub: Publisher | None = None) -> int:
                 t = frame.t + offset
                 pacer.wait(t)
                 _publish(pub, src, frame, t, counts["frames"])
+                if lsl is not None:
+                    lsl.push(frame.body_ids, frame.joints, frame.confidence)
                 unified = src.layout.to_unified(frame.joints, frame.confidence)
                 for w in windower.push(t, frame.body_ids, *unified, frame.labels):
                     pub.send(schema.SkeletonWindow(
@@ -86,7 +94,8 @@ def run(cfg: CaptureConfig, pub: Publisher | None = None) -> int:
                 now = time.monotonic()
                 if now - rate_t >= 1.0:
                     counts["overruns"] = pacer.overruns
-                    heartbeat.tick(rate_hz=rate_n / (now - rate_t), counters=dict(counts))
+                    heartbeat.tick(rate_hz=rate_n / (now - rate_t),
+                                   counters={**counts, **getattr(src, "counters", {})})
                     rate_t, rate_n = now, 0
                 if cfg.duration is not None and now - start >= cfg.duration:
                     heartbeat.tick("ended", force=True, counters=dict(counts), message="duration reached")
@@ -131,6 +140,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--speed", type=float, default=1.0, help="1 = native rate, 2 = twice as fast, 0 = as fast as possible")
     p.add_argument("--loop", action="store_true", help="restart a file source when it ends")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--lsl", action="store_true",
+                   help="also publish frames as LSL streams bodytalk.<sensor>.<body> (LabRecorder)")
     return p
 
 
@@ -138,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = CaptureConfig(source=args.source, pub=args.pub, window=args.window, hop=args.hop,
-                            speed=args.speed, loop=args.loop, duration=args.duration)
+                            speed=args.speed, loop=args.loop, duration=args.duration, lsl=args.lsl)
         return run(cfg)
-    except (ValueError, sources.SourceError, AddressInUse) as err:
+    except (ValueError, sources.SourceError, AddressInUse, lsl_outlet.LSLUnavailable) as err:
         log.error("%s", err)
         return 2
     except KeyboardInterrupt:
