@@ -36,7 +36,7 @@ _JITTER = 0.05         # rad, standard deviation of the drawn pose targets
 # Arm targets, ARM order without the wrist (sh_abd, sh_flex, sh_rot, elbow): the wrist lands at
 # the face, the top of the head, the neck, across the chest, on the hip, or in front of the belly.
 _POSES = {
-    "touch_face": (-0.9, 1.14, -1.3, 2.29), "cover_face": (-0.38, 1.19, -0.78, 2.23),
+    "touch_face": (-0.9, 1.14, -1.3, 2.29), "cover_face": (-0.55, 1.23, -0.98, 2.3),
     "touch_head": (-0.69, 2.4, -1.04, 2.24), "touch_neck": (-0.11, 0.67, -0.98, 2.59),
     "fold_arms": (-0.2, 0.5, -1.7, 1.9), "hands_on_hips": (0.67, -0.53, -0.89, 1.64),
     "rub_hands": (0.06, 0.24, -0.63, 1.79), "cross_hands": (0.1, 0.07, -0.75, 1.5),
@@ -143,8 +143,8 @@ def perform(name: str, rng: np.random.Generator, start: float, rest: np.ndarray)
         amp, hz, phase = rng.uniform(0.05, 0.09), rng.uniform(0.8, 1.2), rng.uniform(0, 2 * np.pi)
         offsets["spine_pitch"] = lambda tau: amp * np.sin(2 * np.pi * hz * tau + phase)
     elif name == "fidget":    # tapping a hand on the thigh, or bouncing a heel
-        env, end = _ramped(rng, (1.2, 2.5))
-        hz = rng.uniform(2.0, 4.0)
+        env, end = _ramped(rng, (1.5, 2.5))
+        hz = rng.uniform(2.5, 4.0)
         if rng.uniform() < 0.5:
             amp = rng.uniform(0.12, 0.2)
             offsets[f"{side}_elbow"] = lambda tau: amp * (1 - np.cos(2 * np.pi * hz * tau))
