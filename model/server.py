@@ -27,13 +27,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import ipaddress
 import logging
 import queue
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -47,7 +47,7 @@ from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher, Puller
 log = logging.getLogger("bodytalk.serve")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclass(frozen=True)
 class ServeConfig:
     sub: str = topics.DEFAULT_CAPTURE_ADDR
     pub: str = topics.DEFAULT_SERVER_ADDR
@@ -97,18 +97,17 @@ class Server:
         batch = [(*got, time.time())]
         while len(batch) < self.cfg.max_batch and (nxt := self.intake.recv(0)) is not None:
             batch.append((*nxt, time.time()))
-        windows, work = [], []
+        windows, work = [], []  # work: (item, latency stages the item does not carry yet)
         for msg, ts, t_recv in batch:
             if isinstance(msg, schema.SkeletonWindow):
                 windows.append((msg, t_recv))
             elif isinstance(msg, schema.PromptWork) and self._accept(msg):
                 # Wall clocks of two hosts may disagree by more than the transfer takes: never < 0.
-                work.append(dataclasses.replace(msg, latency_ms={
-                    **msg.latency_ms, "transfer": max(0.0, t_recv - ts) * 1e3}))
+                work.append((msg, {"transfer": max(0.0, t_recv - ts) * 1e3}))
             elif isinstance(msg, schema.Status) and msg.component.startswith("worker_"):
                 self._send(msg)  # a worker's heartbeat, onto the event bus
         if windows:
-            work.extend(self.tokenizer.tokenize(windows))
+            work.extend((w, {}) for w in self.tokenizer.tokenize(windows))
         self._read(work)
         return len(work)
 
@@ -129,9 +128,9 @@ class Server:
                         work.tokens.shape, self.tokenizer.model_id, self.token_shape)
         return False
 
-    def _read(self, work: list[schema.PromptWork]) -> None:
+    def _read(self, work: list[tuple[schema.PromptWork, dict]]) -> None:
         """Label every readable item in one batch, then publish in arrival order."""
-        ok = [w for w in work if w.status == "ok"]
+        ok = [w for w, _ in work if w.status == "ok"]
         t0 = time.perf_counter()
         rows: list[list[float]] = []
         if ok:
@@ -140,16 +139,16 @@ class Server:
             rows = self.model.label_probs(tokens, [w.evidence_text for w in ok], logits, self.path).tolist()
         label_ms = (time.perf_counter() - t0) * 1e3
         rows_iter = iter(rows)
-        for w in work:
+        for w, stages in work:
             probs = dict(zip(self.model.labels, next(rows_iter))) if w.status == "ok" else {}
-            self._publish(w, probs, label_ms)
+            self._publish(w, probs, dict(w.latency_ms, **stages, label=label_ms) if probs else
+                          dict(w.latency_ms, **stages))
 
-    def _publish(self, w: schema.PromptWork, probs: dict[str, float], label_ms: float) -> None:
+    def _publish(self, w: schema.PromptWork, probs: dict[str, float], latency: dict[str, float]) -> None:
         key = (w.sensor, w.body)
         self._count_lost(key, w.window_seq)
         tracker = self.stable.setdefault(key, StableLabel(self.model.labels))
         changed = tracker.update(probs) if probs else False
-        latency = dict(w.latency_ms, label=label_ms) if probs else dict(w.latency_ms)
         event = dict(sensor=w.sensor, body=w.body, window_seq=w.window_seq, t_start=w.t_start, t_end=w.t_end,
                      status=w.status, label=max(probs, key=probs.get) if probs else None,
                      stable_label=tracker.label, probs=probs, evidence=_evidence(w), latency_ms=latency)

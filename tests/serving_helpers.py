@@ -3,6 +3,7 @@ synthetic windows as bus messages, and background ``bodytalk`` processes that ar
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -11,8 +12,13 @@ import numpy as np
 
 from bodytalk.capture import source as sources
 from bodytalk.capture.windowing import windows_of
+from bodytalk.cli import VERBS
 from bodytalk.stream import schema
-from tests.helpers import start_bodytalk, stop
+from tests.helpers import REPO_ROOT, _env, start_bodytalk, stop
+
+# `bodytalk worker` before bodytalk/cli.py lists the verb: cli.main with the table entry added.
+_CLI_WITH_WORKER = ("import sys; from bodytalk import cli; cli.VERBS.setdefault('worker', "
+                    "('bodytalk.model.worker', 'tokenizer worker')); sys.exit(cli.main(sys.argv[1:]))")
 
 
 def encoder_checkpoint(path: Path, seed: int = 0) -> Path:
@@ -56,15 +62,16 @@ def unreadable(like: schema.SkeletonWindow, seq: int | None = None) -> schema.Sk
                                  interpolated=like.interpolated)
 
 
-def wait_for(predicate, timeout: float, what: str, step: float = 0.05):
-    """Poll ``predicate`` until truthy (returned) or fail with ``what``."""
+def wait_for(predicate, timeout: float, what, step: float = 0.05):
+    """Poll ``predicate`` until truthy (returned) or fail saying ``what`` (a str, or a callable
+    giving one at failure time, e.g. to include a process's log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what() if callable(what) else what}")
 
 
 class Processes:
@@ -77,7 +84,13 @@ class Processes:
 
     def start(self, name: str, args: list) -> subprocess.Popen:
         log = self.logs[name] = tempfile.NamedTemporaryFile("w+", prefix=f"{name}-", suffix=".log")
-        proc = self.procs[name] = start_bodytalk(args, stdout=subprocess.DEVNULL, stderr=log)
+        args = [str(a) for a in args]
+        if args[0] in VERBS:
+            proc = start_bodytalk(args, stdout=subprocess.DEVNULL, stderr=log)
+        else:
+            proc = subprocess.Popen([sys.executable, "-c", _CLI_WITH_WORKER, *args], stdout=subprocess.DEVNULL,
+                                    stderr=log, text=True, cwd=REPO_ROOT, env=_env())
+        self.procs[name] = proc
         return proc
 
     def kill(self, name: str) -> None:
