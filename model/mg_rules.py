@@ -39,14 +39,16 @@ import numpy as np
 
 from bodytalk.capture.layouts import U, UNIFIED_JOINTS
 from bodytalk.model import spectral
-from bodytalk.model.microgestures import VOCABULARY, EventRules, MGResult, observability, valid_joints
+from bodytalk.model.microgestures import (NAMES, VOCABULARY, EventRules, MGResult, assemble, observability,
+                                          valid_joints)
 
 P, TH, NK, HD = U["pelvis"], U["thorax"], U["neck"], U["head"]
 SH, EL, WR = [U["l_shoulder"], U["r_shoulder"]], [U["l_elbow"], U["r_elbow"]], [U["l_wrist"], U["r_wrist"]]
 HIP, ANK = [U["l_hip"], U["r_hip"]], [U["l_ankle"], U["r_ankle"]]
 SIDE = np.array([1.0, -1.0])   # +1: the person's left (the +left axis), per (l, r)
 HELD = ("fold_arms", "hands_on_hips", "cross_hands")
-_JOINTS = {n: [U[j] for j in s.joints] for n, s in VOCABULARY.items()}   # whose confidence scores an MG
+_MEAN_CONF = np.stack([np.isin(np.arange(len(UNIFIED_JOINTS)), [U[j] for j in VOCABULARY[n].joints])
+                       / len(set(VOCABULARY[n].joints)) for n in NAMES], axis=1)   # [17, MGs]: scores an MG
 _MIN_FRAMES = 3        # a window shorter than this shows no movement: every MG is not observable
 _SMOOTH = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0   # binomial, ~Gaussian with sigma 1 frame
 
@@ -130,19 +132,13 @@ class RuleDetector:
             raise ValueError(f"fps must be > 0, got {fps}")
         ok = valid_joints(x, c, self.th.min_confidence) & (len(x) >= _MIN_FRAMES)   # too short: nothing seen
         alive = observability(ok)
-        masks = _Rules(np.where(ok[..., None], x, 0.0), ok, fps, self.th).masks(alive) \
-            if any(map(any, alive.values())) else {}
-        present, absent, hidden = [], [], []
-        for name, spec in VOCABULARY.items():
-            mask, regular = masks.get(name, (None, None))
-            if any(alive[name]) and mask.any():
-                score = c[:, _JOINTS[name]].mean(axis=1) * (1.0 if regular is None else regular)
-                found = self.th.events.events(name, mask, score, fps, self.th.hold_s if name in HELD else None)
-                if found:
-                    present += found
-                    continue
-            (absent if all(alive[name]) else hidden).append(name)
-        return MGResult(tuple(present), tuple(absent), tuple(hidden))
+        if not any(map(any, alive.values())):
+            return MGResult(not_observable=NAMES)
+        masks = _Rules(np.where(ok[..., None], x, 0.0), ok, fps, self.th).masks(alive)
+        joint_conf = c @ _MEAN_CONF                                      # [T, MGs] mean over each MG's joints
+        decisions = {name: (mask, joint_conf[:, NAMES.index(name)] * (1.0 if regular is None else regular))
+                     for name, (mask, regular) in masks.items()}
+        return assemble(decisions, alive, fps, self.th.events, {name: self.th.hold_s for name in HELD})
 
 
 def detect(joints: np.ndarray, confidence: np.ndarray, fps: float = 30.0) -> MGResult:
@@ -293,9 +289,9 @@ class _Rules:
         out["hands_on_hips"] = (any_of("hands_on_hips", akimbo.T), None)
         # Hands together in front: rubbing while the wrist-to-wrist vector oscillates, else held.
         between, centre = loc[:, WR[0]] - loc[:, WR[1]], loc[:, WR].mean(axis=1)
+        low, high = loc[:, P, 1] + th.together_height[0], loc[:, NK, 1] + th.together_height[1]
         together = self.valid(*WR, P, NK) & ~fold & (np.linalg.norm(between, axis=-1) < th.together_radius) \
-            & (centre[:, 2] - loc[:, P, 2] > th.together_forward) \
-            & (centre[:, 1] > loc[:, P, 1] + th.together_height[0]) & (centre[:, 1] < loc[:, NK, 1] + th.together_height[1])
+            & (centre[:, 2] - loc[:, P, 2] > th.together_forward) & (centre[:, 1] > low) & (centre[:, 1] < high)
         # Repeated movements (fidget and sway only while the body is not travelling).
         still = self._not_travelling()
         ends = [(WR[0], SH[0]), (WR[1], SH[1]), (ANK[0], HIP[0]), (ANK[1], HIP[1])]

@@ -10,7 +10,9 @@ suffices (either hand touches the face: ``alternatives = ((l_wrist,), (r_wrist,)
 joints are valid (confidence >= 0.5, finite) in too few frames is reported **not observable** --
 never absent or present by guess. It is **absent** only when every alternative was observable and
 none showed it (a hidden left hand may have touched the face). ``observability`` gives every
-detector the same rule, and ``EventRules`` the same way from per-frame decisions to events.
+detector the same rule, and ``EventRules`` / ``assemble`` the same way from per-frame decisions
+to events and a result (a learned detector thresholds its per-frame probabilities and calls
+``assemble``).
 
 ``render_mgs`` words a result for the prompt ("touched the face twice (0.4-0.9 s, 1.3-1.6 s)"),
 and ``grounding`` holds explanations to it (``claim_terms.MG_TERMS``).
@@ -94,6 +96,9 @@ class MGResult:
     _status: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        unknown = {n for n in self.absent + self.not_observable if n not in VOCABULARY}
+        if unknown:
+            raise ValueError(f"unknown micro-gesture(s) {sorted(unknown)}; known: {', '.join(NAMES)}")
         status = {n: "absent" for n in self.absent}
         status.update({n: "not_observable" for n in self.not_observable})
         status.update({m.name: "present" for m in self.present})
@@ -120,10 +125,15 @@ class MGResult:
         return MGResult(moved, self.absent, self.not_observable)
 
     def to_jsonable(self) -> dict:
-        """For messages and ``analyze --json``."""
+        """For messages and ``analyze --json`` (``from_jsonable`` reads it back)."""
         return {"present": [{"name": m.name, "t_start": round(m.t_start, 3), "t_end": round(m.t_end, 3),
                              "confidence": round(m.confidence, 3), "count": m.count} for m in self.present],
                 "absent": list(self.absent), "not_observable": list(self.not_observable)}
+
+    @classmethod
+    def from_jsonable(cls, d: Mapping) -> "MGResult":
+        return cls(tuple(MG(**m) for m in d.get("present", ())), tuple(d.get("absent", ())),
+                   tuple(d.get("not_observable", ())))
 
 
 class Detector(Protocol):
@@ -202,6 +212,26 @@ class EventRules:
             conf = float(np.clip(score[frames].mean() * scale, 0.0, 1.0))
             out.append(MG(name, g[0][0] / fps, g[-1][1] / fps, conf, len(g)))
         return out
+
+
+def assemble(decisions: Mapping[str, tuple[np.ndarray, np.ndarray]], alive: Mapping[str, list[bool]],
+             fps: float, rules: EventRules = EventRules(), min_run_s: Mapping[str, float] | None = None) -> MGResult:
+    """A detector's frame decisions -> its result. ``decisions``: name -> (mask ``[T]``, score
+    ``[T]`` 0..1) for the MGs it judged; ``alive``: ``observability(ok)``; ``min_run_s``: per-MG
+    shortest run (else ``rules.min_run_s``). Present when an event survives the rules, absent when
+    every alternative was observable, not observable otherwise; MGs without a decision are left
+    out (their status is "unknown")."""
+    present, absent, hidden = [], [], []
+    for name in NAMES:
+        if name not in decisions:
+            continue
+        mask, score = decisions[name]
+        found = rules.events(name, mask, score, fps, (min_run_s or {}).get(name)) if any(alive[name]) else []
+        if found:
+            present += found
+        else:
+            (absent if all(alive[name]) else hidden).append(name)
+    return MGResult(tuple(present), tuple(absent), tuple(hidden))
 
 
 _COUNTS = {1: "once", 2: "twice"}

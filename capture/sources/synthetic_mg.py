@@ -10,8 +10,8 @@ offset is the target minus the body's own resting channels (measured over the la
 Bodies perform MGs while standing: after each chunk ``MGPerformer.plan`` draws the MGs that
 start in the next chunk for every standing body, about ``rate`` MGs per second of standing
 (Poisson, at least ``MIN_GAP`` apart), each inside the standing segment and away from emotion
-changes (one that does not fit is drawn again after the next chunk). Everything comes from a generator seeded by ``(seed, body)``, so the
-same configuration always performs the same MGs. The names match ``bodytalk.model.microgestures``
+changes (one that does not fit is dropped, and the wait drawn again after the next chunk). Everything comes from a
+generator seeded by ``(seed, body)``, so the same configuration always performs the same MGs. The names match ``bodytalk.model.microgestures``
 (capture does not import the model; a test keeps them equal).
 """
 from __future__ import annotations
@@ -100,6 +100,10 @@ def _const(value: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda tau: np.full_like(tau, value)
 
 
+def _plus(f: Callable[[np.ndarray], np.ndarray], g: Callable[[np.ndarray], np.ndarray]) -> Callable:
+    return lambda tau: f(tau) + g(tau)
+
+
 def _ramped(rng: np.random.Generator, length: tuple[float, float]) -> tuple[Callable, float]:
     """A 0.3 s fade in and out over a drawn length (for oscillations)."""
     end = rng.uniform(*length)
@@ -125,9 +129,8 @@ def perform(name: str, rng: np.random.Generator, start: float, rest: np.ndarray)
                 offsets[f"{p}_{a}"] = _const(value + undo.get(a, 0.0) - rest[C[f"{p}_{a}"]])
         if name == "rub_hands":   # hands slide against each other: the arms swing in opposite phase
             amp, hz = rng.uniform(0.04, 0.08), rng.uniform(2.0, 3.5)
-            for p, sign in (("l", 1.0), ("r", -1.0)):
-                lift = offsets[f"{p}_sh_flex"]
-                offsets[f"{p}_sh_flex"] = (lambda f, s: lambda tau: f(tau) + s * amp * np.sin(2 * np.pi * hz * tau))(lift, sign)
+            offsets["l_sh_flex"] = _plus(offsets["l_sh_flex"], lambda tau: amp * np.sin(2 * np.pi * hz * tau))
+            offsets["r_sh_flex"] = _plus(offsets["r_sh_flex"], lambda tau: -amp * np.sin(2 * np.pi * hz * tau))
     elif name in _TRUNK:
         count = int(rng.choice((1, 2), p=(0.6, 0.4))) if name in _REPEATED else 1
         env, end, count = _pulses(rng, count, (0.2, 0.35) if name == "shrug" else (0.4, 0.6),
@@ -181,8 +184,9 @@ class MGPerformer:
         self.traits: Traits = motion.traits
         self.names, self.rate = tuple(names), rate
         bodies = len(motion.bodies)
-        self.rngs = [np.random.default_rng((self.cfg.seed, b, 0x36)) for b in range(bodies)]   # apart from the motion's
-        self.next_start = [1.0 + float(r.exponential(1 / rate)) for r in self.rngs]   # the first second sets the rest pose
+        # Own generator streams, apart from the motion's; the first second measures the rest pose.
+        self.rngs = [np.random.default_rng((self.cfg.seed, b, 0x36)) for b in range(bodies)]
+        self.next_start: list[float | None] = [1.0 + float(r.exponential(1 / rate)) for r in self.rngs]
         self.planned: list[list[Performance]] = [[] for _ in range(bodies)]
         for b in range(bodies):
             motion.add_overlay(b, Overlay(0.0, math.inf, self._offsets(b)))
@@ -211,16 +215,21 @@ class MGPerformer:
             settled, next_switch = last_switch + _SETTLE, last_switch + self.cfg.hold
         for b, rng in enumerate(self.rngs):
             self.planned[b] = [p for p in self.planned[b] if p.t_end > t_next - LABEL_HORIZON]
-            if not standing[-1, b]:
-                continue                                   # the clock waits while the body is busy
+            if not standing[-1, b]:     # busy: the clock restarts when the body stands again
+                self.next_start[b] = None
+                continue
             seg_end = float(track.t[-1] - track.seg_time[-1, b] + track.seg_len[-1, b])
             until = min(next_switch, math.inf if self.cfg.activities == ("standing",) else seg_end - _MARGIN)
             resting = rest[standing[:, b], b].mean(axis=0)
-            while max(self.next_start[b], settled) < horizon:
-                start = max(self.next_start[b], settled, t_next)
+            floor = max(t_next, settled)
+            if self.next_start[b] is None or self.next_start[b] < floor:   # waits are memoryless:
+                self.next_start[b] = floor + float(rng.exponential(1 / self.rate))   # draw from now
+            while self.next_start[b] < horizon:
+                start = self.next_start[b]
                 p = perform(self.names[int(rng.integers(len(self.names)))], rng, start, resting)
                 if p.t_end > until:                        # does not fit before the body moves on:
-                    break                                  # draw again after the next chunk
+                    self.next_start[b] = None              # draw again after the next chunk
+                    break
                 self.planned[b].append(p)
                 self.next_start[b] = p.t_end + MIN_GAP + float(rng.exponential(1 / self.rate))
 

@@ -17,8 +17,8 @@ from bodytalk.model import evidence_text as E
 from bodytalk.model import grounding as G
 from bodytalk.model.claim_terms import MG_TERMS
 from bodytalk.model.mg_rules import RuleDetector, Thresholds, detect
-from bodytalk.model.microgestures import (MG, NAMES, VOCABULARY, EventRules, MGResult, Tally, render_mgs,
-                                          tally)
+from bodytalk.model.microgestures import (MG, NAMES, VOCABULARY, EventRules, MGResult, Tally, assemble,
+                                          observability, render_mgs, tally)
 
 FPS = 30.0
 STANDING = "&bodies=1&emotion=neutral&activity=standing"
@@ -143,6 +143,24 @@ def test_event_rules_bridge_flicker_drop_blips_and_count_repeats():
         EventRules(min_run_s=-1.0)
 
 
+def test_assemble_turns_any_detectors_frame_decisions_into_a_result():
+    """What a learned detector does with per-frame probabilities."""
+    T = 60
+    prob = np.zeros(T)
+    prob[20:40] = 0.9
+    ok = np.ones((T, 17), dtype=bool)
+    ok[:, U["r_wrist"]] = False
+    decisions = {n: (prob > 0.5 if n in ("shrug", "touch_face") else np.zeros(T, bool), prob) for n in NAMES}
+    decisions.pop("sway")
+    r = assemble(decisions, observability(ok), FPS)
+    assert [(m.name, m.t_start, m.count) for m in r.present] == [("touch_face", 20 / FPS, 1), ("shrug", 20 / FPS, 1)]
+    assert r.present[0].confidence == pytest.approx(0.9)
+    assert r.status("sway") == "unknown"
+    assert set(r.not_observable) == {"touch_head", "touch_neck", "fold_arms", "cover_face", "hands_on_hips",
+                                     "rub_hands", "cross_hands", "fidget"}   # a wrist hidden: never absent
+    assert "lean_forward" in r.absent
+
+
 def test_result_types_validate_and_serialise():
     with pytest.raises(ValueError, match="unknown micro-gesture"):
         MG("wave", 0.0, 1.0, 0.5)
@@ -157,6 +175,9 @@ def test_result_types_validate_and_serialise():
     assert r.shifted(10.0).present[0].t_start == pytest.approx(10.2)
     assert r.to_jsonable() == {"present": [{"name": "shrug", "t_start": 0.2, "t_end": 0.8, "confidence": 0.9,
                                             "count": 2}], "absent": ["sway"], "not_observable": ["rub_hands"]}
+    assert MGResult.from_jsonable(r.to_jsonable()) == r
+    with pytest.raises(ValueError, match="unknown"):
+        MGResult(absent=("wave",))
     with pytest.raises(ValueError):
         Thresholds(min_confidence=0.0)
     t = tally([MG("shrug", 0, 1, 1), MG("shrug", 5, 6, 1)], [{"name": "shrug", "t_start": 0.5, "t_end": 2.0},
