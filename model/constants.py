@@ -76,13 +76,15 @@ def _slots(text: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(text) if field}
 
 
+# The question and instructions come before the placeholder: that text is part of the prefix whose
+# KV cache is shared, so only the skeleton tokens and the descriptors are computed per window.
 RECOGNITION = PromptTemplate(
     system=("You recognise emotions from body movement. You are given skeleton tokens of one time "
             "window of a person's movement and the movement measured in it. "
             "Answer with exactly one word from: {labels}."),
-    user=(f"Skeleton: {SKELETON_PLACEHOLDER}\n"
-          "Measured movement: {descriptors}\n"
-          "Which emotion does this body express?"),
+    user=("Which emotion does this body express?\n"
+          f"Skeleton: {SKELETON_PLACEHOLDER}\n"
+          "Measured movement: {descriptors}"),
 )
 
 EXPLANATION = PromptTemplate(
@@ -91,7 +93,8 @@ EXPLANATION = PromptTemplate(
             "cite ONLY the measured movement evidence listed, with its numbers. Never mention "
             "anything that is not in the list (no face, voice, clothing or context). "
             "The possible emotions are: {labels}."),
-    user=(f"Skeleton: {SKELETON_PLACEHOLDER}\n"
+    user=("Explain the emotion this body expresses. Answer as '<emotion>: <evidence>, <evidence>'.\n"
+          f"Skeleton: {SKELETON_PLACEHOLDER}\n"
           "Measured movement: {descriptors}\n"
-          "Emotion: {label}. Answer as '<emotion>: <evidence>, <evidence>'."),
+          "Emotion: {label}"),
 )

@@ -86,7 +86,7 @@ def test_prefix_is_shared_and_can_be_left_out(builder):
 
 def test_explanation_prompt_names_the_label(tiny_llm):
     builder = PromptBuilder(tiny_llm.tokenizer, tiny_llm.embed, EXPLANATION)
-    assert "Emotion: sad." in builder.split(DESCRIPTORS[0], "sad")[1]
+    assert "Emotion: sad<|im_end|>" in builder.split(DESCRIPTORS[0], "sad")[1]
     with pytest.raises(ValueError, match="labels="):
         builder.build(_skeleton(1), DESCRIPTORS[:1])
     batch = builder.build(_skeleton(2), DESCRIPTORS[:2], labels=["sad", "angry"])
