@@ -131,10 +131,11 @@ class RuleDetector:
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         ok = valid_joints(x, c, self.th.min_confidence) & (len(x) >= _MIN_FRAMES)   # too short: nothing seen
-        alive = observability(ok)
+        rules = _Rules(np.where(ok[..., None], x, 0.0), ok, fps, self.th)
+        alive = observability(rules.ok)                                  # joints usable in the body frame
         if not any(map(any, alive.values())):
             return MGResult(not_observable=NAMES)
-        masks = _Rules(np.where(ok[..., None], x, 0.0), ok, fps, self.th).masks(alive)
+        masks = rules.masks(alive)
         joint_conf = c @ _MEAN_CONF                                      # [T, MGs] mean over each MG's joints
         decisions = {name: (mask, joint_conf[:, NAMES.index(name)] * (1.0 if regular is None else regular))
                      for name, (mask, regular) in masks.items()}

@@ -81,6 +81,14 @@ def test_neutral_motion_standing_walking_and_gesturing_yields_none(uri):
     assert set(result.absent) == set(NAMES) and result.not_observable == ()
 
 
+def test_too_short_or_shapeless_windows_show_nothing():
+    for joints in (np.zeros((2, 17, 3)), np.zeros((60, 17, 3)), np.full((60, 17, 3), np.nan)):
+        result = detect(joints, np.ones(joints.shape[:2]), FPS)
+        assert result.present == () and result.absent == () and set(result.not_observable) == set(NAMES)
+    with pytest.raises(ValueError, match="Layout.to_unified"):
+        detect(np.zeros((60, 25, 3)), np.ones((60, 25)), FPS)
+
+
 @pytest.fixture(scope="module")
 def touches():
     return clip(f"synthetic:?mg=touch_face,fold_arms,shrug&mg_rate=0.5&duration=30&seed=14{STANDING}")
