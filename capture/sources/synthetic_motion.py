@@ -66,8 +66,10 @@ class MotionConfig:
         if self.activities is not None:
             unknown = [a for a in self.activities if a not in ACTIVITIES]
             if unknown or not self.activities:
-                raise ValueError(f"activities {', '.join(unknown) or '(none)'} unknown; known: {', '.join(ACTIVITIES)}")
-            never = [e for e in (self.emotions or EMOTIONS) if _weights(self.activities)[EMOTIONS.index(e)].sum() == 0]
+                raise ValueError(f"activities {', '.join(unknown) or '(none)'} unknown; "
+                                 f"known: {', '.join(ACTIVITIES)}")
+            weights = _weights(self.activities)
+            never = [e for e in (self.emotions or EMOTIONS) if weights[EMOTIONS.index(e)].sum() == 0]
             if never:
                 raise ValueError(f"emotion {', '.join(never)} never does {', '.join(self.activities)}")
         x0, x1, z0, z1 = self.arena
