@@ -10,9 +10,10 @@ offset is the target minus the body's own resting channels (measured over the la
 Bodies perform MGs while standing: after each chunk ``MGPerformer.plan`` draws the MGs that
 start in the next chunk for every standing body, about ``rate`` MGs per second of standing
 (Poisson, at least ``MIN_GAP`` apart), each inside the standing segment and away from emotion
-changes (one that does not fit is dropped, and the wait drawn again after the next chunk). Everything comes from a
-generator seeded by ``(seed, body)``, so the same configuration always performs the same MGs. The names match ``bodytalk.model.microgestures``
-(capture does not import the model; a test keeps them equal).
+changes (one that does not fit is dropped, and the wait drawn again after the next chunk).
+Everything comes from a generator seeded by ``(seed, body)``, so the same configuration always
+performs the same MGs. The names match ``bodytalk.model.microgestures`` (capture does not import
+the model; a test keeps them equal).
 """
 from __future__ import annotations
 
