@@ -78,7 +78,7 @@ class Server:
         self.last_explained: dict[tuple[str, str], float] = {}
         self.last_seq: dict[tuple[str, str], int] = {}
         self.heartbeat = Heartbeat(pub, "server")
-        self.counts: Counter[str] = Counter()  # events, explanations, explain_busy, lost_windows
+        self.counts: Counter[str] = Counter()  # events (labels), explanations, explain_busy, lost_windows
         self.refused: Counter[str] = Counter()  # work items refused, by reason
         self._jobs: queue.Queue = queue.Queue(maxsize=4)  # bounded: explanations are dropped, never queued up
         self._send_lock = threading.Lock()
@@ -171,12 +171,15 @@ class Server:
 
     def _send_event(self, event: dict, t_received: float) -> None:
         event["latency_ms"]["total"] = max(0.0, time.time() - t_received) * 1e3
-        self._send(schema.EmotionEvent(**event))
-        self.counts["events"] += 1
+        self._send(schema.EmotionEvent(**event), "explanations" if event.get("explanation") is not None else "events")
 
-    def _send(self, msg: schema.Message) -> None:
-        with self._send_lock:  # the explainer thread publishes too; zmq sockets are not thread-safe
+    def _send(self, msg: schema.Message, count: str | None = None) -> None:
+        # The explainer thread publishes too: zmq sockets are not thread-safe, and the counters are
+        # read by the heartbeat, so both are touched under one lock.
+        with self._send_lock:
             self.pub.send(msg)
+            if count:
+                self.counts[count] += 1
 
     def _explain_loop(self) -> None:
         while True:
@@ -193,7 +196,6 @@ class Server:
                 continue
             event = dict(event, explanation=text, unsupported=[c.text for c in bad],
                          latency_ms=dict(event["latency_ms"], explain=(time.perf_counter() - t0) * 1e3))
-            self.counts["explanations"] += 1
             self._send_event(event, w.t_received)
 
     def beat(self, rate_hz: float) -> None:

@@ -161,15 +161,20 @@ class Worker:
         self.counts["push_drops"] += len(batch) - sent
         return sent
 
-    def beat(self) -> None:
-        self.heartbeat.tick(drops=self.counts["push_drops"] + self.sub.dropped,
+    def beat(self, rate_hz: float = 0.0) -> None:
+        """Send the heartbeat (``rate_hz``: windows tokenized per second)."""
+        self.heartbeat.tick(rate_hz=rate_hz, drops=self.counts["push_drops"] + self.sub.dropped,
                             counters={**self.counts, **{f"decode_{k}": n for k, n in self.sub.drops.items()}})
 
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
-        start = time.monotonic()
+        start = t_rate = time.monotonic()
+        n_rate = self.counts["windows"]
         while not (stop and stop.is_set()) and (duration is None or time.monotonic() - start < duration):
             self.step()
-            self.beat()
+            now = time.monotonic()
+            if now - t_rate >= 1.0:
+                self.beat((self.counts["windows"] - n_rate) / (now - t_rate))
+                t_rate, n_rate = now, self.counts["windows"]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
