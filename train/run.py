@@ -24,6 +24,9 @@ from bodytalk.train.splits import SplitError
 # stage -> module with `Config` and `run(cfg, out=None) -> Path`. The later stages add themselves here.
 STAGES: dict[str, str] = {
     "pretrain": "bodytalk.train.pretrain",
+    "align": "bodytalk.train.align",
+    "instruct": "bodytalk.train.instruct",
+    "pipeline": "bodytalk.train.pipeline",   # several stages in a row (smoke, bandai)
 }
 
 

@@ -1,0 +1,86 @@
+"""The label paths ``bodytalk eval`` compares, each as probabilities ``[N, L]`` over the same windows:
+
+- ``llm``: the LLM label path (``EmotionModel.recognise(path="llm")``: every label scored in one
+  pass through the LoRA LLM, conditioned on the skeleton tokens and the descriptor line);
+- ``head``: the encoder's own classification head (``path="head"``), the fast path;
+- ``descriptors``: the movement descriptors alone (``descriptors.as_vector``) + a logistic
+  regression fitted on the checkpoint's training windows (median imputation for descriptors
+  without data, standardised): what interpretable features get without any deep model.
+
+A window the model cannot read (insufficient data) gets a NaN row: it counts as wrong.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from bodytalk.model import descriptors as desc
+from bodytalk.model.features import WindowInput
+from bodytalk.train.data import WindowSet
+
+PATHS = ("llm", "head", "descriptors")
+
+
+def windows_of(ws: WindowSet) -> list[WindowInput]:
+    """A WindowSet as model inputs (each window with its source layout)."""
+    layouts = ws.layouts()
+    return [WindowInput(ws.joints[i], ws.confidence[i], ws.fps, layouts[i]) for i in range(len(ws))]
+
+
+def model_probs(model, inputs: Sequence[WindowInput], path: str, batch: int = 16) -> np.ndarray:
+    """``[N, L]`` probabilities of a label path of an ``EmotionModel`` (NaN rows: unreadable windows)."""
+    model.reset_cache()
+    out = np.full((len(inputs), len(model.labels)), np.nan)
+    for start in range(0, len(inputs), batch):
+        for row, reading in enumerate(model.recognise(inputs[start:start + batch], path=path), start):
+            if reading.status == "ok":
+                out[row] = [reading.probs[lab] for lab in model.labels]
+    return out
+
+
+def predict(probs: np.ndarray) -> np.ndarray:
+    """Label index per row, -1 for a NaN row (an unreadable window)."""
+    ok = np.isfinite(probs).all(1)
+    return np.where(ok, np.nan_to_num(probs).argmax(1), -1)
+
+
+def descriptor_matrix(ws: WindowSet) -> np.ndarray:
+    """``[N, F]`` descriptor values (NaN where a descriptor had too little data)."""
+    if not len(ws):
+        return np.zeros((0, len(desc.NAMES)), dtype=np.float32)
+    return np.stack([desc.as_vector(desc.compute(ws.joints[i], ws.confidence[i], ws.fps)) for i in range(len(ws))])
+
+
+class DescriptorBaseline:
+    """Logistic regression on descriptor vectors (baseline a)."""
+
+    def __init__(self, c: float = 1.0, seed: int = 0) -> None:
+        from sklearn.impute import SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        self.pipe = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                                  LogisticRegression(C=c, max_iter=5000, random_state=seed))
+
+    def fit(self, train: WindowSet) -> "DescriptorBaseline":
+        if len(set(train.label.tolist())) < 2:
+            raise ValueError("the descriptor baseline needs training windows of at least 2 labels")
+        self.n_labels = len(train.labels)
+        self.pipe.fit(descriptor_matrix(train), train.label)
+        return self
+
+    def predict_proba(self, ws: WindowSet) -> np.ndarray:
+        """``[N, L]`` over the full label set (labels absent from training get 0)."""
+        out = np.zeros((len(ws), self.n_labels))
+        if len(ws):
+            out[:, self.pipe.classes_] = self.pipe.predict_proba(descriptor_matrix(ws))
+        return out
+
+
+def timed(fn, *args, **kwargs) -> tuple[np.ndarray, float]:
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - t0
