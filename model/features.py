@@ -1,7 +1,7 @@
 """Window -> encoder input: body-centred, facing-normalised joint features (numpy, no torch).
 
 The encoder should see how a body moves, not where it stands or which way it faces, so each
-window is expressed relative to the pelvis and rotated about Y so the body faces +z in its first
+window is expressed relative to the pelvis and rotated about Y so the body faces -z in its first
 valid frame. The pelvis's own horizontal velocity is kept as a feature (walking speed matters for
 emotion). Low-confidence joints keep their values and carry their confidence as a channel: the
 encoder learns to discount them, nothing is silently zeroed.
@@ -63,12 +63,13 @@ def resample(x: np.ndarray, length: int) -> np.ndarray:
 
 
 def facing_yaw(joints: np.ndarray) -> float:
-    """Yaw (radians about Y) of the facing direction of one frame ``[17, 3]``.
+    """Yaw (radians about Y, 0 = +z) of the facing direction of one frame ``[17, 3]``.
 
-    Facing = up x (left hip - right hip) in the canonical right-handed Y-up frame.
+    Facing = (left - right) x up in the canonical right-handed Y-up frame (a person facing a
+    Kinect at the origin faces -z).
     """
     across = (joints[U["l_hip"]] - joints[U["r_hip"]]) + (joints[U["l_shoulder"]] - joints[U["r_shoulder"]])
-    forward = np.cross(np.array([0.0, 1.0, 0.0]), across)
+    forward = np.cross(across, np.array([0.0, 1.0, 0.0]))
     return float(np.arctan2(forward[0], forward[2]))
 
 
@@ -80,8 +81,8 @@ def prepare(w: WindowInput, length: int = 60) -> np.ndarray:
     valid = _valid_frames(w.joints, w.confidence)
     first = int(np.argmax(valid))
     yaw = facing_yaw(joints[first])
-    c, s = np.cos(-yaw), np.sin(-yaw)
-    rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])  # rotates the facing direction onto +z
+    c, s = np.cos(np.pi - yaw), np.sin(np.pi - yaw)
+    rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])  # rotates the facing direction onto -z
     duration = (len(joints) - 1) / w.fps
     joints = resample(joints, length) @ rot.T
     conf = resample(conf, length)
