@@ -51,7 +51,7 @@ def test_capture_worker_server_subscriber(tmp_path, monkeypatch, tiny_model_dir)
     for ev in [e for evs in ok.values() for e in evs] + explained:
         _valid_ok_event(ev)
         assert ev.sensor == "synthetic"
-        assert {"features", "encoder", "transfer", "label", "total"} <= set(ev.latency_ms)
+        assert {"features", "encoder", "queue", "label", "total"} <= set(ev.latency_ms)
         assert ev.evidence and set(ev.evidence) >= {"speed", "head_pitch"}
     assert "explain" in explained[0].latency_ms and isinstance(explained[0].explanation, str)
     # The robot example acts on the stable label of each body it hears about.

@@ -146,7 +146,7 @@ def test_killed_and_restarted_server_capture_and_subscribers_carry_on(tmp_path, 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     ck = encoder_checkpoint(tmp_path / "ck")
     cap, work, events = free_addr(), free_addr(), free_addr()
-    serve = ["serve", "--model", ck, "--work", work, "--pub", events, "--no-explain"]
+    serve = ["serve", "--model", ck, "--work", work, "--pub", events, "--no-explain", "--threads", "1"]
     with Processes() as procs, Subscription(events, silence=2.0) as client, \
             Subscriber(cap, prefixes=[topics.WINDOW]) as windows, \
             Subscriber(events, prefixes=[topics.status("worker_0")]) as statuses:

@@ -75,7 +75,7 @@ def test_split_mode_publishes_what_the_one_process_mode_does(model, windows, pat
         assert (a.body, a.window_seq, a.label, a.stable_label, a.evidence) == (b.body, b.window_seq, b.label,
                                                                                b.stable_label, b.evidence)
         assert [a.probs[k] for k in model.labels] == pytest.approx([b.probs[k] for k in model.labels], abs=1e-6)
-        assert "transfer" in b.latency_ms and "transfer" not in a.latency_ms
+        assert "queue" in b.latency_ms and "queue" not in a.latency_ms
 
 
 def test_work_from_another_checkpoint_or_of_the_wrong_shape_is_refused_and_counted(model, windows):
