@@ -33,7 +33,8 @@ def test_capture_worker_server_subscriber(tmp_path, monkeypatch, tiny_model_dir)
     bodies = {"1", "2", "3"}
     with Processes() as procs, Subscription(events) as client:
         procs.start("server", ["serve", "--model", ck, "--work", work, "--pub", events, "--explain-every", "1"])
-        procs.start("worker", ["worker", "--model", ck, "--sub", cap, "--work", work])
+        for shard in ("0/2", "1/2"):   # two workers side by side: bodies 1 and 3 go to one, 2 to the other
+            procs.start(f"worker{shard[0]}", ["worker", "--model", ck, "--sub", cap, "--work", work, "--shard", shard])
         procs.start("capture", ["capture", "--source", "synthetic:?bodies=3", "--pub", cap])
         ok: dict[str, list] = collections.defaultdict(list)
         explained = []
@@ -45,7 +46,7 @@ def test_capture_worker_server_subscriber(tmp_path, monkeypatch, tiny_model_dir)
             return set(ok) == bodies and min(map(len, ok.values())) >= 3 and explained
 
         wait_for(collect, 180, lambda: "events of every body and an explanation\n" + procs.log("server")
-                 + procs.log("worker"))
+                 + procs.log("worker0") + procs.log("worker1"))
         example = subprocess.run([sys.executable, "examples/robot_behaviour.py", "--addr", events, "--duration", "4"],
                                  capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
     for ev in [e for evs in ok.values() for e in evs] + explained:

@@ -92,7 +92,7 @@ def test_fingerprint_tells_checkpoints_apart(model, tmp_path):
 def test_shards_partition_the_bodies():
     bodies = [("kinect0", str(b)) for b in range(40)] + [("mocap", str(b)) for b in range(40)]
     owners = [shard_of(s, b, 3) for s, b in bodies]
-    assert set(owners) == {0, 1, 2}
+    assert min(Counter(owners).values()) >= 15   # about 27 each: sequential ids spread out
     assert owners == [shard_of(s, b, 3) for s, b in bodies]   # stable: no per-process salt
     assert parse_shard("1/3") == (1, 3)
     with pytest.raises(ValueError, match="shard"):
@@ -139,3 +139,16 @@ def _first_status(pull):
         if isinstance(got[0], schema.Status):
             return got[0]
     return None
+
+
+def test_prompt_work_refuses_inconsistent_items():
+    base = dict(sensor="s", body="1", window_seq=0, t_start=0.0, t_end=1.0, model="m")
+    tokens, logits = np.zeros((2, 4), np.float32), np.zeros(5, np.float32)
+    with pytest.raises(ValueError, match="needs skeleton tokens"):
+        schema.PromptWork(status="ok", tokens=np.zeros((0, 0), np.float32), head_logits=logits, **base)
+    with pytest.raises(ValueError, match="needs a reason"):
+        schema.PromptWork(status="insufficient_data", tokens=tokens, head_logits=logits, **base)
+    with pytest.raises(ValueError, match="evidence"):
+        schema.PromptWork(status="ok", tokens=tokens, head_logits=logits, evidence={"speed": "fast"}, **base)
+    with pytest.raises(ValueError, match="NaN"):
+        schema.PromptWork(status="ok", tokens=np.full((2, 4), np.nan, np.float32), head_logits=logits, **base)
