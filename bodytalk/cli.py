@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "sessions": ("bodytalk.stream.sessions", "inspect recorded sessions (sessions info FILE)"),
     "models": ("bodytalk.model.weights", "fetch and convert the base LLM (models pull / list)"),
     "model": ("bodytalk.model.inspect", "show a checkpoint (model info [CKPT])"),
+    "worker": ("bodytalk.model.worker", "tokenizer worker: windows in, prompt work out to `serve --work`"),
     "serve": ("bodytalk.model.server", "emotion server: windows in, emotion events out"),
     "train": ("bodytalk.train.run", "train a stage from a config (train --config FILE [--out DIR] [key=value ...])"),
     "eval": ("bodytalk.train.evaluate", "evaluate a checkpoint on labelled data"),

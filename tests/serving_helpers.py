@@ -3,7 +3,6 @@ synthetic windows as bus messages, and background ``bodytalk`` processes that ar
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,14 +11,8 @@ import numpy as np
 
 from bodytalk.capture import source as sources
 from bodytalk.capture.windowing import windows_of
-from bodytalk.cli import VERBS
 from bodytalk.stream import schema
-from tests.helpers import REPO_ROOT, _env, start_bodytalk, stop
-
-# `bodytalk worker` before bodytalk/cli.py lists the verb: cli.main with the table entry added.
-_CLI_WITH_WORKER = ("import sys; from bodytalk import cli; cli.VERBS.setdefault('worker', "
-                    "('bodytalk.model.worker', 'tokenizer worker')); sys.exit(cli.main(sys.argv[1:]))")
-
+from tests.helpers import start_bodytalk, stop
 
 def encoder_checkpoint(path: Path, seed: int = 0) -> Path:
     """An untrained encoder-only checkpoint: loads in a blink, labels from the encoder's head."""
@@ -85,11 +78,7 @@ class Processes:
     def start(self, name: str, args: list) -> subprocess.Popen:
         log = self.logs[name] = tempfile.NamedTemporaryFile("w+", prefix=f"{name}-", suffix=".log")
         args = [str(a) for a in args]
-        if args[0] in VERBS:
-            proc = start_bodytalk(args, stdout=subprocess.DEVNULL, stderr=log)
-        else:
-            proc = subprocess.Popen([sys.executable, "-c", _CLI_WITH_WORKER, *args], stdout=subprocess.DEVNULL,
-                                    stderr=log, text=True, cwd=REPO_ROOT, env=_env())
+        proc = start_bodytalk(args, stdout=subprocess.DEVNULL, stderr=log)
         self.procs[name] = proc
         return proc
 
