@@ -46,6 +46,8 @@ def analyze(model, src: sources.Source, explain: bool, path: str, batch: int, wi
             yield {"t_start": round(w.t_start, 3), "t_end": round(w.t_end, 3), "body": str(w.body),
                    "status": r.status, "label": r.label, "probs": {k: round(v, 4) for k, v in r.probs.items()},
                    "descriptors": r.descriptors.to_jsonable() if r.descriptors else {},
+                   "mgs": [dict(m, t_start=round(m["t_start"] + w.t_start, 3), t_end=round(m["t_end"] + w.t_start, 3))
+                           for m in r.mgs.to_jsonable()["present"]] if r.mgs else [],
                    "explanation": text, "unsupported": [c.text for c in bad],
                    "truth": w.labels or None, "reason": r.reason}
 
@@ -58,6 +60,9 @@ def _human(row: dict, out) -> None:
     probs = "  ".join(f"{k} {v:.2f}" for k, v in sorted(row["probs"].items(), key=lambda kv: -kv[1]))
     truth = f"  (truth: {row['truth'].get('emotion')})" if row["truth"] and "emotion" in row["truth"] else ""
     out.write(head + f"{row['label']:<10} {probs}{truth}\n")
+    if row["mgs"]:
+        out.write(f"{'':18}micro-gestures: " + ", ".join(
+            f"{m['name']} {m['t_start']:.1f}-{m['t_end']:.1f}s" for m in row["mgs"]) + "\n")
     if row["explanation"] is not None:
         out.write(f"{'':18}why: {row['explanation'] or '(nothing grounded was said)'}\n")
         if row["unsupported"]:

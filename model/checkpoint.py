@@ -33,6 +33,7 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     llm: LLMConfig | None = field(default_factory=LLMConfig)  # None: encoder-only (fast label head)
+    mg_cues: bool = False     # detected micro-gestures join the descriptors in the prompt (issue 7 ablation)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))

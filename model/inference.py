@@ -21,11 +21,12 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from bodytalk.model import checkpoint, descriptors as desc, evidence_text, grounding
+from bodytalk.model import checkpoint, descriptors as desc, evidence_text, grounding, mg_rules
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.constants import EXPLANATION, RECOGNITION
 from bodytalk.model.encoder import SkeletonEncoder
 from bodytalk.model.features import InsufficientData, WindowInput, prepare
+from bodytalk.model.microgestures import MGResult
 from bodytalk.model.projector import Projector
 
 
@@ -36,6 +37,7 @@ class Reading:
     probs: dict[str, float] = field(default_factory=dict)
     label: str | None = None
     descriptors: desc.Descriptors | None = None
+    mgs: MGResult | None = None                  # micro-gestures (times relative to the window start)
     reason: str | None = None                    # why the window could not be read
     latency_ms: dict[str, float] = field(default_factory=dict)
 
@@ -47,6 +49,7 @@ class Prepared:
     x: torch.Tensor             # [B, T, J, C]
     layout_ids: torch.Tensor    # [B]
     evidence: list[desc.Descriptors]
+    mgs: list[MGResult]         # micro-gestures per window (geometric detector)
 
 
 class EmotionModel:
@@ -82,17 +85,18 @@ class EmotionModel:
     # --- the tokenizer side -----------------------------------------------------------------------
     def prepare(self, windows: Sequence[WindowInput], readings: list[Reading]) -> Prepared:
         """Validate and featurise; windows that cannot be read get an insufficient-data reading."""
-        keep, feats, evidence = [], [], []
+        keep, feats, evidence, mgs = [], [], [], []
         for i, w in enumerate(windows):
             try:
                 feats.append(prepare(w, self.cfg.encoder.frames))
                 evidence.append(desc.compute(w.joints, w.confidence, w.fps))
+                mgs.append(mg_rules.detect(w.joints, w.confidence, w.fps))
                 keep.append(i)
             except InsufficientData as err:
                 readings[i] = Reading(status="insufficient_data", reason=str(err))
         x = torch.from_numpy(np.stack(feats)) if feats else torch.zeros(0, self.cfg.encoder.frames, 17, 10)
         ids = self.encoder.layout_ids([windows[i].layout for i in keep])
-        return Prepared(keep, x, ids, evidence)
+        return Prepared(keep, x, ids, evidence, mgs)
 
     @torch.no_grad()
     def encode(self, p: Prepared) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -112,13 +116,14 @@ class EmotionModel:
         t1 = time.perf_counter()
         enc, tokens = self.encode(p)
         t2 = time.perf_counter()
-        probs = self.label_probs(tokens, [evidence_text.render(d) for d in p.evidence], enc["logits"], path)
+        probs = self.label_probs(tokens, [self.evidence_line(d, m) for d, m in zip(p.evidence, p.mgs)],
+                                 enc["logits"], path)
         t3 = time.perf_counter()
         stages = {"features": (t1 - t0) * 1e3, "encoder": (t2 - t1) * 1e3, "label": (t3 - t2) * 1e3}
         for row, i in enumerate(p.index):
             pr = {lab: float(v) for lab, v in zip(self.labels, probs[row].tolist())}
             readings[i] = Reading(status="ok", probs=pr, label=max(pr, key=pr.get),
-                                  descriptors=p.evidence[row], latency_ms=dict(stages))
+                                  descriptors=p.evidence[row], mgs=p.mgs[row], latency_ms=dict(stages))
         return readings
 
     def _builder(self, kind: str):
@@ -127,6 +132,11 @@ class EmotionModel:
             template = RECOGNITION if kind == "recognise" else EXPLANATION
             self._builders[kind] = PromptBuilder(self.llm.tokenizer, self.llm.embed, template, self.labels)
         return self._builders[kind]
+
+    def evidence_line(self, d: desc.Descriptors, mgs: MGResult | None) -> str:
+        """The prompt's evidence line: descriptors, plus micro-gestures when the model was trained with
+        them (``cfg.mg_cues``; the issue-7 ablation trains with and without)."""
+        return evidence_text.render(d, mgs=mgs if self.cfg.mg_cues else None)
 
     def reset_cache(self) -> None:
         """Forget the cached prompt prefix (after the LLM's weights change)."""
@@ -162,35 +172,39 @@ class EmotionModel:
             bad = next(r for r in readings if r is not None)
             raise InsufficientData(bad.reason)
         _, tokens = self.encode(p)
-        return self._explain_prompt(tokens, p.evidence, labels), p.evidence
+        return self._explain_prompt(tokens, p.evidence, labels, p.mgs), p
 
-    def _explain_prompt(self, tokens: torch.Tensor, evidence: Sequence[desc.Descriptors], labels: Sequence[str]):
+    def _explain_prompt(self, tokens: torch.Tensor, evidence: Sequence[desc.Descriptors], labels: Sequence[str],
+                        mgs: Sequence[MGResult | None]):
         if self.llm is None:
             raise ValueError("explanations need the LLM: load the checkpoint with its base model")
-        return self._builder("explain").build(tokens, [evidence_text.render(d) for d in evidence],
+        return self._builder("explain").build(tokens, [self.evidence_line(d, m) for d, m in zip(evidence, mgs)],
                                               labels=list(labels))
 
     def explain(self, windows: Sequence[WindowInput], labels: Sequence[str], max_new_tokens: int = 40,
                 drop_unsupported: bool = True) -> list[tuple[str, list[grounding.Claim]]]:
         """(explanation, unsupported claims) per window; unsupported sentences dropped by default."""
-        batch, evidence = self._explain_batch(windows, labels)
-        return self._generate_explanations(batch, evidence, max_new_tokens, drop_unsupported)
+        batch, p = self._explain_batch(windows, labels)
+        return self._generate_explanations(batch, p.evidence, p.mgs, max_new_tokens, drop_unsupported)
 
     @torch.no_grad()
     def explain_tokens(self, tokens: torch.Tensor, evidence: Sequence[desc.Descriptors], labels: Sequence[str],
-                       max_new_tokens: int = 40,
-                       drop_unsupported: bool = True) -> list[tuple[str, list[grounding.Claim]]]:
-        """``explain`` from precomputed skeleton tokens [B, S, H] and descriptors (the serving split)."""
-        batch = self._explain_prompt(tokens, evidence, labels)
-        return self._generate_explanations(batch, evidence, max_new_tokens, drop_unsupported)
+                       max_new_tokens: int = 40, drop_unsupported: bool = True,
+                       mgs: Sequence[MGResult | None] | None = None) -> list[tuple[str, list[grounding.Claim]]]:
+        """``explain`` from precomputed skeleton tokens [B, S, H], descriptors and micro-gestures
+        (the serving split)."""
+        mgs = list(mgs) if mgs is not None else [None] * len(evidence)
+        batch = self._explain_prompt(tokens, evidence, labels, mgs)
+        return self._generate_explanations(batch, evidence, mgs, max_new_tokens, drop_unsupported)
 
-    def _generate_explanations(self, batch, evidence: Sequence[desc.Descriptors], max_new_tokens: int,
-                               drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
+    def _generate_explanations(self, batch, evidence: Sequence[desc.Descriptors], mgs: Sequence[MGResult | None],
+                               max_new_tokens: int, drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
         texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens)
         out = []
-        for text, ev in zip(texts, evidence):
-            bad = grounding.check(text, ev)
-            out.append((grounding.filter_unsupported(text, ev) if drop_unsupported else text.strip(), bad))
+        for text, ev, m in zip(texts, evidence, mgs):
+            # A micro-gesture claim is supported only when it was detected (and observable).
+            bad = grounding.check(text, ev, mgs=m)
+            out.append((grounding.filter_unsupported(text, ev, mgs=m) if drop_unsupported else text.strip(), bad))
         return out
 
     def explain_stream(self, window: WindowInput, label: str, max_new_tokens: int = 40) -> Iterator[str]:

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from bodytalk.model.hysteresis import StableLabel
+from bodytalk.model.microgestures import MGResult
 from bodytalk.model.worker import Tokenizer, descriptors_of
 from bodytalk.stream import schema, topics
 from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher, Puller, Subscriber
@@ -157,7 +158,8 @@ class Server:
         changed = tracker.update(probs) if probs else False
         event = dict(sensor=w.sensor, body=w.body, window_seq=w.window_seq, t_start=w.t_start, t_end=w.t_end,
                      status=w.status, label=max(probs, key=probs.get) if probs else None,
-                     stable_label=tracker.label, probs=probs, evidence=_evidence(w), latency_ms=latency)
+                     stable_label=tracker.label, probs=probs, evidence=_evidence(w), mgs=_mgs(w),
+                     latency_ms=latency)
         self._send_event(event, w.t_received)
         now = time.monotonic()
         due = changed or now - self.last_explained.get(key, -1e9) >= self.cfg.explain_every
@@ -195,8 +197,9 @@ class Server:
             t0 = time.perf_counter()
             try:
                 tokens = torch.from_numpy(np.array(w.tokens))[None]   # [1, S, H], a writable copy
+                mgs = MGResult.from_jsonable(w.mgs) if w.mgs else None
                 (text, bad), = self.model.explain_tokens(tokens, [descriptors_of(w)], [label],
-                                                         max_new_tokens=self.cfg.max_new_tokens)
+                                                         max_new_tokens=self.cfg.max_new_tokens, mgs=[mgs])
             except Exception as err:  # an explanation failure must not stop labels
                 log.warning("explanation failed: %s", err)
                 continue
@@ -226,6 +229,12 @@ class Server:
             if self.explainer.is_alive():
                 self._jobs.put((None, None, None))
                 self.explainer.join(timeout=30)
+
+
+def _mgs(w: schema.PromptWork) -> list[dict]:
+    """Detected micro-gestures with times on the capture clock."""
+    return [dict(m, t_start=round(m["t_start"] + w.t_start, 3), t_end=round(m["t_end"] + w.t_start, 3))
+            for m in w.mgs.get("present", [])]
 
 
 def _evidence(w: schema.PromptWork) -> dict:

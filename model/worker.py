@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bodytalk.model import descriptors as desc, evidence_text
+from bodytalk.model import descriptors as desc
 from bodytalk.model.features import WindowInput
 from bodytalk.stream import schema, topics
 from bodytalk.stream.transport import Heartbeat, Pusher, Subscriber
@@ -101,7 +101,8 @@ class Tokenizer:
             d = p.evidence[row]
             out.append(schema.PromptWork(status="ok", tokens=tokens[row], head_logits=logits[row],
                                          evidence=evidence_values(d), valid_share=d.valid_share,
-                                         evidence_text=evidence_text.render(d), **common))
+                                         evidence_text=self.model.evidence_line(d, p.mgs[row]),
+                                         mgs=p.mgs[row].to_jsonable(), **common))
         return out
 
 

@@ -331,6 +331,7 @@ class PromptWork(Message):
     evidence: dict = spec(dict, {})              # descriptor name -> value (None: insufficient data)
     valid_share: float = spec(Scalar(float, lo=0), 0.0)  # share of fully valid frames
     evidence_text: str = spec(str, "")           # the descriptor line of the prompt
+    mgs: dict = spec(dict, {})                   # micro-gestures (MGResult.to_jsonable, window-relative)
     reason: str | None = spec(OPT_STR, None)     # why the window could not be read
     t_received: float = spec(float, 0.0)         # worker wall clock when the window arrived (s)
     latency_ms: dict = spec(dict, {})            # worker stages -> ms
