@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", err)
         return 2
     if model.llm is None and not args.no_explain:
-        sys.stderr.write("bodytalk demo: base LLM not found (run `bodytalk models pull`); labels from the "
-                         "encoder head, no explanations\n")
+        why = ("this checkpoint is encoder-only" if model.cfg.llm is None
+               else "base LLM not found (run `bodytalk models pull`)")
+        sys.stderr.write(f"bodytalk demo: {why}; labels from the encoder's fast head, no explanations\n")
     stop = threading.Event()
     windows = Subscriber(args.capture_pub, prefixes=[topics.WINDOW])
     events = Subscriber(args.events_pub, prefixes=[topics.EMOTION, topics.STATUS])

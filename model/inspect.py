@@ -17,6 +17,15 @@ from bodytalk.model.weights import BaseModelNotFound, resolve_base
 log = logging.getLogger("bodytalk.model")
 
 
+def _short(value) -> str:
+    """One line per meta entry: long lists (a split's clip ids) become counts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        value = {k: (f"[{len(v)} items]" if isinstance(v, list) and len(v) > 6 else v) for k, v in value.items()}
+    return json.dumps(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bodytalk model", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{', '.join(d['llm']['lora_targets'])}" if d["llm"] else "-"),
             ("adapter", d["adapter"] or "none (base LLM as is)"), ("layouts", ", ".join(d["layouts"])),
             ("size", f"{d['size_mb']} MB")]
-    rows += [(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in d["meta"].items()]
+    rows += [(k, _short(v)) for k, v in d["meta"].items() if k not in ("history", "run")]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
