@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         th.start()
     capture.start()
     try:
-        _show(events, args, capture, stop)
+        _show(events, args, capture, stop, explains=server.can_explain)
     except KeyboardInterrupt:
         pass
     finally:
@@ -92,11 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _show(events: Subscriber, args, capture: threading.Thread, stop: threading.Event) -> None:
+def _show(events: Subscriber, args, capture: threading.Thread, stop: threading.Event, explains: bool) -> None:
     """Render events until the capture ends (plus a short drain) or the duration passes."""
     from bodytalk.view import LiveView, print_json
 
-    view = LiveView(title=f"bodytalk demo - {args.source}")
+    view = LiveView(title=f"bodytalk demo - {args.source}",
+                    no_explanation="…" if explains else "(labels only: no LLM in this run)")
     ended_at = None
     live = None
     if not args.headless:

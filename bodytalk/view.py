@@ -29,8 +29,9 @@ class BodyState:
 class LiveView:
     """Keeps the latest event per (sensor, body) and renders them as a rich table."""
 
-    def __init__(self, title: str = "bodytalk") -> None:
+    def __init__(self, title: str = "bodytalk", no_explanation: str = "…") -> None:
         self.title = title
+        self.no_explanation = no_explanation  # what the "why" column says before/without explanations
         self.bodies: dict[tuple[str, str], BodyState] = {}
         self.status: dict[str, schema.Status] = {}
 
@@ -51,7 +52,7 @@ class LiveView:
 
     def render(self) -> Panel:
         table = Table(expand=True, show_lines=True)
-        for col, kw in (("body", {"width": 10}), ("stable label", {"width": 14}),
+        for col, kw in (("body", {"width": 16}), ("stable label", {"width": 14}),
                         ("probabilities", {"ratio": 2}), ("why (latest explanation)", {"ratio": 3}),
                         ("latency", {"width": 9, "justify": "right"})):
             table.add_column(col, **kw)
@@ -63,7 +64,7 @@ class LiveView:
             if ev.status != "ok":
                 label = Text(ev.status.replace("_", " "), style="yellow")
             table.add_row(f"{sensor}/{body}", label, _bars(ev.probs, ev.stable_label),
-                          _why(st), f"{ev.latency_ms.get('total', float('nan')):.0f} ms")
+                          _why(st, self.no_explanation), f"{ev.latency_ms.get('total', float('nan')):.0f} ms")
         footer = "  ".join(f"{c}: {s.state} {s.rate_hz:.0f}/s" for c, s in sorted(self.status.items()))
         return Panel(Group(table, Text(footer, style="dim")), title=self.title)
 
@@ -81,9 +82,9 @@ def _bars(probs: dict, stable: str | None) -> Text:
     return out
 
 
-def _why(st: BodyState) -> Text:
+def _why(st: BodyState, placeholder: str) -> Text:
     if not st.explanation:
-        return Text("…", style="dim")
+        return Text(placeholder, style="dim")
     text = Text(st.explanation)
     if st.unsupported:
         text.append(f"\n({len(st.unsupported)} unsupported claim(s) removed)", style="dim")
