@@ -159,39 +159,41 @@ class SkeletonLLM(nn.Module):
         it as logits for a cross-entropy over the label set).
 
         inputs_embeds [B, N, H], attention_mask [B, N] (0 = left padding); with `prefix`, they hold
-        only what follows the cached prefix. Two passes: the prompts (keeping their KV cache), then
-        the remaining answer tokens of ALL labels packed side by side in one row per window, each
-        label seeing the prompt and its own earlier tokens only (a tree-shaped attention mask). That
-        avoids copying the cache once per label (B*L rows) and padding short labels.
+        only what follows the cached prefix. ONE forward pass: the answer tokens of all labels are
+        appended to each prompt, packed side by side, each label seeing the prompt and its own
+        earlier tokens only (a tree-shaped attention mask). On CPU a pass costs about the time to
+        stream the weights once, so one pass over N+T tokens beats a prompt pass plus a label pass,
+        and no KV cache is copied per label.
         """
         if not labels:
             raise ValueError("the label set is empty")
         batch, n = attention_mask.shape
         device = self.config.device
-        mask = attention_mask.to(device)
-        cache = None
-        if prefix is not None:
-            mask = torch.cat([mask.new_ones(batch, prefix.length), mask], dim=1)   # [B, K=P+N]
-            cache = prefix.expand(batch, self.lm.config)
-        positions = _positions(mask)                                                # [B, K]
-        out = self.lm(inputs_embeds=inputs_embeds.to(device), attention_mask=mask, position_ids=positions[:, -n:],
-                      past_key_values=cache, use_cache=True, logits_to_keep=_LAST)
-        first = out.logits[:, -1].float().log_softmax(-1)                          # [B, V]
+        valid = attention_mask.to(device).bool()                                    # [B, N]
         answers = [self.answer_ids(label) for label in labels]
-        scores = first[:, [a[0] for a in answers]]                                  # [B, L]
-
         tree = _AnswerTree(answers, device)
-        if tree.size == 0:                                                          # single-token answers
-            return scores
-        dtype = self.dtype
-        allowed = torch.cat([mask.bool()[:, None, :].expand(-1, tree.size, -1),
-                             tree.sees[None].expand(batch, -1, -1)], dim=2)         # [B, T, K+T]
+        p = prefix.length if prefix is not None else 0
+        positions = _positions(torch.cat([valid.new_ones(batch, p), valid], dim=1))[:, p:]   # [B, N]
+        positions = torch.cat([positions, positions[:, -1:] + 1 + tree.step], dim=1)           # [B, N+T]
+
+        # allowed[b, query, key] over keys [prefix P | prompt N | answers T].
+        causal = torch.ones(n, n, dtype=torch.bool, device=device).tril() & valid[:, None, :]
+        causal |= torch.eye(n, dtype=torch.bool, device=device)     # padding rows see themselves: no NaN
+        prompt_rows = torch.cat([valid.new_ones(batch, n, p), causal, valid.new_zeros(batch, n, tree.size)], dim=2)
+        answer_rows = torch.cat([valid.new_ones(batch, tree.size, p), valid[:, None, :].expand(-1, tree.size, -1),
+                                 tree.sees[None].expand(batch, -1, -1)], dim=2)
+        allowed = torch.cat([prompt_rows, answer_rows], dim=1)                      # [B, N+T, P+N+T]
         # Additive float mask: the form both the sdpa and the eager attention take as given.
-        bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
-        logits = self.lm(input_ids=tree.inputs.expand(batch, -1), attention_mask=bias[:, None],
-                         position_ids=positions[:, -1:] + 1 + tree.step, past_key_values=out.past_key_values,
-                         use_cache=True).logits                                     # [B, T, V]
-        token_lp = logits.float().log_softmax(-1).gather(-1, tree.targets.expand(batch, -1)[..., None])[..., 0]
+        bias = torch.zeros(allowed.shape, dtype=self.dtype, device=device).masked_fill(~allowed,
+                                                                                       torch.finfo(self.dtype).min)
+        embeds = torch.cat([inputs_embeds.to(device), self.embed(tree.inputs)[None].expand(batch, -1, -1)], dim=1)
+        logits = self.lm(inputs_embeds=embeds, attention_mask=bias[:, None], position_ids=positions,
+                         past_key_values=prefix.expand(batch, self.lm.config) if prefix is not None else None,
+                         use_cache=prefix is not None,
+                         logits_to_keep=torch.arange(n - 1, n + tree.size)).logits  # [B, 1+T, V]
+        logp = logits.float().log_softmax(-1)
+        scores = logp[:, 0, [a[0] for a in answers]]                                # [B, L] first tokens
+        token_lp = logp[:, 1:].gather(-1, tree.targets.expand(batch, -1)[..., None])[..., 0]   # [B, T]
         return scores.index_add(1, tree.owner, token_lp)                            # sum each label's tokens
 
     def score_labels(self, inputs_embeds: Tensor, attention_mask: Tensor, labels: Sequence[str],
@@ -230,10 +232,10 @@ class SkeletonLLM(nn.Module):
 
 
 class _AnswerTree:
-    """The answer tokens after the first of every label, packed into one row of T tokens.
+    """The answer tokens of every label packed into one row of T tokens.
 
     Label l's tokens a_0..a_{m-1} contribute inputs a_0..a_{m-2} (predicting a_1..a_{m-1}) at steps
-    0..m-2; the first token is predicted by the prompt pass itself."""
+    0..m-2; a_0 itself is predicted at the prompt's last position."""
 
     def __init__(self, answers: Sequence[list[int]], device: str) -> None:
         inputs, targets, owner, step = [], [], [], []
