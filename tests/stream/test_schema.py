@@ -13,6 +13,10 @@ from bodytalk.stream import schema
 from tests.stream import wire
 
 
+def test_every_registered_type_has_an_example():
+    assert sorted(m.TYPE for m in wire.every_type()) == sorted(schema.Message.REGISTRY)
+
+
 @pytest.mark.parametrize("msg", wire.every_type(), ids=lambda m: m.TYPE)
 def test_every_type_round_trips_field_by_field(msg):
     assert schema.encode(msg)[0] == msg.topic.encode()

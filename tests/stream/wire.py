@@ -66,8 +66,19 @@ def assert_same(a: schema.Message, b: schema.Message) -> None:
             assert type(y) is type(x) and y == x, f.name
 
 
+def prompt_work() -> schema.PromptWork:
+    rng = np.random.default_rng(0)
+    return schema.PromptWork(
+        sensor="kinect0", body="3", window_seq=4, t_start=10.0, t_end=12.0, model="abc123",
+        status="ok", tokens=rng.normal(size=(8, 16)).astype(np.float32),
+        head_logits=rng.normal(size=5).astype(np.float32), evidence={"speed": 1.25, "jerk": None},
+        valid_share=0.9, evidence_text="speed high", mgs={"nod": [[0.5, 0.9, 0.8]]}, t_received=12.1,
+        latency_ms={"encoder": 4.5})
+
+
 def every_type() -> list[schema.Message]:
-    return [frame(), window(), emotion(), emotion_text(), status()]
+    """One valid message of every registered type (a test checks none is missing)."""
+    return [frame(), window(), emotion(), emotion_text(), status(), prompt_work()]
 
 
 def frames_of(msg: schema.Message, ts: float | None = None) -> list[bytes]:
