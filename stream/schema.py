@@ -12,7 +12,8 @@ text says what was wrong. Decode checks the wire (frame count, sizes, utf-8 topi
 ``ts``, array descriptors against the field's exact dtype and rank and the buffer's exact size);
 the values are then checked once, by the same constructor a producer uses (see ``fields``).
 The header holds ``v``, ``type``, ``ts`` and the type's fields, nothing else: an unknown key is
-rejected (a typo must not drop data silently; a new field is a schema version bump).
+rejected (a typo must not drop data silently). A new field with a default keeps older messages
+and recordings readable; a change that breaks them bumps ``SCHEMA_VERSION``.
 Arrays of a decoded message are read-only views of the received buffers.
 """
 from __future__ import annotations
