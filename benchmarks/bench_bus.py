@@ -11,14 +11,14 @@ unchanged. Every message is built fresh (validated), encoded, sent, received and
   receive + decode. (Building the frame is not in it; it is in the CPU rows.)
   "paced" sends one 25-joint frame at 30 Hz (a live sensor); "bursty" sends bursts of frames
   back to back (a sensor catching up after a stall), so the end of each burst queues.
-  "floor" sends one prebuilt 2-frame status message at 30 Hz: what ZeroMQ, the wake-ups and
-  the smallest decode cost on this machine, whatever the schema does.
+  "floor" sends one prebuilt 2-frame status message at 30 Hz: what ZeroMQ, the thread wake-ups
+  and the smallest decode cost on this machine, whatever the schema does.
 - micro: one frame's build + encode, and decode, in process (best of several timeit runs).
 
 Targets (ARCHITECTURE.md budgets): >= 20,000 frames/s; paced p99 < 1 ms.
 
 Examples:
-    python benchmarks/bench_bus.py                         # full run (about a minute), Markdown table
+    python benchmarks/bench_bus.py                         # full run (about 3 minutes), Markdown table
     python benchmarks/bench_bus.py --reps 3 --seconds 5    # quicker
     python benchmarks/bench_bus.py --write BENCHMARKS.md   # also replace the bus section there
 """
