@@ -28,8 +28,6 @@ import argparse
 import datetime
 import multiprocessing as mp
 import os
-import platform
-import re
 import sys
 import time
 import timeit
@@ -43,9 +41,11 @@ from bodytalk.capture.pacing import Pacer
 from bodytalk.stream import schema
 from bodytalk.stream.transport import Publisher, Subscriber
 
+sys.path.insert(0, str(Path(__file__).parent))
+from report import machine, write_section  # noqa: E402
+
 HWM = 1_000_000      # throughput runs must not lose messages to the high-water mark
 CONTROL = "bench"    # status.bench carries the run protocol: probe / end / exit
-MARK_START, MARK_END = "<!-- bench_bus:start -->", "<!-- bench_bus:end -->"
 
 
 def make_frames(n_poses: int = 64, joints: int = 25, seed: int = 0):
@@ -182,17 +182,6 @@ def fmt_range(values: list[float], unit: str, scale: float = 1.0, digits: int = 
     return f"{np.median(v):,.{digits}f} {unit} ({v.min():,.{digits}f} – {v.max():,.{digits}f})"
 
 
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor()
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{cpu}, {os.cpu_count()} cores (shared), load average at start {load}; {platform.system()} "
-            f"{platform.release()}; Python {platform.python_version()}, numpy {np.__version__}, "
-            f"pyzmq {zmq.__version__} (libzmq {zmq.zmq_version()}), msgpack "
-            f"{'.'.join(map(str, msgpack.version))}")
-
-
 def measure(args: argparse.Namespace) -> dict[str, list]:
     """Every case, ``args.reps`` times: name -> one value (or latency array) per repetition."""
     frames, windows = make_frames(), make_windows()
@@ -260,25 +249,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", type=Path,
                    help="replace the bus section of this Markdown file (e.g. BENCHMARKS.md)")
     args = p.parse_args(argv)
-    header = machine()  # the load average before we add to it
+    header = machine(f"; pyzmq {zmq.__version__} (libzmq {zmq.zmq_version()}), msgpack "
+                     f"{'.'.join(map(str, msgpack.version))}")  # the load average before we add to it
     # Every measuring option spelled out (defaults too), so the figures can be reproduced as is.
     command = " ".join(["python benchmarks/bench_bus.py",
                         *(f"--{k} {v}" for k, v in vars(args).items() if k not in ("write", "addr"))])
     table = render(measure(args), args, command, header)
     print(table)
     if args.write:
-        write_section(args.write, table)
+        write_section(args.write, "bench_bus", table)
     return 0
-
-
-def write_section(path: Path, table: str) -> None:
-    """Replace (or append) the block between the bench_bus markers; the rest of the file stays."""
-    block = f"{MARK_START}\n{table}\n{MARK_END}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + f"\n\n{block}\n"
-    path.write_text(text)
-    print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

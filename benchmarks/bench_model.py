@@ -1,0 +1,140 @@
+"""Model benchmark (issue 3): tokenizer side, label scoring, explanation, memory, head vs LLM.
+
+Measures on synthetic windows (held-out seed) with a checkpoint (default: the packaged demo model):
+  - descriptors + micro-gestures + features + encoder + projector for one 2 s window
+  - recognition through the LLM (label scoring, cached prefix) for 1 window and a batch of 16
+  - the encoder's fast label head for the same
+  - explanation: time to first token and to 40 generated tokens
+  - resident memory of the loaded model
+  - accuracy of the fast head and the LLM label path on the same windows
+
+Budgets (ARCHITECTURE.md): tokenizer side < 10 ms; recognition of 1 window < 80 ms, of 16 < 400 ms;
+40 tokens < 2 s; resident < 1.5 GB.
+
+Examples:
+  python benchmarks/bench_model.py
+  python benchmarks/bench_model.py --model runs/smoke/checkpoint --threads 2 --write BENCHMARKS.md
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from report import machine, write_section  # noqa: E402
+
+
+def windows(n: int, seed: int):
+    """``n`` labelled windows of synthetic motion (bodies with fixed, different emotions)."""
+    from bodytalk.capture import source
+    from bodytalk.capture.windowing import windows_of
+    from bodytalk.model.features import WindowInput
+
+    uri = f"synthetic:?bodies=5&emotion=neutral,happy,sad,angry,fearful&seed={seed}&duration={n // 5 * 0.5 + 3}"
+    src = source.create(uri)
+    src.open()
+    out = [(WindowInput(w.joints, w.confidence, src.fps, src.layout.id), w.labels["emotion"])
+           for w in windows_of(src)]
+    return out[:n]
+
+
+def timed(fn, reps: int) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def measure(args) -> list[tuple[str, str, str]]:
+    import psutil
+    import torch
+
+    from bodytalk.model.registry import load_model
+
+    torch.set_num_threads(args.threads)
+    rss0 = psutil.Process().memory_info().rss
+    t = time.perf_counter()
+    model = load_model(args.model)
+    load_s = time.perf_counter() - t
+    rss = psutil.Process().memory_info().rss
+    data = windows(args.windows, args.seed)
+    one, sixteen = [data[0][0]], [w for w, _ in data[:16]]
+    rows = [("load checkpoint + base LLM", f"{load_s:.1f} s", ""),
+            ("resident memory, loaded model", f"{rss / 2**20:,.0f} MiB (+{(rss - rss0) / 2**20:,.0f})", "< 1.5 GB")]
+
+    def tokenizer_side():
+        readings: list = [None]
+        p = model.prepare(one, readings)
+        model.encode(p)
+
+    med = lambda xs: f"{statistics.median(xs):.1f} ms"  # noqa: E731
+    rows.append(("descriptors + MGs + features + encoder + projector, 1 window",
+                 med(timed(tokenizer_side, args.reps)), "< 10 ms"))
+    rows.append(("fast head, 1 window (all of the above included)", med(timed(lambda: model.recognise(one, "head"), args.reps)), ""))
+    rows.append(("fast head, batch of 16", med(timed(lambda: model.recognise(sixteen, "head"), args.reps)), ""))
+    if model.llm is not None:
+        rows.append(("LLM label scoring, 1 window", med(timed(lambda: model.recognise(one, "llm"), args.reps)), "< 80 ms"))
+        rows.append(("LLM label scoring, batch of 16", med(timed(lambda: model.recognise(sixteen, "llm"), args.reps)),
+                     "< 400 ms"))
+        first, total, tokens = explanation_timing(model, one[0], args.reps)
+        rows.append(("explanation: first token", med(first), "< 300 ms"))
+        rows.append((f"explanation: {args.tokens} tokens (measured {tokens} tokens, scaled)",
+                     f"{statistics.median(total) / tokens * args.tokens:.0f} ms", "< 2 s"))
+    for path in ("head", "llm") if model.llm is not None else ("head",):
+        got = model.recognise([w for w, _ in data], path)
+        acc = np.mean([r.label == y for r, (_, y) in zip(got, data)])
+        rows.append((f"accuracy, {path} path, {len(data)} synthetic windows (seed {args.seed}, not trained on)",
+                     f"{acc:.1%}", ""))
+    return rows
+
+
+def explanation_timing(model, window, reps: int) -> tuple[list[float], list[float], int]:
+    """Time to the first streamed piece and to the end, and the tokens generated."""
+    firsts, totals, n_tokens = [], [], 0
+    for _ in range(reps + 1):
+        t = time.perf_counter()
+        pieces = []
+        first = None
+        for piece in model.explain_stream(window, model.labels[0], max_new_tokens=40):
+            first = first or time.perf_counter()
+            pieces.append(piece)
+        end = time.perf_counter()
+        text = "".join(pieces)
+        n_tokens = max(1, len(model.llm.tokenizer(text, add_special_tokens=False)["input_ids"]))
+        firsts.append(((first or end) - t) * 1e3)
+        totals.append((end - t) * 1e3)
+    return firsts[1:], totals[1:], n_tokens
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="checkpoint folder (default: the packaged demo model)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--reps", type=int, default=10, help="repetitions per case; medians are reported")
+    p.add_argument("--windows", type=int, default=100, help="windows for the accuracy rows")
+    p.add_argument("--seed", type=int, default=1234, help="synthetic seed (the demo model trains on others)")
+    p.add_argument("--tokens", type=int, default=40, help="explanation length to report")
+    p.add_argument("--write", type=Path, help="replace the model section of this Markdown file")
+    args = p.parse_args(argv)
+    header = machine()
+    command = " ".join(["python benchmarks/bench_model.py",
+                        *(f"--{k} {v}" for k, v in vars(args).items() if k != "write" and v is not None)])
+    rows = measure(args)
+    table = "\n".join([f"Measured {time.strftime('%Y-%m-%d')} on {header}.", f"Command: `{command}`.", "",
+                       "| case | median | budget |", "|---|---|---|", *(f"| {a} | {b} | {c} |" for a, b, c in rows)])
+    print(table)
+    if args.write:
+        write_section(args.write, "bench_model", table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
