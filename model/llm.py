@@ -190,7 +190,7 @@ class SkeletonLLM(nn.Module):
         logits = self.lm(inputs_embeds=embeds, attention_mask=bias[:, None], position_ids=positions,
                          past_key_values=prefix.expand(batch, self.lm.config) if prefix is not None else None,
                          use_cache=prefix is not None,
-                         logits_to_keep=torch.arange(n - 1, n + tree.size)).logits  # [B, 1+T, V]
+                         logits_to_keep=torch.arange(n - 1, n + tree.size, device=device)).logits  # [B, 1+T, V]
         logp = logits.float().log_softmax(-1)
         scores = logp[:, 0, [a[0] for a in answers]]                                # [B, L] first tokens
         token_lp = logp[:, 1:].gather(-1, tree.targets.expand(batch, -1)[..., None])[..., 0]   # [B, T]
