@@ -11,8 +11,9 @@ apart.
 
 Text encoders (``align.text_encoder``): ``minilm`` (all-MiniLM-L6-v2, 384-d, through the head) or
 ``llm`` (the LLM's mean input token embedding, 576-d, no head: the projector output itself is
-aligned). Only the projector and the head train (and the encoder with ``align.train_encoder``);
-the LLM is never run here. Evaluation: zero-shot label retrieval on the held-out clips (the
+aligned). Only the projector and the head train (and the encoder with ``align.train_encoder``,
+then with its label head's cross-entropy added, ``align.head_weight``, so the fast head path keeps
+matching the features it reads); the LLM is never run here. Evaluation: zero-shot label retrieval on the held-out clips (the
 nearest label prompt), before (``init_*``) and after training.
 
     bodytalk train --config align --out runs/align init=runs/pretrain_sup/checkpoint
@@ -48,12 +49,14 @@ LABEL_PROMPT = "a {label} person"
 class AlignOptions:
     text_encoder: Literal["minilm", "llm"] = "minilm"
     train_encoder: bool = False
+    head_weight: float = 1.0       # with train_encoder: cross-entropy on the encoder's label head too,
+                                   # so the fast head path stays fitted to the features it reads
     describe: float = 0.5          # share of windows whose text is a description, not the label prompt
     temperature: float = 0.07      # CLIP's initial temperature
 
     def __post_init__(self) -> None:
-        if not (0 <= self.describe <= 1 and self.temperature > 0):
-            raise ValueError(f"need 0 <= describe <= 1 and temperature > 0: {self}")
+        if not (0 <= self.describe <= 1 and self.temperature > 0 and self.head_weight >= 0):
+            raise ValueError(f"need 0 <= describe <= 1, temperature > 0 and head_weight >= 0: {self}")
 
 
 @strict
@@ -87,34 +90,40 @@ class AlignModel(nn.Module):
     ``bank [L + N, E]``: the label prompts' embeddings, then one description per training window."""
 
     def __init__(self, encoder, projector, text_dim: int, bank: torch.Tensor, n_labels: int,
-                 temperature: float, describe: float, train_encoder: bool) -> None:
+                 opts: AlignOptions) -> None:
         super().__init__()
-        self.n_labels = n_labels
+        self.n_labels, self.opts = n_labels, opts
         self.encoder, self.projector = encoder, projector
         hidden = projector.cfg.out_dim
         self.head = nn.Identity() if text_dim == hidden else nn.Linear(hidden, text_dim)
         self.register_buffer("bank", bank, persistent=False)
-        self.temperature, self.describe, self.train_encoder = temperature, describe, train_encoder
-        self.encoder.requires_grad_(train_encoder)
+        self.encoder.requires_grad_(opts.train_encoder)
 
     def train(self, mode: bool = True) -> "AlignModel":
         super().train(mode)
-        self.encoder.train(mode and self.train_encoder)   # a frozen encoder keeps dropout off
+        self.encoder.train(mode and self.opts.train_encoder)   # a frozen encoder keeps dropout off
         return self
 
-    def embed(self, x: torch.Tensor, layout: torch.Tensor) -> torch.Tensor:
-        """Windows -> pooled projected semantic tokens through the head, ``[B, E]``."""
-        tokens = self.projector(self.encoder(x, layout))                      # [B, S, H]
+    def embed(self, x: torch.Tensor, layout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows -> (pooled projected semantic tokens through the head ``[B, E]``, label logits ``[B, L]``)."""
+        enc = self.encoder(x, layout)
+        tokens = self.projector(enc)                                            # [B, S, H]
         q = self.encoder.cfg.semantic_tokens if self.projector.cfg.use_sem_tokens else tokens.shape[1]
-        return self.head(tokens[:, :q].mean(1))
+        return self.head(tokens[:, :q].mean(1)), enc["logits"]
 
     def forward(self, x, layout, label, index, draw) -> dict[str, torch.Tensor]:
-        describe = (draw % 1000).float() / 1000 < self.describe                # [B] this epoch's choice
+        describe = (draw % 1000).float() / 1000 < self.opts.describe           # [B] this epoch's choice
         text = self.bank[torch.where(describe, index + self.n_labels, label)]  # [B, E]
-        z = self.embed(x, layout)
+        z, logits = self.embed(x, layout)
         positives = label[:, None] == label[None, :]                            # same label: positive
-        loss = clip_loss(z, text, self.temperature, positives)
-        return {"loss": loss, "described": describe.float().mean()}
+        contrast = clip_loss(z, text, self.opts.temperature, positives)
+        out = {"contrast": contrast.detach(), "described": describe.float().mean()}
+        loss = contrast
+        if self.opts.train_encoder and self.opts.head_weight:
+            head = F.cross_entropy(logits, label)
+            loss = loss + self.opts.head_weight * head
+            out["head_loss"] = head.detach()
+        return {"loss": loss, **out}
 
 
 def _retrieval(model: AlignModel, data: warmstart.WindowDataset, labels: torch.Tensor, y: np.ndarray,
@@ -122,7 +131,7 @@ def _retrieval(model: AlignModel, data: warmstart.WindowDataset, labels: torch.T
     """Zero-shot label retrieval: each window's nearest label prompt (cosine)."""
     from sklearn.metrics import f1_score
 
-    z = torch.cat([model.embed(x.to(device), layout.to(device)).cpu()
+    z = torch.cat([model.embed(x.to(device), layout.to(device))[0].cpu()
                    for x, layout, _ in DataLoader(data, batch_size=256)])
     pred = (F.normalize(z, dim=1) @ labels.T).argmax(1).numpy()
     return {"retrieval_acc": float((pred == y).mean()),
@@ -155,8 +164,7 @@ def _run(cfg: Config, out: Path, info, windows: WindowSet, split, train: WindowS
     a = cfg.align
     text = create_text_encoder(a.text_encoder, start.cfg.llm)
     bank = _bank(text, train, windows.labels, cfg.seed, cfg.runtime.progress and info.main)
-    model = AlignModel(start.encoder, start.projector, text.dim, bank, len(windows.labels), a.temperature,
-                       a.describe, a.train_encoder)
+    model = AlignModel(start.encoder, start.projector, text.dim, bank, len(windows.labels), a)
     enc = start.cfg.encoder
     data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed)
     test_set = warmstart.WindowDataset(test, enc.layouts, enc.frames)

@@ -3,7 +3,8 @@ stage's checkpoint, ``init:``, or fresh), leak checks against it, per-window evi
 (descriptors, which their text targets are written from), and the checkpoint meta they record.
 
 A stage that starts from a checkpoint keeps its encoder (and its label order); the projector is
-kept when it already maps into the configured LLM's hidden size, else made fresh. The split is
+kept when it already maps into the configured LLM (and no projector setting changes it), else
+made fresh for that LLM's hidden size. The split is
 recomputed from the stage's own data config, and training refuses to start when the starting
 checkpoint trained on clips this stage tests on.
 """
@@ -85,10 +86,14 @@ def start(init: str | None, labels: tuple[str, ...], encoder: dict, projector: d
             raise ConfigError(f"the data's labels {labels} differ from init={init}'s {ck.cfg.labels}")
         base = LLMConfig(**{**dataclasses.asdict(ck.cfg.llm or LLMConfig()), **llm})
         enc, ck_llm, ck_proj, adapter, meta = ck.encoder, ck.cfg.llm, ck.projector, ck.adapter, ck.meta
-    hidden = llm_hidden(base.base)
-    proj_cfg = ProjectorConfig(in_dim=enc.cfg.dim, out_dim=hidden, hidden=projector.get("hidden", hidden),
-                               **{k: v for k, v in projector.items() if k != "hidden"})
-    keep = ck_proj is not None and ck_llm is not None and ck_proj.cfg == proj_cfg and ck_llm.base == base.base
+    same_space = ck_proj is not None and ck_llm is not None and ck_llm.base == base.base
+    if same_space:   # the projector already maps into this LLM: keep it (settings given override)
+        proj_cfg = dataclasses.replace(ck_proj.cfg, **projector)
+    else:
+        hidden = llm_hidden(base.base)
+        proj_cfg = ProjectorConfig(in_dim=enc.cfg.dim, out_dim=hidden, hidden=projector.get("hidden", hidden),
+                                   **{k: v for k, v in projector.items() if k != "hidden"})
+    keep = same_space and ck_proj.cfg == proj_cfg
     proj = ck_proj if keep else Projector(proj_cfg)
     if adapter is not None and (ck_llm.base != base.base or _lora(ck_llm) != _lora(base)):
         adapter = None  # another base or LoRA shape: the old adapter cannot continue

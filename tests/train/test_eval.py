@@ -31,6 +31,7 @@ def test_tiny_end_to_end_runs_every_stage_and_writes_one_checkpoint(pipeline_run
     assert len({s["split"] for s in results["stages"]}) == 1               # one split throughout
     ck = checkpoint.load(pipeline_run / "checkpoint")
     assert ck.adapter is not None and ck.meta["stage"] == "instruct"
+    assert ck.cfg.projector.hidden == 64      # the aligned projector (tiny_align) carried on, not a new one
     assert [s["stage"] for s in ck.meta["stages"]] == ["pretrain", "align", "instruct"]
     assert run.main(["--config", "tiny_all", "--out", str(pipeline_run)]) == 0   # done stages are skipped
     assert json.loads((pipeline_run / "results.json").read_text())["seconds"] < results["seconds"]
