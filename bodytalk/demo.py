@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="source speed (1 = real time)")
     p.add_argument("--loop", action="store_true", help="restart a file source when it ends")
     p.add_argument("--no-explain", action="store_true", help="labels only, no LLM explanations")
+    p.add_argument("--path", choices=("auto", "llm", "head"), default=None,
+                   help="label path: LLM label scoring or the encoder's fast head (default: the checkpoint's "
+                        "recommended path)")
     p.add_argument("--explain-every", type=float, default=8.0, help="seconds between explanations per body")
     p.add_argument("--capture-pub", default=topics.DEFAULT_CAPTURE_ADDR, help="capture address")
     p.add_argument("--events-pub", default=topics.DEFAULT_SERVER_ADDR, help="event address")
@@ -55,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         capture_cfg = service.CaptureConfig(source=args.source, pub=args.capture_pub, speed=args.speed,
                                             loop=args.loop, duration=args.duration)
-        serve_cfg = ServeConfig(sub=args.capture_pub, pub=args.events_pub, model=args.model,
-                                explain=not args.no_explain, explain_every=args.explain_every)
         model = load_model(args.model, with_llm=not args.no_explain)
+        # The label path: as asked, else the one the checkpoint's training measured best on held-out
+        # data (meta "label_path"), else the LLM when it is loaded.
+        path = args.path or model.meta.get("label_path", "auto")
+        serve_cfg = ServeConfig(sub=args.capture_pub, pub=args.events_pub, model=args.model, path=path,
+                                explain=not args.no_explain, explain_every=args.explain_every)
         capture_pub, events_pub = Publisher(args.capture_pub), Publisher(args.events_pub)
     except (ValueError, FileNotFoundError, AddressInUse) as err:
         log.error("%s", err)
