@@ -100,8 +100,10 @@ class EmotionModel:
 
     @torch.no_grad()
     def encode(self, p: Prepared) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Encoder outputs and projected skeleton tokens [B, S, H]."""
-        enc = self.encoder(p.x, p.layout_ids)
+        """Encoder outputs and projected skeleton tokens [B, S, H] (on the encoder's device: a model
+        evaluated inside a GPU training run)."""
+        device = next(self.encoder.parameters()).device
+        enc = self.encoder(p.x.to(device), p.layout_ids.to(device))
         return enc, self.projector(enc)
 
     # --- the interface ----------------------------------------------------------------------------

@@ -10,5 +10,9 @@ Shared plumbing every stage reuses:
   losses.py   NT-Xent, Spatial-Temporal-Balanced dual-stream loss, CLIP-style skeleton-text loss
   loop.py     Trainer: optimiser + LR schedule, determinism, progress, DDP, checkpoint and resume
   rundir.py   the run folder (resolved config, metrics.jsonl, curves.png, state, checkpoint)
-Stages: pretrain.py (encoder pre-training: supervised or STB).
+Stages: pretrain.py (encoder pre-training: supervised or STB), align.py (skeleton-language
+contrastive alignment; text_encoder.py: MiniLM or the LLM's embeddings), instruct.py (LoRA
+instruction tuning: recognition + grounded explanation targets), pipeline.py (stages in a row:
+smoke, bandai); warmstart.py: what a later stage starts from and records.
+Evaluation: evaluate.py (``bodytalk eval``), baselines.py (label paths), report.py (JSON/MD/PNG).
 """

@@ -13,8 +13,8 @@ Text encoders (``align.text_encoder``): ``minilm`` (all-MiniLM-L6-v2, 384-d, thr
 ``llm`` (the LLM's mean input token embedding, 576-d, no head: the projector output itself is
 aligned). Only the projector and the head train (and the encoder with ``align.train_encoder``,
 then with its label head's cross-entropy added, ``align.head_weight``, so the fast head path keeps
-matching the features it reads); the LLM is never run here. Evaluation: zero-shot label retrieval on the held-out clips (the
-nearest label prompt), before (``init_*``) and after training.
+matching the features it reads); the LLM is never run here. Evaluation: zero-shot label retrieval
+on the held-out clips (the nearest label prompt), before (``init_*``) and after training.
 
     bodytalk train --config align --out runs/align init=runs/pretrain_sup/checkpoint
     bodytalk train --config align align.text_encoder=llm --out runs/align_llm

@@ -159,11 +159,12 @@ def evaluate(args: argparse.Namespace, command: str) -> dict:
             seconds = time.perf_counter() - t0
         paths[name] = report.classification(test.label, probs[name], test.clip, model.labels)
         paths[name]["windows_per_s"] = round(len(test) / max(seconds, 1e-9), 2)
-    source = probs.get("llm", probs.get("head"))
+    source = probs.get("llm", probs.get("head"))   # the label an explanation explains
+    graded = explanations(model, inputs, source, test.label, args.explain) if source is not None else None
     return {"model": str(path), "data": [d.uri for d in sel.cfg.datasets], "split": sel.name,
             "split_note": sel.note, "labels": list(model.labels), "windows": len(test),
             "clips": len(np.unique(test.clip)), "paths": paths, "skipped": skipped,
-            "explanations": explanations(model, inputs, source, test.label, args.explain) if source is not None else None,
+            "explanations": graded,
             "trained_on": {"split": model.meta.get("split_name"), "stages": model.meta.get("stages", [])},
             "command": command}
 

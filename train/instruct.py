@@ -238,8 +238,8 @@ def _run(cfg: Config, out: Path, info, windows: WindowSet, split, train: WindowS
 def recognition_scores(model: EmotionModel, ws: WindowSet) -> dict[str, float]:
     """Window accuracy of both label paths on ``ws`` (unreadable windows count as wrong)."""
     inputs = baselines.windows_of(ws)
-    return {f"test_{path}_acc": float((baselines.predict(baselines.model_probs(model, inputs, path)) == ws.label).mean())
-            for path in ("llm", "head")}
+    pred = {path: baselines.predict(baselines.model_probs(model, inputs, path)) for path in ("llm", "head")}
+    return {f"test_{path}_acc": float((p == ws.label).mean()) for path, p in pred.items()}
 
 
 def _cast_adapter(folder: Path, dtype: str) -> None:

