@@ -59,6 +59,9 @@ def run(cfg: CaptureConfig, pub: Publisher | None = None) -> int:
         src.on_status = lambda state, message: heartbeat.tick(
             state, force=True, counters={**counts, **src.counters}, message=message)
     try:
+        # Subscribers need a moment to connect after the bind (ZeroMQ slow joiner); waiting before
+        # opening the source means even an open failure's status reaches them.
+        time.sleep(cfg.warmup)
         try:
             src.open()
         except sources.SourceError as err:
@@ -66,7 +69,6 @@ def run(cfg: CaptureConfig, pub: Publisher | None = None) -> int:
             log.error("%s", err)
             return 1
         lsl = lsl_outlet.FrameOutlet(src.sensor, src.layout, src.fps) if cfg.lsl else None
-        time.sleep(cfg.warmup)
         windower = Windower(WindowConfig(cfg.window, cfg.hop, fps=src.fps))
         pacer = Pacer(0 if src.live else cfg.speed, period=1 / src.fps)
         start = time.monotonic()
