@@ -122,17 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--windows", type=int, default=100, help="windows for the accuracy rows")
     p.add_argument("--seed", type=int, default=1234, help="synthetic seed (the demo model trains on others)")
     p.add_argument("--tokens", type=int, default=40, help="explanation length to report")
-    p.add_argument("--write", type=Path, help="replace the model section of this Markdown file")
+    p.add_argument("--write", type=Path, help="replace this run's section of this Markdown file")
+    p.add_argument("--section", default="bench_model", help="section name in that file (one per checkpoint)")
     args = p.parse_args(argv)
     header = machine()
     command = " ".join(["python benchmarks/bench_model.py",
-                        *(f"--{k} {v}" for k, v in vars(args).items() if k != "write" and v is not None)])
+                        *(f"--{k} {v}" for k, v in vars(args).items()
+                          if k not in ("write", "section") and v is not None)])
     rows = measure(args)
     table = "\n".join([f"Measured {time.strftime('%Y-%m-%d')} on {header}.", f"Command: `{command}`.", "",
                        "| case | median | budget |", "|---|---|---|", *(f"| {a} | {b} | {c} |" for a, b, c in rows)])
     print(table)
     if args.write:
-        write_section(args.write, "bench_model", table)
+        write_section(args.write, args.section, table)
     return 0
 
 
