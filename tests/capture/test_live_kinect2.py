@@ -68,8 +68,12 @@ def test_a_new_person_gets_a_new_id(windows, monkeypatch):
     try:
         reader.take(2)
         runtime.tracked_ids = (fake.TRACKING_IDS[1], 99)  # body 1 left, someone new came
-        while reader.take(1)[0].body_ids.tolist() != [2, 3]:
-            pass
+        ids: list = []
+        for _ in range(100):  # frames already queued before the change come first
+            ids = reader.take(1)[0].body_ids.tolist()
+            if ids == [2, 3]:
+                break
+        assert ids == [2, 3], f"the new person did not get a new id: {ids}"
     finally:
         reader.close()
 
