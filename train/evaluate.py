@@ -68,8 +68,9 @@ def select(meta: dict, labels: tuple[str, ...], uri: str | None, split: str, opt
     if uri is None and trained is None:
         raise ConfigError("this checkpoint records no training data: give --data URI")
     specs = trained.datasets if uri is None else (_spec(uri, trained, opts),)
-    own = trained is not None and all(any(same_uri(s.uri, t.uri) and s.key == t.key for t in trained.datasets)
-                                      for s in specs)
+    # Encoder-only (pre-training) checkpoints record their dataset URIs but no data config.
+    recorded_uris = [t.uri for t in trained.datasets] if trained else list(meta.get("datasets", []))
+    own = all(any(same_uri(s.uri, u) for u in recorded_uris) for s in specs)
     base = trained or DataConfig(datasets=specs)
     cfg = dataclasses.replace(base, datasets=tuple(specs), labels=labels)
     train_ids = recorded.train if recorded else ()
@@ -145,7 +146,8 @@ def evaluate(args: argparse.Namespace, command: str) -> dict:
     for name in wanted:
         if name in ("llm", "head"):
             if name == "llm" and model.llm is None:
-                skipped[name] = "the base LLM is not available (bodytalk models pull)"
+                skipped[name] = ("an encoder-only checkpoint" if model.cfg.llm is None
+                                 else "the base LLM is not available (bodytalk models pull)")
                 continue
             probs[name], seconds = baselines.timed(baselines.model_probs, model, inputs, name, args.batch)
         elif sel.train_cfg is None or not sel.train_ids:
