@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from bodytalk.model import checkpoint, evidence_text
 from bodytalk.train import config as config_io, warmstart
 from bodytalk.train.config import strict
-from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split
+from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
 from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer, setup, teardown
 from bodytalk.train.losses import clip_loss
 from bodytalk.train.rundir import RunDir
@@ -143,13 +143,8 @@ def run(cfg: Config, out: str | Path | None = None,
     info = setup(cfg.runtime, cfg.seed)
     try:
         out = Path(out or cfg.out)
-        progress = cfg.runtime.progress and info.main
         data_cfg = warmstart.data_config(cfg.data, cfg.init)
-        if info.main:
-            windows, split, train, test = load_split(data_cfg, progress)
-        info.barrier()
-        if not info.main:
-            windows, split, train, test = load_split(data_cfg, False)
+        windows, split, train, test = load_split_ranked(data_cfg, info, cfg.runtime.progress)
         return _run(cfg, out, info, windows, split, train, test, on_epoch_end)
     finally:
         teardown()

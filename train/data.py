@@ -275,3 +275,14 @@ def load_split(cfg: DataConfig, progress: bool = True) -> tuple[WindowSet, Split
     splits.check(split, windows.clips, windows.counts())
     train, test = windows.split(split)
     return windows, split, train, test
+
+
+def load_split_ranked(cfg: DataConfig, info, progress: bool = True) -> tuple[WindowSet, Split, WindowSet, WindowSet]:
+    """``load_split`` under DDP: rank 0 reads the data (filling the window cache) while the other
+    ranks wait at the barrier, then they read the cache. ``info`` is the run's ``DistInfo``."""
+    if info.main:
+        out = load_split(cfg, progress)
+    info.barrier()
+    if not info.main:
+        out = load_split(cfg, False)
+    return out

@@ -39,7 +39,7 @@ from bodytalk.model.llm import SkeletonLLM
 from bodytalk.model.prompt import PromptBuilder
 from bodytalk.train import baselines, config as config_io, warmstart
 from bodytalk.train.config import strict
-from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split
+from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
 from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer, setup, teardown
 from bodytalk.train.rundir import RunDir
 
@@ -183,11 +183,7 @@ def run(cfg: Config, out: str | Path | None = None,
     try:
         out = Path(out or cfg.out)
         data_cfg = warmstart.data_config(cfg.data, cfg.init)
-        if info.main:
-            windows, split, train, test = load_split(data_cfg, cfg.runtime.progress)
-        info.barrier()
-        if not info.main:
-            windows, split, train, test = load_split(data_cfg, False)
+        windows, split, train, test = load_split_ranked(data_cfg, info, cfg.runtime.progress)
         return _run(cfg, out, info, windows, split, train, test, on_epoch_end)
     finally:
         teardown()

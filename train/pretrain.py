@@ -39,7 +39,7 @@ from bodytalk.model.projector import Projector
 from bodytalk.train import config as config_io
 from bodytalk.train.augment import AugmentConfig, Augmenter
 from bodytalk.train.config import strict
-from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split
+from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
 from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer, setup, teardown
 from bodytalk.train.losses import Fusion, STBLoss, streams
 from bodytalk.train.rundir import RunDir
@@ -164,11 +164,7 @@ def run(cfg: Config, out: str | Path | None = None,
 
 def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
     progress = cfg.runtime.progress and info.main
-    if info.main:  # rank 0 fills the window cache; the others then read it
-        windows, split, train, test = load_split(cfg.data, progress)
-    info.barrier()
-    if not info.main:
-        windows, split, train, test = load_split(cfg.data, False)
+    windows, split, train, test = load_split_ranked(cfg.data, info, progress)
     if len(windows.labels) < 2:
         raise DatasetError(f"need at least 2 labels to pre-train, found {list(windows.labels)}")
     model_cfg = ModelConfig.create(windows.labels, encoder=dict(cfg.encoder), with_llm=False)
