@@ -9,15 +9,20 @@ Two ways in:
                          so it is loopback by default; bind another interface only on a trusted
                          network.
 Publishes (PUB, binds ``--pub``):     emotion.<sensor>.<body>  label, probabilities, stable label,
-                                       evidence, explanation when produced, latency per stage
+                                       evidence, explanation when produced, latency per stage;
+                                       status "insufficient_data" with the reason
+                                       emotion.text.<sensor>.<body>  explanation pieces as they are
+                                       generated (raw; --no-stream-text turns them off)
                                        status.server            heartbeat: rate, drops, queue depth
 Windows are batched across bodies and sensors (everything waiting, up to --max-batch). Recognition
 runs for every window; an explanation is generated on a background thread when a body's stable
-label changes or every --explain-every seconds, so labels never wait for text. A window that fails
-validation yields an event with status "insufficient_data", not silence. ``latency_ms`` stages:
-features, encoder (tokenizer step), queue (split only: worker sent -> server took it), label,
-explain (explained events), total (the window's arrival, at the server or at the worker in the
-split, -> the event's publication).
+label changes or every --explain-every seconds, so labels never wait for text. Its pieces stream
+on emotion.text (index 0, 1, ..., then a "done" marker); the grounding check needs the whole text,
+so the checked explanation follows on an emotion event of the same window. A window that fails
+validation yields an event with status "insufficient_data" and its ``reason``, not silence.
+``latency_ms`` stages: features, encoder (tokenizer step), queue (split only: worker sent ->
+server took it), label, explain (explained events), total (the window's arrival, at the server or
+at the worker in the split, -> the event's publication).
 Drops on status.server: malformed messages, refused work (another checkpoint, wrong shapes) and,
 in ``counters.lost_windows``, windows that never arrived (gaps in a body's window seq).
 
@@ -36,12 +41,14 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import numpy as np
 import torch
 
+from bodytalk.model import descriptors as desc, grounding
 from bodytalk.model.hysteresis import StableLabel
 from bodytalk.model.microgestures import MGResult
 from bodytalk.model.worker import Tokenizer, descriptors_of
@@ -62,6 +69,7 @@ class ServeConfig:
     explain_every: float = 10.0   # seconds between explanations of one body (and on label change)
     max_batch: int = 16
     max_new_tokens: int = 40
+    stream_text: bool = True      # publish explanation pieces on emotion.text.<sensor>.<body>
     threads: int = 0              # torch threads; 0 = torch's default (every core). On a machine shared
                                   # with other busy processes, 1 avoids oversubscription (measured 6x faster)
 
@@ -157,7 +165,7 @@ class Server:
         tracker = self.stable.setdefault(key, StableLabel(self.model.labels))
         changed = tracker.update(probs) if probs else False
         event = dict(sensor=w.sensor, body=w.body, window_seq=w.window_seq, t_start=w.t_start, t_end=w.t_end,
-                     status=w.status, label=max(probs, key=probs.get) if probs else None,
+                     status=w.status, reason=w.reason, label=max(probs, key=probs.get) if probs else None,
                      stable_label=tracker.label, probs=probs, evidence=_evidence(w), mgs=_mgs(w),
                      latency_ms=latency)
         self._send_event(event, w.t_received)
@@ -196,16 +204,37 @@ class Server:
                 return
             t0 = time.perf_counter()
             try:
-                tokens = torch.from_numpy(np.array(w.tokens))[None]   # [1, S, H], a writable copy
-                mgs = MGResult.from_jsonable(w.mgs) if w.mgs else None
-                (text, bad), = self.model.explain_tokens(tokens, [descriptors_of(w)], [label],
-                                                         max_new_tokens=self.cfg.max_new_tokens, mgs=[mgs])
+                text, bad = self._explain(w, label)
             except Exception as err:  # an explanation failure must not stop labels
                 log.warning("explanation failed: %s", err)
                 continue
             event = dict(event, explanation=text, unsupported=[c.text for c in bad],
                          latency_ms=dict(event["latency_ms"], explain=(time.perf_counter() - t0) * 1e3))
             self._send_event(event, w.t_received)
+
+    def _explain(self, w: schema.PromptWork, label: str) -> tuple[str, list[grounding.Claim]]:
+        """(grounded explanation, unsupported claims) of one work item; streams its raw pieces."""
+        tokens = torch.from_numpy(np.array(w.tokens))[None]   # [1, S, H], a writable copy
+        mgs = MGResult.from_jsonable(w.mgs) if w.mgs else None
+        evidence = descriptors_of(w)
+        if not self.cfg.stream_text:
+            (text, bad), = self.model.explain_tokens(tokens, [evidence], [label],
+                                                     max_new_tokens=self.cfg.max_new_tokens, mgs=[mgs])
+            return text, bad
+        pieces: list[str] = []
+
+        def piece(text: str, done: bool = False) -> schema.EmotionText:
+            return schema.EmotionText(sensor=w.sensor, body=w.body, window_seq=w.window_seq, text=text, done=done,
+                                      index=len(pieces))
+        try:
+            for text in explanation_pieces(self.model, tokens, evidence, label, mgs, self.cfg.max_new_tokens):
+                if text:  # the streamer may flush an empty piece at the end
+                    self._send(piece(text))
+                    pieces.append(text)
+        finally:  # "done" even after a failure: a subscriber never waits for pieces that will not come
+            self._send(piece("", done=True))
+        raw = "".join(pieces)
+        return grounding.filter_unsupported(raw, evidence, mgs=mgs), grounding.check(raw, evidence, mgs=mgs)
 
     def beat(self, rate_hz: float) -> None:
         drops = self.intake.dropped + sum(self.refused.values())
@@ -229,6 +258,14 @@ class Server:
             if self.explainer.is_alive():
                 self._jobs.put((None, None, None))
                 self.explainer.join(timeout=30)
+
+
+def explanation_pieces(model, tokens: torch.Tensor, evidence: desc.Descriptors, label: str,
+                       mgs: MGResult | None, max_new_tokens: int) -> Iterator[str]:
+    """Raw explanation text of precomputed skeleton tokens [1, S, H], piece by piece: what
+    ``EmotionModel.explain_tokens`` generates, before its grounding filter."""
+    batch = model._explain_prompt(tokens, [evidence], [label], [mgs])
+    return model.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens, stream=True)
 
 
 def _mgs(w: schema.PromptWork) -> list[dict]:
@@ -266,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", default="auto", choices=("auto", "llm", "head"), help="label path")
     p.add_argument("--no-explain", action="store_true", help="labels only")
     p.add_argument("--explain-every", type=float, default=10.0, help="seconds between explanations per body")
+    p.add_argument("--stream-text", action=argparse.BooleanOptionalAction, default=True,
+                   help="publish explanation pieces on emotion.text.<sensor>.<body> as they are generated")
     p.add_argument("--max-batch", type=int, default=16, help="windows per batch")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -279,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = ServeConfig(sub=args.sub, pub=args.pub, model=args.model, work=args.work, path=args.path,
                           explain=not args.no_explain, explain_every=args.explain_every, max_batch=args.max_batch,
-                          threads=args.threads)
+                          stream_text=args.stream_text, threads=args.threads)
         model = load_model(cfg.model, with_llm=cfg.path != "head")
         pub = Publisher(cfg.pub)
     except (ValueError, FileNotFoundError, AddressInUse) as err:

@@ -249,6 +249,7 @@ class EmotionEvent(Message):
     t_start: float = spec(float)
     t_end: float = spec(float)
     status: str = spec(str)                    # "ok" | "insufficient_data" | "error"
+    reason: str | None = spec(OPT_STR, None)   # why there is no reading (status not "ok")
     label: str | None = spec(OPT_STR, None)    # required when status is "ok"
     stable_label: str | None = spec(OPT_STR, None)
     probs: dict = spec(dict, {})               # label -> probability, sums to 1 when status ok
@@ -269,6 +270,8 @@ class EmotionEvent(Message):
         if self.status == "ok":
             if self.label is None:
                 raise ValueError("status 'ok' needs a label")
+            if self.reason is not None:
+                raise ValueError("status 'ok' has no reason (a reason says why a window could not be read)")
             if self.probs and abs(sum(self.probs.values()) - 1) > 1e-3:
                 raise ValueError(f"probs sum to {sum(self.probs.values()):.4f}, not 1")
         for k, ms in self.latency_ms.items():
@@ -281,7 +284,9 @@ class EmotionEvent(Message):
 
 @dataclass(frozen=True)
 class EmotionText(Message):
-    """``emotion.text.<sensor>.<body>``: explanation tokens as they are generated."""
+    """``emotion.text.<sensor>.<body>``: explanation text of one window as it is generated, raw (not
+    yet grounding-checked: the checked explanation follows on the window's emotion event). Pieces
+    0, 1, ... concatenate to the generated text; the last message has ``done`` (and no text)."""
     TYPE = "emotion_text"
     PREFIX = topics.EMOTION_TEXT
     sensor: str = spec(str)
@@ -289,6 +294,7 @@ class EmotionText(Message):
     window_seq: int = spec(COUNT)
     text: str = spec(str)
     done: bool = spec(bool, False)
+    index: int = spec(COUNT, 0)                # piece number within the window's explanation
 
     def _make_topic(self) -> str:
         return topics.emotion_text(self.sensor, self.body)

@@ -1,5 +1,6 @@
 """The emotion server's two ways in (windows, or workers' PromptWork) share one reading path."""
 import dataclasses
+import json
 import threading
 
 import numpy as np
@@ -8,9 +9,11 @@ import torch
 
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.inference import EmotionModel
+from bodytalk.model.microgestures import MGResult
 from bodytalk.model.server import ServeConfig, Server, _is_loopback
-from bodytalk.model.worker import Tokenizer
+from bodytalk.model.worker import Tokenizer, descriptors_of
 from bodytalk.stream import schema
+from bodytalk.stream.tail import json_line
 from tests.model.test_worker import ListIntake
 from tests.serving_helpers import synthetic_windows, unreadable, wait_for
 
@@ -59,8 +62,9 @@ def test_windows_in_events_out(model, windows):
     events = pub.of(schema.EmotionEvent)
     assert len(events) == 6 and server.events == 6
     assert events[1].status == "insufficient_data" and events[1].label is None and events[1].probs == {}
+    assert "confident" in events[1].reason   # why: every joint of that window has confidence 0
     for ev in events[:1] + events[2:]:
-        assert ev.status == "ok" and set(ev.probs) == set(model.labels)
+        assert ev.status == "ok" and set(ev.probs) == set(model.labels) and ev.reason is None
         assert sum(ev.probs.values()) == pytest.approx(1, abs=1e-4)
         assert ev.stable_label in model.labels and "speed" in ev.evidence
         assert {"features", "encoder", "label", "total"} <= set(ev.latency_ms)
@@ -76,6 +80,51 @@ def test_split_mode_publishes_what_the_one_process_mode_does(model, windows, pat
                                                                                b.stable_label, b.evidence)
         assert [a.probs[k] for k in model.labels] == pytest.approx([b.probs[k] for k in model.labels], abs=1e-6)
         assert "queue" in b.latency_ms and "queue" not in a.latency_ms
+
+
+def test_the_reason_crosses_the_split_and_shows_in_json(model, windows):
+    work = [m for m, _ in map(_wire, Tokenizer(model).tokenize([(unreadable(windows[0]), 0.0)]))]
+    _, pub = _serve(model, work)
+    (event,) = pub.of(schema.EmotionEvent)
+    assert event.status == "insufficient_data" and event.reason == work[0].reason and event.reason
+    line = json.loads(json_line(event.topic, _wire(event)[0], 0.0))   # what `tail --json` and the demo print
+    assert line["reason"] == event.reason and line["label"] is None
+
+
+def _explained(model, msgs, **cfg):
+    """Run a server on ``msgs`` until an explained event is published: (that event, everything sent)."""
+    pub, stop = Collect(), threading.Event()
+    server = Server(ServeConfig(explain=True, **cfg), model, pub, ListIntake(msgs))
+    thread = threading.Thread(target=server.run, kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    try:
+        explained = wait_for(lambda: [e for e in pub.of(schema.EmotionEvent) if e.explanation is not None], 60,
+                             "an explained event")
+    finally:
+        stop.set()
+        thread.join(30)
+    return explained[0], pub
+
+
+@pytest.mark.parametrize("stream_text", [True, False])
+def test_explanation_pieces_stream_then_the_checked_text_follows(model, windows, stream_text):
+    work = [m for m, _ in map(_wire, Tokenizer(model).tokenize([(w, 0.0) for w in windows[:1]]))]
+    event, pub = _explained(model, work, max_new_tokens=12, stream_text=stream_text)
+    # What the model generates for this window, raw and grounding-checked, without streaming.
+    args = (torch.from_numpy(np.array(work[0].tokens))[None], [descriptors_of(work[0])], [event.stable_label])
+    mgs = [MGResult.from_jsonable(work[0].mgs)]
+    (raw, _), = model.explain_tokens(*args, max_new_tokens=12, drop_unsupported=False, mgs=mgs)
+    (checked, _), = model.explain_tokens(*args, max_new_tokens=12, mgs=mgs)
+    assert raw and event.explanation == checked
+    pieces = pub.of(schema.EmotionText)
+    if not stream_text:
+        assert pieces == []
+        return
+    assert [p.index for p in pieces] == list(range(len(pieces))) and len(pieces) >= 2
+    assert all((p.sensor, p.body, p.window_seq) == (event.sensor, event.body, event.window_seq) for p in pieces)
+    assert [p.done for p in pieces] == [False] * (len(pieces) - 1) + [True] and pieces[-1].text == ""
+    assert "".join(p.text for p in pieces).strip() == raw
+    assert pub.msgs.index(pieces[-1]) < pub.msgs.index(event)   # pieces first, then the checked text
 
 
 def test_work_from_another_checkpoint_or_of_the_wrong_shape_is_refused_and_counted(model, windows):
@@ -100,17 +149,8 @@ def test_worker_heartbeats_are_forwarded_and_lost_windows_counted(model, windows
 
 def test_explanations_come_from_the_workers_tokens(model, windows):
     work = [m for m, _ in map(_wire, Tokenizer(model).tokenize([(w, 0.0) for w in windows[:2]]))]
-    pub, stop = Collect(), threading.Event()
-    server = Server(ServeConfig(explain=True, max_new_tokens=4), model, pub, ListIntake(work))
-    thread = threading.Thread(target=server.run, kwargs={"stop": stop}, daemon=True)
-    thread.start()
-    try:
-        explained = wait_for(lambda: [e for e in pub.of(schema.EmotionEvent) if e.explanation is not None], 60,
-                             "an explained event")
-    finally:
-        stop.set()
-        thread.join(30)
-    assert explained[0].label in model.labels and "explain" in explained[0].latency_ms
+    explained, _ = _explained(model, work, max_new_tokens=4)
+    assert explained.label in model.labels and "explain" in explained.latency_ms
 
 
 def test_only_loopback_work_addresses_count_as_private():

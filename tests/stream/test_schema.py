@@ -136,7 +136,9 @@ BAD_FIELDS = [
     (wire.emotion, {"latency_ms": {"total": -1}}, "is not a duration"),
     (wire.emotion, {"t_end": 1.0}, "t_end 1.0 < t_start"),
     (wire.emotion, {"window_seq": -3}, "window_seq: -3 < 0"),
+    (wire.emotion, {"reason": "too few frames"}, "status 'ok' has no reason"),
     (wire.emotion_text, {"done": 1}, "done: expected bool, got int"),
+    (wire.emotion_text, {"index": -1}, "index: -1 < 0"),
     (wire.status, {"rate_hz": -1.0}, "rate_hz: -1.0 < 0"),
     (wire.status, {"drops": -1}, "drops: -1 < 0"),
     (wire.status, {"component": "a b"}, "topic segment"),
@@ -157,8 +159,18 @@ def test_huge_finite_joints_are_allowed():
 
 
 def test_a_valid_message_with_insufficient_data_needs_no_label():
-    msg = dataclasses.replace(wire.emotion(), status="insufficient_data", label=None, probs={})
-    assert schema.decode(schema.encode(msg))[0].label is None
+    msg = dataclasses.replace(wire.emotion(), status="insufficient_data", label=None, probs={}, reason="no pelvis")
+    out = schema.decode(schema.encode(msg))[0]
+    assert out.label is None and out.reason == "no pelvis"
+
+
+@pytest.mark.parametrize("msg,field,default", [(wire.emotion(), "reason", None), (wire.emotion_text(), "index", 0)],
+                         ids=["emotion-reason", "emotion_text-index"])
+def test_a_message_sent_before_a_field_was_added_still_decodes(msg, field, default):
+    # Fields added later have defaults (same SCHEMA_VERSION): older senders and recordings stay readable.
+    frames = wire.with_header(wire.frames_of(msg), **{field: ...})
+    assert field not in wire.header(frames)
+    assert getattr(schema.decode(frames)[0], field) == default
 
 
 def test_encode_refuses_a_non_finite_timestamp():
