@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from bodytalk.model.constants import DEFAULT_LABELS
 from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
 from bodytalk.model.llm import LLMConfig
-from bodytalk.model.projector import Projector, ProjectorConfig
+from bodytalk.model.projector import Projector, ProjectorConfig, evidence_dim
 
 FORMAT = "bodytalk-checkpoint/1"
 
@@ -43,6 +43,16 @@ class ModelConfig:
             raise ValueError(f"encoder has {self.encoder.num_labels} outputs for {len(self.labels)} labels")
         if self.projector.in_dim != self.encoder.dim:
             raise ValueError(f"projector in_dim {self.projector.in_dim} != encoder dim {self.encoder.dim}")
+        if self.projector.evidence_tokens and self.projector.evidence_dim != evidence_dim(self.mg_cues):
+            raise ValueError(f"projector evidence_dim {self.projector.evidence_dim} != {evidence_dim(self.mg_cues)}, "
+                             f"the evidence features' width with mg_cues={self.mg_cues}")
+
+    @property
+    def prompt_tokens(self) -> int:
+        """S, the projected tokens per window in the prompt (semantic, evidence, spatio-temporal)."""
+        p = self.projector
+        return (self.encoder.semantic_tokens * p.use_sem_tokens + p.evidence_tokens
+                + self.encoder.num_st_tokens * p.use_st_tokens)
 
     @property
     def base_model(self) -> str | None:
@@ -51,12 +61,14 @@ class ModelConfig:
 
     @classmethod
     def create(cls, labels: tuple[str, ...] = DEFAULT_LABELS, hidden: int = 576, encoder: dict | None = None,
-               projector: dict | None = None, llm: dict | None = None, with_llm: bool = True) -> "ModelConfig":
+               projector: dict | None = None, llm: dict | None = None, with_llm: bool = True,
+               mg_cues: bool = False) -> "ModelConfig":
         """A consistent config for a label set and an LLM hidden size."""
         enc = EncoderConfig(num_labels=len(labels), **(encoder or {}))
-        proj = ProjectorConfig(in_dim=enc.dim, out_dim=hidden, hidden=hidden, **(projector or {}))
+        proj = ProjectorConfig(in_dim=enc.dim, out_dim=hidden, hidden=hidden, evidence_dim=evidence_dim(mg_cues),
+                               **(projector or {}))
         return cls(labels=tuple(labels), encoder=enc, projector=proj,
-                   llm=LLMConfig(**(llm or {})) if with_llm else None)
+                   llm=LLMConfig(**(llm or {})) if with_llm else None, mg_cues=mg_cues)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +131,7 @@ def describe(path: str | Path) -> dict[str, Any]:
     size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
     return {"path": str(ck.path), "labels": list(ck.cfg.labels), "base_model": ck.cfg.base_model,
             "layouts": list(ck.cfg.encoder.layouts), "encoder_params": n(ck.encoder),
-            "projector_params": n(ck.projector), "skeleton_tokens": ck.cfg.encoder.semantic_tokens
-            + ck.cfg.encoder.num_st_tokens, "adapter": str(ck.adapter) if ck.adapter else None,
+            "projector_params": n(ck.projector), "skeleton_tokens": ck.cfg.prompt_tokens,
+            "evidence_tokens": ck.cfg.projector.evidence_tokens, "adapter": str(ck.adapter) if ck.adapter else None,
             "llm": asdict(ck.cfg.llm) if ck.cfg.llm else None, "size_mb": round(size / 1e6, 2), "meta": ck.meta}
 

@@ -51,14 +51,14 @@ class PromptTemplate:
 
     system: str
     user: str
+    # The descriptors reach the LLM as text ({descriptors} slot after the placeholder), or as the
+    # projector's evidence tokens (no slot: a checkpoint with ``projector.evidence_tokens``).
 
     def __post_init__(self) -> None:
         if self.user.count(SKELETON_PLACEHOLDER) != 1 or SKELETON_PLACEHOLDER in self.system:
             raise ValueError(f"the user text must hold {SKELETON_PLACEHOLDER!r} exactly once "
                              f"(and the system text never): {self.user!r}")
         head, tail = self.user.split(SKELETON_PLACEHOLDER)
-        if "descriptors" not in _slots(tail):
-            raise ValueError(f"the user text needs a {{descriptors}} slot after {SKELETON_PLACEHOLDER!r}")
         allowed = {"labels", "descriptors", "label"}
         for part in (self.system, self.user):
             if unknown := _slots(part) - allowed:
@@ -85,6 +85,16 @@ RECOGNITION = PromptTemplate(
     user=("Which emotion does this body express?\n"
           f"Skeleton: {SKELETON_PLACEHOLDER}\n"
           "Measured movement: {descriptors}"),
+)
+
+# The same question when the descriptors arrive as evidence tokens among the skeleton tokens: the
+# per-window part is then ~S + 6 tokens instead of ~S + 130 (label scoring cost is per token).
+RECOGNITION_TOKENS = PromptTemplate(
+    system=("You recognise emotions from body movement. You are given tokens of one time window of a "
+            "person's movement and of the movement measured in it. "
+            "Answer with exactly one word from: {labels}."),
+    user=("Which emotion does this body express?\n"
+          f"Movement: {SKELETON_PLACEHOLDER}"),
 )
 
 EXPLANATION = PromptTemplate(

@@ -32,7 +32,7 @@ from bodytalk.capture.layouts import U, UNIFIED_JOINTS
 from bodytalk.model import spectral
 from bodytalk.model.descriptor_bands import NAMES, SPECS, phrase
 
-__all__ = ["NAMES", "Descriptor", "Descriptors", "compute", "as_vector"]
+__all__ = ["NAMES", "FEATURE_DIM", "Descriptor", "Descriptors", "compute", "as_vector", "as_features"]
 
 MIN_CONFIDENCE = 0.5
 MIN_VALID_SHARE = 0.5        # of frames in which a descriptor's joints must all be valid
@@ -101,6 +101,24 @@ def as_vector(descriptors: Mapping[str, Descriptor], fill: float | None = None) 
     """``[len(NAMES)]`` float32 in ``NAMES`` order; NaN for insufficient data unless ``fill`` is given."""
     v = np.array([descriptors[n].value for n in NAMES], dtype=np.float32)
     return v if fill is None else np.nan_to_num(v, nan=fill)
+
+
+# Model input from the descriptors: a standardised value and a validity flag per descriptor.
+FEATURE_DIM = 2 * len(NAMES)
+FEATURE_CLIP = 5.0   # spreads from the neutral value; beyond that a value says nothing more
+
+
+def as_features(descriptors: Mapping[str, Descriptor]) -> np.ndarray:
+    """``[FEATURE_DIM]`` float32 for the projector's evidence tokens: ``(value - neutral) / scale``
+    per descriptor (the bands table's typical calm value and spread, so no statistics are fitted and
+    every checkpoint reads the same numbers), clipped to +-FEATURE_CLIP, then one 0/1 validity flag
+    per descriptor; an insufficient-data descriptor is 0 with flag 0, never a guess."""
+    v = as_vector(descriptors)
+    neutral = np.array([SPECS[n].neutral for n in NAMES], dtype=np.float32)
+    scale = np.array([SPECS[n].scale for n in NAMES], dtype=np.float32)
+    valid = np.isfinite(v)
+    z = np.clip(np.where(valid, (v - neutral) / scale, 0.0), -FEATURE_CLIP, FEATURE_CLIP)
+    return np.concatenate([z, valid]).astype(np.float32)
 
 
 def compute(joints: np.ndarray, confidence: np.ndarray, fps: float = 30.0) -> Descriptors:

@@ -23,11 +23,11 @@ import torch
 
 from bodytalk.model import checkpoint, descriptors as desc, evidence_text, grounding, mg_rules
 from bodytalk.model.checkpoint import ModelConfig
-from bodytalk.model.constants import EXPLANATION, RECOGNITION
+from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.encoder import SkeletonEncoder
 from bodytalk.model.features import InsufficientData, WindowInput, prepare
 from bodytalk.model.microgestures import MGResult
-from bodytalk.model.projector import Projector
+from bodytalk.model.projector import Projector, evidence_features
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Prepared:
     layout_ids: torch.Tensor    # [B]
     evidence: list[desc.Descriptors]
     mgs: list[MGResult]         # micro-gestures per window (geometric detector)
+    features: torch.Tensor      # [B, evidence_dim] descriptor (+ MG) features: the projector's evidence tokens
 
 
 class EmotionModel:
@@ -96,7 +97,9 @@ class EmotionModel:
                 readings[i] = Reading(status="insufficient_data", reason=str(err))
         x = torch.from_numpy(np.stack(feats)) if feats else torch.zeros(0, self.cfg.encoder.frames, 17, 10)
         ids = self.encoder.layout_ids([windows[i].layout for i in keep])
-        return Prepared(keep, x, ids, evidence, mgs)
+        ev = torch.from_numpy(np.stack([self.evidence_features(d, m) for d, m in zip(evidence, mgs)]) if evidence
+                              else np.zeros((0, self.cfg.projector.evidence_dim), np.float32))
+        return Prepared(keep, x, ids, evidence, mgs, ev)
 
     @torch.no_grad()
     def encode(self, p: Prepared) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -104,7 +107,7 @@ class EmotionModel:
         evaluated inside a GPU training run)."""
         device = next(self.encoder.parameters()).device
         enc = self.encoder(p.x.to(device), p.layout_ids.to(device))
-        return enc, self.projector(enc)
+        return enc, self.projector(enc, p.features.to(device))
 
     # --- the interface ----------------------------------------------------------------------------
     def recognise(self, windows: Sequence[WindowInput], path: str = "auto") -> list[Reading]:
@@ -131,7 +134,8 @@ class EmotionModel:
     def _builder(self, kind: str):
         if kind not in self._builders:
             from bodytalk.model.prompt import PromptBuilder
-            template = RECOGNITION if kind == "recognise" else EXPLANATION
+            template = EXPLANATION if kind == "explain" else (
+                RECOGNITION_TOKENS if self.cfg.projector.evidence_tokens else RECOGNITION)
             self._builders[kind] = PromptBuilder(self.llm.tokenizer, self.llm.embed, template, self.labels)
         return self._builders[kind]
 
@@ -139,6 +143,10 @@ class EmotionModel:
         """The prompt's evidence line: descriptors, plus micro-gestures when the model was trained with
         them (``cfg.mg_cues``; the issue-7 ablation trains with and without)."""
         return evidence_text.render(d, mgs=mgs if self.cfg.mg_cues else None)
+
+    def evidence_features(self, d: desc.Descriptors, mgs: MGResult | None):
+        """The projector's evidence input ``[evidence_dim]`` (MGs only for a model trained with them)."""
+        return evidence_features(d, mgs if self.cfg.mg_cues else None)
 
     def reset_cache(self) -> None:
         """Forget the cached prompt prefix (after the LLM's weights change)."""

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("checkpoint", d["path"]), ("labels", ", ".join(d["labels"])),
             ("base model", f"{d['base_model']}  ({d.get('base_model_path', 'encoder-only')})"),
             ("encoder", f"{d['encoder_params']:,} parameters"), ("projector", f"{d['projector_params']:,} parameters"),
-            ("skeleton tokens", f"{d['skeleton_tokens']} per window"),
+            ("skeleton tokens", f"{d['skeleton_tokens']} per window ({d['evidence_tokens']} of them from the descriptors)"),
             ("LoRA", f"r {d['llm']['lora_r']}, alpha {d['llm']['lora_alpha']}, dropout {d['llm']['lora_dropout']} on "
                      f"{', '.join(d['llm']['lora_targets'])}" if d["llm"] else "-"),
             ("adapter", d["adapter"] or "none (base LLM as is)"), ("layouts", ", ".join(d["layouts"])),

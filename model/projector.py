@@ -1,13 +1,41 @@
 """Projector: encoder tokens -> the LLM's embedding space (LLaVA-1.5 style two-layer MLP).
 
+Optionally also the window's measured movement descriptors -> ``evidence_tokens`` tokens, so the
+recognition prompt carries the evidence as a few embeddings instead of ~130 tokens of text (what
+made LLM label scoring 5x slower than its budget on CPU; the explanation prompt keeps the text,
+because the explanation cites its numbers).
+
 Trained alone in the alignment stage (LLM frozen), then kept trainable or frozen under LoRA.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from collections.abc import Mapping
+
+import numpy as np
 import torch
 from torch import nn
+
+from bodytalk.model import microgestures as mg
+from bodytalk.model.descriptors import FEATURE_DIM, Descriptor, as_features
+
+
+def evidence_dim(mg_cues: bool) -> int:
+    """Width of ``evidence_features``: descriptors, plus two numbers per micro-gesture with MG cues."""
+    return FEATURE_DIM + (2 * len(mg.NAMES) if mg_cues else 0)
+
+
+def evidence_features(descriptors: Mapping[str, Descriptor], mgs: mg.MGResult | None = None) -> np.ndarray:
+    """``[evidence_dim]`` float32: ``descriptors.as_features``, then with ``mgs`` per micro-gesture its
+    detection confidence (0 when absent) and an observability flag, so "not observable" never reads
+    as "absent"."""
+    parts = [as_features(descriptors)]
+    if mgs is not None:
+        conf = [max((m.confidence for m in mgs.events(n)), default=0.0) for n in mg.NAMES]
+        seen = [mgs.status(n) in ("present", "absent") for n in mg.NAMES]
+        parts += [np.asarray(conf, np.float32), np.asarray(seen, np.float32)]
+    return np.concatenate(parts).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -17,10 +45,12 @@ class ProjectorConfig:
     hidden: int = 576
     use_st_tokens: bool = True    # fine tokens into the prompt
     use_sem_tokens: bool = True   # coarse tokens into the prompt
+    evidence_tokens: int = 0      # E tokens from the descriptor features (0: descriptors go in as text)
+    evidence_dim: int = FEATURE_DIM  # evidence_features width (recorded, so a checkpoint states it)
 
     def __post_init__(self) -> None:
-        if min(self.in_dim, self.out_dim, self.hidden) <= 0:
-            raise ValueError("projector dims must be positive")
+        if min(self.in_dim, self.out_dim, self.hidden, self.evidence_dim) <= 0 or self.evidence_tokens < 0:
+            raise ValueError("projector dims must be positive (evidence_tokens >= 0)")
         if not (self.use_st_tokens or self.use_sem_tokens):
             raise ValueError("the projector needs at least one token kind")
 
@@ -35,12 +65,21 @@ class Projector(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.in_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.out_dim))
         # Separate type embeddings so the LLM can tell fine from coarse tokens.
         self.kind = nn.Parameter(torch.zeros(2, cfg.out_dim))
+        if cfg.evidence_tokens:  # the last layer's bias doubles as these tokens' type embedding
+            self.evidence = nn.Sequential(nn.Linear(cfg.evidence_dim, cfg.hidden), nn.GELU(),
+                                          nn.Linear(cfg.hidden, cfg.evidence_tokens * cfg.out_dim))
 
-    def forward(self, enc: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Encoder outputs -> skeleton tokens [B, S, H] (S = semantic + spatio-temporal)."""
+    def forward(self, enc: dict[str, torch.Tensor], evidence: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder outputs (+ descriptor features ``[B, evidence_dim]`` when the config has evidence
+        tokens) -> prompt tokens ``[B, S, H]``, in the order semantic, evidence, spatio-temporal."""
         parts = []
         if self.cfg.use_sem_tokens:
             parts.append(self.mlp(enc["sem_tokens"]) + self.kind[0])   # [B, Q, H]
+        if self.cfg.evidence_tokens:
+            if evidence is None:
+                raise ValueError("this projector turns descriptor features into prompt tokens: pass evidence=")
+            b = evidence.shape[0]
+            parts.append(self.evidence(evidence.to(self.kind.dtype)).view(b, self.cfg.evidence_tokens, -1))  # [B, E, H]
         if self.cfg.use_st_tokens:
             parts.append(self.mlp(enc["st_tokens"]) + self.kind[1])    # [B, P*K, H]
         return torch.cat(parts, dim=1)

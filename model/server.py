@@ -86,8 +86,7 @@ class Server:
         self.cfg, self.model, self.pub, self.intake = cfg, model, pub, intake
         self.tokenizer = Tokenizer(model)
         self.path = model.label_path(cfg.path)
-        enc = model.cfg.encoder
-        self.token_shape = (enc.semantic_tokens + enc.num_st_tokens, model.cfg.projector.out_dim)  # [S, H]
+        self.token_shape = (model.cfg.prompt_tokens, model.cfg.projector.out_dim)  # [S, H]
         self.stable: dict[tuple[str, str], StableLabel] = {}
         self.last_explained: dict[tuple[str, str], float] = {}
         self.last_seq: dict[tuple[str, str], int] = {}

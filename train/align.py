@@ -1,6 +1,7 @@
 """Stage 2: skeleton-language alignment (EAI-LLM's contrastive stage, LLaVA's projector stage).
 
-Each window's semantic tokens go through the projector into the LLM's embedding space, are pooled
+Each window's semantic tokens (and, with ``projector.evidence_tokens``, the tokens made from its
+measured descriptors) go through the projector into the LLM's embedding space, are pooled
 (``[B, H]``) and, for a text encoder of another size, mapped by a small trainable head to its
 dimension; a symmetric InfoNCE (``losses.clip_loss``) pulls them towards the frozen text embedding
 of the window's text and away from the other labels' texts. A window's text is its label prompt
@@ -65,9 +66,10 @@ class Config:
     stage: Literal["align"]
     data: DataConfig
     init: str | None = None        # checkpoint to start from (pre-training); None: a fresh encoder
+    mg_cues: bool | None = None    # micro-gestures join the evidence (None: as the init checkpoint)
     align: AlignOptions = field(default_factory=AlignOptions)
     encoder: dict[str, Any] = field(default_factory=dict)    # EncoderConfig fields (fresh encoder only)
-    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens
+    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens, evidence_tokens
     llm: dict[str, Any] = field(default_factory=dict)        # LLMConfig fields: whose embedding space
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=1e-3, weight_decay=0.01,
                                                                    batch_size=64, epochs=20, schedule="cosine",
@@ -87,16 +89,18 @@ def label_texts(labels: tuple[str, ...]) -> list[str]:
 class AlignModel(nn.Module):
     """Encoder + projector + head; ``forward`` -> the InfoNCE loss of a batch (what DDP wraps).
 
-    ``bank [L + N, E]``: the label prompts' embeddings, then one description per training window."""
+    ``bank [L + N, E]``: the label prompts' embeddings, then one description per training window;
+    ``features [N, F]``: each training window's evidence features (the projector's evidence tokens)."""
 
-    def __init__(self, encoder, projector, text_dim: int, bank: torch.Tensor, n_labels: int,
-                 opts: AlignOptions) -> None:
+    def __init__(self, encoder, projector, text_dim: int, bank: torch.Tensor, features: torch.Tensor,
+                 n_labels: int, opts: AlignOptions) -> None:
         super().__init__()
         self.n_labels, self.opts = n_labels, opts
         self.encoder, self.projector = encoder, projector
         hidden = projector.cfg.out_dim
         self.head = nn.Identity() if text_dim == hidden else nn.Linear(hidden, text_dim)
         self.register_buffer("bank", bank, persistent=False)
+        self.register_buffer("features", features, persistent=False)
         self.encoder.requires_grad_(opts.train_encoder)
 
     def train(self, mode: bool = True) -> "AlignModel":
@@ -104,17 +108,19 @@ class AlignModel(nn.Module):
         self.encoder.train(mode and self.opts.train_encoder)   # a frozen encoder keeps dropout off
         return self
 
-    def embed(self, x: torch.Tensor, layout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Windows -> (pooled projected semantic tokens through the head ``[B, E]``, label logits ``[B, L]``)."""
+    def embed(self, x: torch.Tensor, layout: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows + evidence features ``[B, F]`` -> (pooled projected semantic and evidence tokens
+        through the head ``[B, E]``, label logits ``[B, L]``)."""
         enc = self.encoder(x, layout)
-        tokens = self.projector(enc)                                            # [B, S, H]
-        q = self.encoder.cfg.semantic_tokens if self.projector.cfg.use_sem_tokens else tokens.shape[1]
+        tokens = self.projector(enc, features)                                  # [B, S, H]
+        p = self.projector.cfg
+        q = self.encoder.cfg.semantic_tokens * p.use_sem_tokens + p.evidence_tokens or tokens.shape[1]
         return self.head(tokens[:, :q].mean(1)), enc["logits"]
 
     def forward(self, x, layout, label, index, draw) -> dict[str, torch.Tensor]:
         describe = (draw % 1000).float() / 1000 < self.opts.describe           # [B] this epoch's choice
         text = self.bank[torch.where(describe, index + self.n_labels, label)]  # [B, E]
-        z, logits = self.embed(x, layout)
+        z, logits = self.embed(x, layout, self.features[index])
         positives = label[:, None] == label[None, :]                            # same label: positive
         contrast = clip_loss(z, text, self.opts.temperature, positives)
         out = {"contrast": contrast.detach(), "described": describe.float().mean()}
@@ -126,13 +132,13 @@ class AlignModel(nn.Module):
         return {"loss": loss, **out}
 
 
-def _retrieval(model: AlignModel, data: warmstart.WindowDataset, labels: torch.Tensor, y: np.ndarray,
-               device: str) -> dict[str, float]:
+def _retrieval(model: AlignModel, data: warmstart.TaggedWindows, features: torch.Tensor, labels: torch.Tensor,
+               y: np.ndarray, device: str) -> dict[str, float]:
     """Zero-shot label retrieval: each window's nearest label prompt (cosine)."""
     from sklearn.metrics import f1_score
 
-    z = torch.cat([model.embed(x.to(device), layout.to(device))[0].cpu()
-                   for x, layout, _ in DataLoader(data, batch_size=256)])
+    z = torch.cat([model.embed(x.to(device), layout.to(device), features[index].to(device))[0].cpu()
+                   for x, layout, _, index, _ in DataLoader(data, batch_size=256)])
     pred = (F.normalize(z, dim=1) @ labels.T).argmax(1).numpy()
     return {"retrieval_acc": float((pred == y).mean()),
             "retrieval_f1": float(f1_score(y, pred, average="macro", zero_division=0))}
@@ -154,17 +160,21 @@ def _run(cfg: Config, out: Path, info, windows: WindowSet, split, train: WindowS
          on_epoch_end) -> Path:
     if len(windows.labels) < 2:
         raise DatasetError(f"need at least 2 labels to align, found {list(windows.labels)}")
-    start = warmstart.start(cfg.init, windows.labels, dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), cfg.seed)
+    start = warmstart.start(cfg.init, windows.labels, dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), cfg.seed,
+                            cfg.mg_cues)
     warmstart.check_no_leak(start.meta, split, cfg.init)
     a = cfg.align
     text = create_text_encoder(a.text_encoder, start.cfg.llm)
-    bank = _bank(text, train, windows.labels, cfg.seed, cfg.runtime.progress and info.main)
-    model = AlignModel(start.encoder, start.projector, text.dim, bank, len(windows.labels), a)
+    progress = cfg.runtime.progress and info.main
+    evidence = warmstart.evidence_of(train, start.cfg.mg_cues, progress)
+    bank = _bank(text, train, windows.labels, cfg.seed, evidence)
+    model = AlignModel(start.encoder, start.projector, text.dim, bank, evidence.features, len(windows.labels), a)
     enc = start.cfg.encoder
     data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed)
-    test_set = warmstart.WindowDataset(test, enc.layouts, enc.frames)
+    test_set = warmstart.TaggedWindows(test, enc.layouts, enc.frames)
+    test_features = warmstart.evidence_of(test, start.cfg.mg_cues, progress).features
     prompts = bank[:len(windows.labels)]
-    evaluate = lambda m: _retrieval(m, test_set, prompts, test.label, info.device)  # noqa: E731
+    evaluate = lambda m: _retrieval(m, test_set, test_features, prompts, test.label, info.device)  # noqa: E731
 
     resolved = config_io.to_dict(dataclasses.replace(cfg, out=str(out)))
     rundir = RunDir(out, resolved, main=info.main, resume=cfg.runtime.resume)
@@ -188,9 +198,9 @@ def _step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
     return model(*batch)
 
 
-def _bank(text: TextEncoder, train: WindowSet, labels: tuple[str, ...], seed: int, progress: bool) -> torch.Tensor:
+def _bank(text: TextEncoder, train: WindowSet, labels: tuple[str, ...], seed: int,
+          evidence: warmstart.Evidence) -> torch.Tensor:
     """``[L + N, E]``: label prompt embeddings, then one seeded description per training window."""
-    evidence = warmstart.descriptors_of(train, progress)
     descriptions = [evidence_text.explain_template(d, labels[y], np.random.default_rng((seed, i)))
-                    for i, (d, y) in enumerate(zip(evidence, train.label))]
+                    for i, (d, y) in enumerate(zip(evidence.descriptors, train.label))]
     return text.encode(label_texts(labels) + descriptions)

@@ -3,7 +3,8 @@
 Every training window gets one of two tasks per epoch (a share ``instruct.explain_share`` of each
 shuffled batch explains, the rest recognise):
 
-- recognition: the RECOGNITION prompt (skeleton tokens + the window's descriptor line); the loss is
+- recognition: the RECOGNITION prompt (skeleton tokens + the window's descriptor line; with
+  ``projector.evidence_tokens`` RECOGNITION_TOKENS, the descriptors as tokens); the loss is
   the cross-entropy over the label set with ``SkeletonLLM.label_log_likelihoods`` as logits --
   exactly the scoring ``EmotionModel.recognise`` uses at inference;
 - explanation: the EXPLANATION prompt naming the true label, followed by a target written from the
@@ -33,7 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from bodytalk.model import evidence_text
-from bodytalk.model.constants import EXPLANATION, RECOGNITION
+from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.inference import EmotionModel
 from bodytalk.model.llm import SkeletonLLM
 from bodytalk.model.prompt import PromptBuilder
@@ -70,9 +71,10 @@ class Config:
     stage: Literal["instruct"]
     data: DataConfig
     init: str | None = None        # checkpoint to start from (alignment); None: fresh encoder + projector
+    mg_cues: bool | None = None    # micro-gestures join the evidence (None: as the init checkpoint)
     instruct: InstructOptions = field(default_factory=InstructOptions)
     encoder: dict[str, Any] = field(default_factory=dict)    # EncoderConfig fields (fresh encoder only)
-    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens
+    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens, evidence_tokens
     llm: dict[str, Any] = field(default_factory=dict)        # LLMConfig fields: base, dtype, lora_*
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=1e-5, weight_decay=0.0,
                                                                    batch_size=16, epochs=3, schedule="cosine",
@@ -88,14 +90,16 @@ class Config:
 class InstructModel(nn.Module):
     """Encoder + projector + LoRA LLM; ``forward`` -> the batch's losses (what DDP wraps)."""
 
-    def __init__(self, encoder, projector, llm: SkeletonLLM, labels: tuple[str, ...], evidence: list,
+    def __init__(self, encoder, projector, llm: SkeletonLLM, labels: tuple[str, ...], evidence: warmstart.Evidence,
                  opts: InstructOptions) -> None:
         super().__init__()
         self.encoder, self.projector, self.llm = encoder, projector, llm
-        self.labels, self.evidence, self.opts = labels, evidence, opts
-        self.lines = [evidence_text.render(d) for d in evidence]              # descriptor line per window
+        self.labels, self.evidence, self.opts = labels, evidence.descriptors, opts
+        self.lines = evidence.lines()                                           # evidence text per window
+        self.register_buffer("features", evidence.features, persistent=False)   # [N, F] evidence features
+        recognise = RECOGNITION_TOKENS if projector.cfg.evidence_tokens else RECOGNITION
         self.prompts = {kind: PromptBuilder(llm.tokenizer, llm.embed, template, labels)
-                        for kind, template in (("recognise", RECOGNITION), ("explain", EXPLANATION))}
+                        for kind, template in (("recognise", recognise), ("explain", EXPLANATION))}
         encoder.requires_grad_(opts.train_encoder)
         projector.requires_grad_(opts.train_projector)
 
@@ -117,7 +121,7 @@ class InstructModel(nn.Module):
         return result
 
     def forward(self, x, layout, label, index, draw) -> dict[str, torch.Tensor]:
-        tokens = self.projector(self.encoder(x, layout))                        # [B, S, H]
+        tokens = self.projector(self.encoder(x, layout), self.features[index])  # [B, S, H]
         b = len(x)
         n_exp = int(round(b * self.opts.explain_share))                         # the batch is shuffled
         out, total = {}, tokens.new_zeros(())
@@ -193,7 +197,8 @@ def _run(cfg: Config, out: Path, info, windows: WindowSet, split, train: WindowS
          on_epoch_end) -> Path:
     if len(windows.labels) < 2:
         raise DatasetError(f"need at least 2 labels to instruction-tune, found {list(windows.labels)}")
-    start = warmstart.start(cfg.init, windows.labels, dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), cfg.seed)
+    start = warmstart.start(cfg.init, windows.labels, dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), cfg.seed,
+                            cfg.mg_cues)
     warmstart.check_no_leak(start.meta, split, cfg.init)
     opts = cfg.instruct
     llm_cfg = dataclasses.replace(start.cfg.llm, device=info.device)
@@ -203,7 +208,7 @@ def _run(cfg: Config, out: Path, info, windows: WindowSet, split, train: WindowS
     else:
         llm.add_lora()
     train = warmstart.pick(train, opts.max_windows, cfg.seed)
-    evidence = warmstart.descriptors_of(train, cfg.runtime.progress and info.main)
+    evidence = warmstart.evidence_of(train, start.cfg.mg_cues, cfg.runtime.progress and info.main)
     model = InstructModel(start.encoder, start.projector, llm, windows.labels, evidence, opts)
     enc = start.cfg.encoder
     data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed)

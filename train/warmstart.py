@@ -1,6 +1,7 @@
 """What the alignment and instruction stages share: the model they start from (the previous
 stage's checkpoint, ``init:``, or fresh), leak checks against it, per-window evidence
-(descriptors, which their text targets are written from), and the checkpoint meta they record.
+(descriptors, which their text targets are written from and the projector's evidence tokens read),
+and the checkpoint meta they record.
 
 A stage that starts from a checkpoint keeps its encoder (and its label order); the projector is
 kept when it already maps into the configured LLM (and no projector setting changes it), else
@@ -19,18 +20,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bodytalk.model import checkpoint, descriptors as desc
+from bodytalk.model import checkpoint, descriptors as desc, evidence_text, mg_rules
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
 from bodytalk.model.llm import LLMConfig
-from bodytalk.model.projector import Projector, ProjectorConfig
+from bodytalk.model.microgestures import MGResult
+from bodytalk.model.projector import Projector, ProjectorConfig, evidence_dim, evidence_features
 from bodytalk.train import config as config_io
 from bodytalk.train.config import ConfigError
 from bodytalk.train.data import DataConfig, WindowSet
 from bodytalk.train.splits import Split, SplitError
 from bodytalk.train.views import WindowDataset
 
-_PROJECTOR_KEYS = {"hidden", "use_st_tokens", "use_sem_tokens"}
+_PROJECTOR_KEYS = {"hidden", "use_st_tokens", "use_sem_tokens", "evidence_tokens"}
 _LLM_KEYS = {f.name for f in dataclasses.fields(LLMConfig)}
 _ENCODER_KEYS = {f.name for f in dataclasses.fields(EncoderConfig)} - {"num_labels"}
 
@@ -70,13 +72,14 @@ def data_config(data: DataConfig, init: str | None) -> DataConfig:
 
 
 def start(init: str | None, labels: tuple[str, ...], encoder: dict, projector: dict, llm: dict,
-          seed: int) -> Start:
-    """The model a stage trains: from ``init`` (a checkpoint folder) or fresh, with an LLM config."""
+          seed: int, mg_cues: bool | None = None) -> Start:
+    """The model a stage trains: from ``init`` (a checkpoint folder) or fresh, with an LLM config.
+    ``mg_cues`` None keeps the checkpoint's setting (fresh: off)."""
     torch.manual_seed(seed)
     if init is None:
         base = LLMConfig(**llm)
         enc = SkeletonEncoder(EncoderConfig(num_labels=len(labels), **encoder))
-        ck_llm, ck_proj, adapter, meta = None, None, None, {}
+        ck_llm, ck_proj, adapter, meta, ck_cues = None, None, None, {}, False
     else:
         ck = checkpoint.load(init)
         if differ := sorted(k for k, v in encoder.items() if getattr(ck.cfg.encoder, k) != _same_type(v)):
@@ -86,6 +89,9 @@ def start(init: str | None, labels: tuple[str, ...], encoder: dict, projector: d
             raise ConfigError(f"the data's labels {labels} differ from init={init}'s {ck.cfg.labels}")
         base = LLMConfig(**{**dataclasses.asdict(ck.cfg.llm or LLMConfig()), **llm})
         enc, ck_llm, ck_proj, adapter, meta = ck.encoder, ck.cfg.llm, ck.projector, ck.adapter, ck.meta
+        ck_cues = ck.cfg.mg_cues
+    cues = ck_cues if mg_cues is None else mg_cues
+    projector = {**projector, "evidence_dim": evidence_dim(cues)}
     same_space = ck_proj is not None and ck_llm is not None and ck_llm.base == base.base
     if same_space:   # the projector already maps into this LLM: keep it (settings given override)
         proj_cfg = dataclasses.replace(ck_proj.cfg, **projector)
@@ -93,11 +99,17 @@ def start(init: str | None, labels: tuple[str, ...], encoder: dict, projector: d
         hidden = llm_hidden(base.base)
         proj_cfg = ProjectorConfig(in_dim=enc.cfg.dim, out_dim=hidden, hidden=projector.get("hidden", hidden),
                                    **{k: v for k, v in projector.items() if k != "hidden"})
-    keep = same_space and ck_proj.cfg == proj_cfg
-    proj = ck_proj if keep else Projector(proj_cfg)
+    if same_space and ck_proj.cfg == proj_cfg:
+        proj = ck_proj
+    else:
+        proj = Projector(proj_cfg)
+        if same_space:  # e.g. evidence tokens added: keep the trained token MLP, the new parts start fresh
+            fresh = proj.state_dict()
+            proj.load_state_dict({k: v for k, v in ck_proj.state_dict().items()
+                                  if k in fresh and fresh[k].shape == v.shape}, strict=False)
     if adapter is not None and (ck_llm.base != base.base or _lora(ck_llm) != _lora(base)):
         adapter = None  # another base or LoRA shape: the old adapter cannot continue
-    cfg = ModelConfig(labels=tuple(labels), encoder=enc.cfg, projector=proj_cfg, llm=base)
+    cfg = ModelConfig(labels=tuple(labels), encoder=enc.cfg, projector=proj_cfg, llm=base, mg_cues=cues)
     return Start(cfg, enc, proj, adapter, meta)
 
 
@@ -117,10 +129,27 @@ def check_no_leak(meta: dict, split: Split, init: str | None) -> None:
                          f"{', '.join(leaked[:3])}): use the same data and split config in every stage")
 
 
-def descriptors_of(windows: WindowSet, progress: bool = False) -> list[desc.Descriptors]:
-    """Measured descriptors of every window (what text targets cite)."""
-    return [desc.compute(windows.joints[i], windows.confidence[i], windows.fps)
-            for i in tqdm(range(len(windows)), desc="descriptors", unit="win", disable=not progress, leave=False)]
+@dataclass
+class Evidence:
+    """What the text targets and the projector's evidence tokens read, per window of a set."""
+    descriptors: list[desc.Descriptors]
+    mgs: list[MGResult | None]      # geometric micro-gestures (None each without MG cues)
+    features: torch.Tensor          # [N, evidence_dim]
+
+    def lines(self) -> list[str]:
+        """The prompt's evidence text per window (what ``EmotionModel.evidence_line`` renders)."""
+        return [evidence_text.render(d, mgs=m) for d, m in zip(self.descriptors, self.mgs)]
+
+
+def evidence_of(windows: WindowSet, mg_cues: bool, progress: bool = False) -> Evidence:
+    """Measured descriptors (and micro-gestures with ``mg_cues``) of every window."""
+    ds, ms = [], []
+    for i in tqdm(range(len(windows)), desc="descriptors", unit="win", disable=not progress, leave=False):
+        j, c = windows.joints[i], windows.confidence[i]
+        ds.append(desc.compute(j, c, windows.fps))
+        ms.append(mg_rules.detect(j, c, windows.fps) if mg_cues else None)
+    feats = np.stack([evidence_features(d, m) for d, m in zip(ds, ms)]) if ds else np.zeros((0, evidence_dim(mg_cues)))
+    return Evidence(ds, ms, torch.from_numpy(feats.astype(np.float32)))
 
 
 def pick(windows: WindowSet, count: int | None, seed: int) -> WindowSet:

@@ -219,3 +219,19 @@ def test_bandai_sad_walk_reads_lower_and_slower_than_happy(shared_data):
     assert sad["head_pitch"] > happy["head_pitch"] + 10
     assert sad["speed"] < happy["speed"]
     assert sad["bounce"] < happy["bounce"]
+
+
+def test_model_features_are_standardised_and_flag_missing_values():
+    from bodytalk.model.descriptor_bands import SPECS
+
+    c = M.confidence(M.still())
+    c[:, WRISTS] = 0.0
+    d = describe(M.walk(M.still(), 0.6), c)
+    f = D.as_features(d)
+    n = len(D.NAMES)
+    assert f.shape == (D.FEATURE_DIM,) == (2 * n,) and f.dtype == np.float32
+    i, h = D.NAMES.index("speed"), D.NAMES.index("hand_speed")
+    assert f[i] == pytest.approx((d["speed"].value - SPECS["speed"].neutral) / SPECS["speed"].scale, rel=1e-5)
+    assert f[n + i] == 1.0
+    assert f[h] == 0.0 and f[n + h] == 0.0                            # missing: zero value, flag off
+    assert np.abs(f[:n]).max() <= D.FEATURE_CLIP

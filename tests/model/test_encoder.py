@@ -67,6 +67,27 @@ def test_encoder_and_projector_shapes():
     assert tokens.shape == (3, cfg.semantic_tokens + cfg.num_st_tokens, 48)
 
 
+def test_evidence_tokens_sit_between_semantic_and_spatio_temporal_tokens():
+    cfg = EncoderConfig()
+    enc = SkeletonEncoder(cfg).eval()
+    plain = Projector(ProjectorConfig(in_dim=cfg.dim, out_dim=48, hidden=32))
+    proj = Projector(ProjectorConfig(in_dim=cfg.dim, out_dim=48, hidden=32, evidence_tokens=3))
+    proj.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        out = enc(torch.randn(2, cfg.frames, 17, CHANNELS), enc.layout_ids(["kinect_v2"] * 2))
+        ev = torch.randn(2, proj.cfg.evidence_dim)
+        tokens, without = proj(out, ev), plain(out)                  # [2, Q + 3 + P*K, 48], [2, Q + P*K, 48]
+        moved = proj(out, ev + 1.0)
+    q = cfg.semantic_tokens
+    assert tokens.shape == (2, q + 3 + cfg.num_st_tokens, 48)
+    torch.testing.assert_close(tokens[:, :q], without[:, :q])          # the skeleton tokens are unchanged
+    torch.testing.assert_close(tokens[:, q + 3:], without[:, q:])
+    assert not torch.allclose(moved[:, q:q + 3], tokens[:, q:q + 3])   # the evidence tokens read the features
+    torch.testing.assert_close(moved[:, :q], tokens[:, :q])
+    with pytest.raises(ValueError, match="evidence="):
+        proj(out)
+
+
 def test_layout_embedding_changes_the_tokens():
     enc = SkeletonEncoder(EncoderConfig()).eval()
     x = torch.randn(1, 60, 17, CHANNELS).repeat(2, 1, 1, 1)
@@ -86,3 +107,19 @@ def test_wrong_frame_count_rejected():
     enc = SkeletonEncoder(EncoderConfig())
     with pytest.raises(ValueError, match="frames"):
         enc(torch.randn(1, 30, 17, CHANNELS), torch.zeros(1, dtype=torch.long))
+
+
+def test_evidence_features_keep_not_observable_apart_from_absent():
+    from bodytalk.model import descriptors as D, microgestures as mg
+    from bodytalk.model.projector import evidence_dim, evidence_features
+
+    d = D.compute(_standing(), np.ones((60, 17), np.float32), 30.0)
+    names = mg.NAMES
+    result = mg.MGResult(present=(mg.MG(names[0], 0.2, 0.8, 0.9, 1),), absent=names[1:3], not_observable=names[3:])
+    f = evidence_features(d, result)
+    n, k = D.FEATURE_DIM, len(names)
+    assert f.shape == (evidence_dim(True),) == (n + 2 * k,)
+    conf, seen = f[n:n + k], f[n + k:]
+    assert conf[0] == pytest.approx(0.9) and not conf[1:].any()
+    assert seen[:3].tolist() == [1.0, 1.0, 1.0] and not seen[3:].any()
+    np.testing.assert_array_equal(evidence_features(d), f[:n])       # without MG cues: descriptors only

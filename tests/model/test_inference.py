@@ -9,9 +9,13 @@ from bodytalk.model.features import WindowInput
 from tests.model.motions import random_motion
 
 
-@pytest.fixture()
-def model(tiny_model_dir, tiny_llm):
-    cfg = ModelConfig.create(hidden=tiny_llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "float32"})
+# Descriptors as prompt text, or as evidence tokens (with and without micro-gesture cues).
+@pytest.fixture(params=[{}, {"evidence_tokens": 2}, {"evidence_tokens": 2, "mg_cues": True}],
+                ids=["text", "evidence-tokens", "evidence-tokens+mg"])
+def model(request, tiny_model_dir, tiny_llm):
+    kw = dict(request.param)
+    cfg = ModelConfig.create(hidden=tiny_llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "float32"},
+                             projector={k: v for k, v in kw.items() if k != "mg_cues"}, mg_cues=kw.get("mg_cues", False))
     return EmotionModel.untrained(cfg, llm=tiny_llm, seed=1)
 
 
@@ -46,6 +50,17 @@ def test_bad_windows_give_insufficient_data_not_a_crash(model):
     readings = model.recognise([nan, good, wrong], path="llm")
     assert [r.status for r in readings] == ["insufficient_data", "ok", "insufficient_data"]
     assert "unified" in readings[2].reason and readings[0].probs == {}
+
+
+def test_evidence_tokens_replace_the_descriptor_text_in_the_recognition_prompt(model):
+    readings = [None]
+    p = model.prepare(_windows(1), readings)
+    _, tokens = model.encode(p)                                  # [1, S, H]
+    assert tokens.shape[1] == model.cfg.prompt_tokens
+    line = model.evidence_line(p.evidence[0], p.mgs[0])
+    _, tail = model._builder("recognise").split(line)
+    assert (line in tail) == (model.cfg.projector.evidence_tokens == 0)
+    assert p.features.shape == (1, model.cfg.projector.evidence_dim)
 
 
 def test_explain_returns_filtered_text(model):

@@ -41,12 +41,13 @@ def test_only_projector_and_head_train_unless_configured(tmp_path, tiny_model_di
     cfg = tiny(tiny_model_dir, "align.text_encoder=llm", "optim.epochs=1")
     start = warmstart.start(None, ("a", "b", "c"), dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), 0)
     bank = torch.randn(3 + 4, 32)
-    frozen = align.AlignModel(start.encoder, start.projector, 32, bank, 3, align.AlignOptions(train_encoder=False))
+    feats = torch.zeros(4, start.cfg.projector.evidence_dim)
+    frozen = align.AlignModel(start.encoder, start.projector, 32, bank, feats, 3, align.AlignOptions(train_encoder=False))
     assert not any(p.requires_grad for p in frozen.encoder.parameters())
     assert isinstance(frozen.head, torch.nn.Identity)    # same size as the text space: no head
     frozen.train()
     assert not frozen.encoder.training and frozen.projector.training
-    wide = align.AlignModel(start.encoder, start.projector, 384, torch.randn(7, 384), 3,
+    wide = align.AlignModel(start.encoder, start.projector, 384, torch.randn(7, 384), feats, 3,
                             align.AlignOptions(train_encoder=True))
     assert isinstance(wide.head, torch.nn.Linear) and all(p.requires_grad for p in wide.encoder.parameters())
     batch = (torch.randn(4, 60, 17, 10), torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, 2, 0]),

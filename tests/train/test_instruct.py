@@ -60,7 +60,7 @@ def _model(cfg, cache_prefix: bool) -> tuple[instruct.InstructModel, tuple]:
     train = warmstart.pick(train, 4, 0)
     opts = instruct.InstructOptions(cache_prefix=cache_prefix)
     model = instruct.InstructModel(start.encoder, start.projector, llm, windows.labels,
-                                   warmstart.descriptors_of(train), opts).eval()
+                                   warmstart.evidence_of(train, start.cfg.mg_cues), opts).eval()
     items = warmstart.TaggedWindows(train, start.cfg.encoder.layouts, start.cfg.encoder.frames)
     return model, tuple(torch.stack(t) for t in zip(*(items[i] for i in range(len(items)))))
 
