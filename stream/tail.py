@@ -2,7 +2,8 @@
 
 Subscribes (SUB, connects ``--sub``) to topics starting with ``--topic``; publishes nothing.
 Malformed messages are dropped and counted by the transport; the count goes to stderr at exit.
-Human lines show the topic, the sender time and the fields (arrays as their shape); ``--json``
+Human lines show the topic, the sender time and the fields (arrays as their shape, text with
+spaces quoted, so an explanation piece's leading space shows); ``--json``
 prints one JSON object per line: ``topic``, ``ts`` and the message fields, arrays as
 ``{"shape": [...], "dtype": "..."}``. Every line is flushed, so a pipe sees it at once.
 
@@ -10,6 +11,7 @@ Examples:
   bodytalk tail
   bodytalk tail --topic skeleton.window. --count 5
   bodytalk tail --sub tcp://127.0.0.1:5556 --topic emotion. --json | jq .label
+  bodytalk tail --sub tcp://127.0.0.1:5556 --topic emotion.text.     # explanations as they are generated
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ def human_line(topic: str, msg: schema.Message, ts: float) -> str:
             value = "x".join(map(str, value["shape"])) or "scalar"  # an array: its shape
         elif isinstance(value, float):
             value = f"{value:.3f}"
+        elif isinstance(value, str) and (not value or any(c.isspace() for c in value)):
+            value = json.dumps(value, ensure_ascii=False)
         elif isinstance(value, (dict, list)):
             value = json.dumps(value, default=str, separators=(",", ":"))
         parts.append(f"{name}={value}")
