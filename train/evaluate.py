@@ -133,6 +133,15 @@ def explanations(model, inputs, probs: np.ndarray, truth: np.ndarray, count: int
 
 
 def evaluate(args: argparse.Namespace, command: str) -> dict:
+    """The results ``main`` writes (``scored`` also returns the per-window outputs)."""
+    return scored(args, command)[0]
+
+
+def scored(args: argparse.Namespace, command: str,
+           sel: Selection | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """(results, predictions): ``predictions`` holds ``truth`` [N] label indices, ``clip`` [N] clip ids
+    and one ``[N, L]`` probability array per scored path, for callers that pool several evaluations.
+    ``sel``: windows the caller chose (``train/folds.py``: a fold's sides), instead of ``--data``/``--split``."""
     from bodytalk.model.registry import default_checkpoint, load_model
 
     path = Path(args.model) if args.model else default_checkpoint()
@@ -140,7 +149,7 @@ def evaluate(args: argparse.Namespace, command: str) -> dict:
     if unknown := sorted(set(wanted) - set(baselines.PATHS)):
         raise ConfigError(f"--paths: unknown {unknown}; choose from {', '.join(baselines.PATHS)}")
     model = load_model(path, with_llm="llm" in wanted or args.explain > 0)
-    sel = select(model.meta, model.labels, args.data, args.split, args)
+    sel = select(model.meta, model.labels, args.data, args.split, args) if sel is None else sel
     test, inputs = sel.test, baselines.windows_of(sel.test)
     probs, paths, skipped = {}, {}, {}
     for name in wanted:
@@ -163,16 +172,18 @@ def evaluate(args: argparse.Namespace, command: str) -> dict:
         paths[name]["windows_per_s"] = round(len(test) / max(seconds, 1e-9), 2)
     source = probs.get("llm", probs.get("head"))   # the label an explanation explains
     graded = explanations(model, inputs, source, test.label, args.explain) if source is not None else None
-    return {"model": str(path), "data": [d.uri for d in sel.cfg.datasets], "split": sel.name,
-            "split_note": sel.note, "labels": list(model.labels), "windows": len(test),
-            "clips": len(np.unique(test.clip)), "paths": paths, "skipped": skipped,
-            "explanations": graded,
-            "trained_on": {"split": model.meta.get("split_name"), "stages": model.meta.get("stages", [])},
-            "command": command}
+    results = {"model": str(path), "data": [d.uri for d in sel.cfg.datasets], "split": sel.name,
+               "split_note": sel.note, "labels": list(model.labels), "windows": len(test),
+               "clips": len(np.unique(test.clip)), "paths": paths, "skipped": skipped,
+               "explanations": graded,
+               "trained_on": {"split": model.meta.get("split_name"), "stages": model.meta.get("stages", [])},
+               "command": command}
+    clip_ids = np.array([test.clips[i].id for i in test.clip])
+    return results, {"truth": test.label, "clip": clip_ids, **probs}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``bodytalk eval`` (``train/folds.py`` builds its per-fold arguments with it)."""
     p = argparse.ArgumentParser(prog="bodytalk eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="checkpoint folder (default: the demo model)")
@@ -189,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-windows", type=int, help="evaluate a seeded subset of this many windows")
     p.add_argument("--batch", type=int, default=16, help="windows per model batch")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default %(default)s)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
     try:

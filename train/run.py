@@ -3,6 +3,8 @@
     bodytalk train --config tiny_pretrain                       # a committed config by name
     bodytalk train --config pretrain_supervised --out runs/sup optim.epochs=20
     bodytalk train --config my.yaml data.split.kind=logo data.split.fold=bow runtime.threads=1
+    bodytalk train --config bandai --folds all --out runs/bandai-folds            # every fold, then a summary
+    bodytalk train --config bandai --folds all --paths descriptors               # baseline (a) only, no training
     torchrun --nproc-per-node 4 -m bodytalk.train.run --config pretrain_stb   # DDP, same config
 
 The config's ``stage:`` picks the stage module from ``STAGES``; each stage module has a ``Config``
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 from bodytalk.train import config
@@ -30,20 +33,38 @@ STAGES: dict[str, str] = {
 }
 
 
+def stage_config(raw: dict, name: str):
+    """(stage module, validated config) of a config mapping read from the config ``name``."""
+    stage = raw.get("stage")
+    if stage not in STAGES:
+        raise ConfigError(f"{name}: stage {stage!r} is not one of {', '.join(STAGES)}")
+    module = importlib.import_module(STAGES[stage])
+    return module, config.parse(module.Config, raw, where=str(config.resolve_path(name)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bodytalk train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="config YAML, or a committed config name")
     parser.add_argument("--out", help="run folder (default: the config's `out`)")
+    parser.add_argument("--folds", metavar="all|V1,V2",
+                        help="leave-one-group-out sweep (train/folds.py): train and evaluate every fold of the "
+                             "config's logo split ('all') or these held-out values, into OUT/<value>/, then "
+                             "OUT/summary.md (default OUT: the config's out + '-folds')")
+    parser.add_argument("--paths", help="with --folds: label paths to score, default llm,head,descriptors; "
+                                        "'descriptors' alone trains nothing")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_args(argv)
+    if args.paths and not args.folds:
+        parser.error("--paths goes with --folds (bodytalk eval --paths scores one checkpoint)")
     try:
-        raw = config.load_raw(args.config, args.overrides)
-        stage = raw.get("stage")
-        if stage not in STAGES:
-            raise ConfigError(f"{args.config}: stage {stage!r} is not one of {', '.join(STAGES)}")
-        module = importlib.import_module(STAGES[stage])
-        cfg = config.parse(module.Config, raw, where=str(config.resolve_path(args.config)))
+        if args.folds:
+            from bodytalk.train import folds
+            sweep = folds.SweepConfig.from_cli(args.config, args.overrides, args.folds, args.paths, args.out)
+            out = folds.sweep(sweep, "bodytalk train " + shlex.join(argv or sys.argv[1:]))
+            print(f"fold sweep: {out / 'summary.md'}")
+            return 0
+        module, cfg = stage_config(config.load_raw(args.config, args.overrides), args.config)
         out = module.run(cfg, out=args.out)
     except (ConfigError, DatasetError, LabelError, SplitError) as err:
         print(f"bodytalk train: {err}", file=sys.stderr)

@@ -1,0 +1,247 @@
+"""Leave-one-group-out sweep: train and evaluate every fold of a ``logo`` split, then pool them.
+
+    bodytalk train --config bandai --folds all --out runs/bandai-folds        # every content value
+    bodytalk train --config bandai --folds walk,run --out runs/bandai-folds   # some folds (the rest later)
+    bodytalk train --config bandai --folds all --paths descriptors           # baseline (a) only: no training
+
+The folds are the values of the split's group field found in the data (``content`` in the Bandai
+sidecars). Each fold runs the config with ``data.split.fold=<value>`` (a pipeline's
+``shared.data.split.fold``) into ``OUT/<value>/``, then scores its checkpoint's model paths
+(``llm``, ``head``) as ``bodytalk eval --model OUT/<value>/checkpoint --out OUT/<value>/eval`` does.
+Baseline (a), descriptors + logistic regression, is fitted here on the fold's training windows (the
+fit ``bodytalk eval`` makes, also for checkpoints that record no training data), so
+``--paths descriptors`` trains nothing and sweeps every Bandai fold in minutes on a CPU.
+``OUT/<value>/eval/`` holds eval's files plus ``predictions.npz`` (per window: truth, clip id, the
+probabilities of each path). Resuming: a fold whose evaluation covers the asked paths is skipped,
+a finished training is not rerun, and an interrupted stage resumes as ``bodytalk train`` does; run
+the same command again. A fold that cannot train (a class only on its held-out side) is reported
+and left out.
+
+``OUT/summary.json`` and ``OUT/summary.md``: per fold and pooled (every held-out window of every
+fold in one set; each clip is held out exactly once) window accuracy / macro-F1 and clip accuracy /
+macro-F1 of each label path, with the mean and std (ddof 0) over folds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bodytalk.train import baselines, config as config_io, data, evaluate, report, splits
+from bodytalk.train.config import ConfigError
+from bodytalk.train.data import DataConfig, WindowSet
+from bodytalk.train.evaluate import Selection
+from bodytalk.train.splits import Split, SplitError
+
+MODEL_PATHS = ("llm", "head")          # paths that need a trained checkpoint
+METRICS = ("accuracy", "macro_f1", "clip_accuracy", "clip_macro_f1")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    config: str                               # the training config each fold runs (file or committed name)
+    overrides: tuple[str, ...] = ()           # its dotted key=value overrides
+    folds: tuple[str, ...] | None = None      # held-out values to run (None: every value in the data)
+    paths: tuple[str, ...] = baselines.PATHS  # label paths to score per fold
+    out: str | None = None                    # default: the config's `out` + "-folds"
+    explain: int = 8                          # explanations graded per fold (with the llm path)
+
+    def __post_init__(self) -> None:
+        if not self.paths or (unknown := sorted(set(self.paths) - set(baselines.PATHS))):
+            raise ConfigError(f"--paths: {', '.join(unknown) or 'none given'}? choose from {', '.join(baselines.PATHS)}")
+        if self.folds is not None and not self.folds:
+            raise ConfigError("--folds is empty: give 'all' or comma-separated held-out values")
+
+    @classmethod
+    def from_cli(cls, config: str, overrides: list[str], folds: str, paths: str | None,
+                 out: str | None) -> "SweepConfig":
+        """From ``bodytalk train --config C --folds all|V1,V2 [--paths P1,P2] [--out DIR] [key=value ...]``."""
+        return cls(config, tuple(overrides), None if folds == "all" else tuple(v for v in folds.split(",") if v),
+                   tuple(paths.split(",")) if paths else baselines.PATHS, out)
+
+    @property
+    def model_paths(self) -> list[str]:
+        return [p for p in self.paths if p in MODEL_PATHS]
+
+
+def stage_config(cfg: SweepConfig, fold: str | None):
+    """(stage module, validated config) of the training config, holding out ``fold`` when given.
+    The fold is set in the parsed mapping, not as override text (a value such as ``1`` stays a string)."""
+    from bodytalk.train import run   # imported late: run imports this module
+
+    raw = config_io.load_raw(cfg.config, cfg.overrides)
+    if fold is not None:
+        section = raw.setdefault("shared", {}) if raw.get("stage") == "pipeline" else raw
+        section.setdefault("data", {}).setdefault("split", {})["fold"] = fold
+    return run.stage_config(raw, cfg.config)
+
+
+def _first_stage(stage_cfg):
+    """A pipeline's first stage config (where the data and the split are read), else the config."""
+    plan = getattr(stage_cfg, "plan", None)
+    return plan(Path(stage_cfg.out))[0][1] if plan else stage_cfg
+
+
+def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) every asked fold, then write OUT/summary.json and OUT/summary.md."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:   # every rank would evaluate and write the same files
+        raise ConfigError("--folds runs in one process: start it without torchrun")
+    _, base = stage_config(cfg, None)
+    first = _first_stage(base)
+    data_cfg: DataConfig | None = getattr(first, "data", None)
+    if data_cfg is None or data_cfg.split.kind != "logo":
+        raise ConfigError(f"--folds needs a leave-one-group-out split: {cfg.config} has "
+                          f"{'no data section' if data_cfg is None else 'data.split.kind=' + data_cfg.split.kind}; "
+                          "set data.split.kind=logo and data.split.group")
+    out = Path(cfg.out or f"{base.out}-folds")
+    windows = data.load(data_cfg)
+    by_value = {s.held_out: s for s in splits.make(windows.clips, data_cfg.split)}
+    wanted = cfg.folds or tuple(by_value)
+    if unknown := [v for v in wanted if v not in by_value]:
+        raise SplitError(f"--folds: {', '.join(unknown)} not a value of {data_cfg.split.group!r}; "
+                         f"values: {', '.join(by_value)}")
+    threads = getattr(getattr(first, "runtime", None), "threads", 1)
+    done, left_out = {}, {}
+    for i, value in enumerate(wanted, 1):
+        split = by_value[value]
+        try:
+            splits.check(split, windows.clips, windows.counts())
+        except SplitError as err:
+            left_out[value] = str(err)
+            log(f"[{i}/{len(wanted)}] {split.name}: left out: {err}")
+            continue
+        t0 = time.perf_counter()
+        done[value], how = run_fold(cfg, split, windows, data_cfg, out / value, threads)
+        log(f"[{i}/{len(wanted)}] {split.name}: {how} in {time.perf_counter() - t0:.0f} s; "
+            f"{done[value][0]['windows']} windows; window acc " + ", ".join(
+                f"{p} {m['accuracy']:.3f}" for p, m in done[value][0]["paths"].items()))
+    summary = summarise(done, left_out, data_cfg, cfg, command)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(markdown(summary))
+    return out
+
+
+def run_fold(cfg: SweepConfig, split: Split, windows: WindowSet, data_cfg: DataConfig, folder: Path,
+             threads: int) -> tuple[tuple[dict, dict[str, np.ndarray]], str]:
+    """((eval results, predictions), what was done) for one fold, resumed where it stopped."""
+    ev = folder / "eval"
+    if (found := _load_done(ev, cfg.paths)) is not None:
+        return found, "done before"
+    train, test = windows.split(split)
+    if cfg.model_paths:
+        how = "evaluated" if _trained(folder) else "trained and evaluated"
+        sel = Selection(data_cfg, test, split.name, f"held-out side of fold {split.name}", data_cfg, split.train)
+        results, preds = _evaluate_checkpoint(cfg, _train(cfg, split, folder), sel, ev, threads)
+    else:
+        how, t0 = "scored", time.perf_counter()
+        preds = {"truth": test.label, "clip": np.array([test.clips[i].id for i in test.clip]),
+                 "descriptors": baselines.DescriptorBaseline().fit(train).predict_proba(test)}
+        scores = report.classification(test.label, preds["descriptors"], test.clip, windows.labels)
+        scores["windows_per_s"] = round(len(test) / (time.perf_counter() - t0), 2)
+        results = {"model": None, "data": [d.uri for d in data_cfg.datasets], "split": split.name,
+                   "split_note": f"held-out side of fold {split.name}; baseline (a) only, no model trained",
+                   "labels": list(windows.labels), "windows": len(test), "clips": len(np.unique(test.clip)),
+                   "paths": {"descriptors": scores}, "skipped": {}, "explanations": None, "trained_on": None,
+                   "command": ""}
+    report.write(results, ev)
+    np.savez(ev / "predictions.npz", **preds)   # written last: its presence marks the fold done
+    return (results, preds), how
+
+
+def _load_done(ev: Path, paths: tuple[str, ...]) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """A finished fold evaluation that scored (or skipped, with the reason) every asked path."""
+    if not (ev / "predictions.npz").is_file() or not (ev / "results.json").is_file():
+        return None
+    results = json.loads((ev / "results.json").read_text())
+    if not set(paths) <= set(results["paths"]) | set(results["skipped"]):
+        return None
+    with np.load(ev / "predictions.npz") as z:
+        return results, {k: z[k] for k in z.files}
+
+
+def _trained(folder: Path) -> bool:
+    return (folder / "results.json").is_file() and (folder / "checkpoint" / "config.json").is_file()
+
+
+def _train(cfg: SweepConfig, split: Split, folder: Path) -> Path:
+    """The fold's checkpoint, trained now unless a finished run is there (checked to hold this fold out)."""
+    from bodytalk.model import checkpoint
+
+    if not _trained(folder):
+        module, stage_cfg = stage_config(cfg, split.held_out)
+        module.run(stage_cfg, out=folder)
+    recorded = checkpoint.load(folder / "checkpoint").meta.get("split")
+    if recorded is None or Split.from_dict(recorded).test != split.test:
+        raise SplitError(f"{folder / 'checkpoint'} was not trained on fold {split.name} of this data (it held "
+                         f"out other clips): remove {folder} and run again")
+    return folder / "checkpoint"
+
+
+def _evaluate_checkpoint(cfg: SweepConfig, ckpt: Path, sel: Selection, ev: Path,
+                         threads: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """``bodytalk eval --model CKPT --out EV`` on the fold's held-out windows (baseline a fitted on its
+    training windows, also for encoder-only checkpoints, which record no data config)."""
+    import torch
+
+    argv = ["--model", str(ckpt), "--out", str(ev), "--paths", ",".join(cfg.paths),
+            "--explain", str(cfg.explain if "llm" in cfg.paths else 0), "--threads", str(threads)]
+    torch.set_num_threads(threads)
+    return evaluate.scored(evaluate.parser().parse_args(argv), "bodytalk eval " + shlex.join(argv), sel)
+
+
+def summarise(done: dict[str, tuple[dict, dict]], left_out: dict[str, str], data_cfg: DataConfig,
+              cfg: SweepConfig, command: str) -> dict:
+    """Per fold, pooled over all folds (one set of every held-out window), and mean / std over folds."""
+    labels = tuple(next(iter(done.values()))[0]["labels"]) if done else ()
+    folds, pooled, over = [], {}, {}
+    for value, (r, _) in done.items():
+        folds.append({"fold": value, "split": r["split"], "windows": r["windows"], "clips": r["clips"],
+                      "paths": {p: {k: m[k] for k in METRICS} for p, m in r["paths"].items()},
+                      "skipped": r["skipped"]})
+    for path in [p for p in cfg.paths if any(p in r["paths"] for r, _ in done.values())]:
+        preds = [p for r, p in done.values() if path in r["paths"]]
+        ids = [set(p["clip"].tolist()) for p in preds]
+        if len(set().union(*ids)) != sum(map(len, ids)):
+            raise SplitError(f"pooling {path}: a clip is held out by two folds; the fold folders are stale")
+        _, clip_index = np.unique(np.concatenate([p["clip"] for p in preds]), return_inverse=True)
+        pooled[path] = report.classification(np.concatenate([p["truth"] for p in preds]),
+                                             np.concatenate([p[path] for p in preds]), clip_index, labels)
+        pooled[path]["folds"] = len(preds)
+        values = {k: [f["paths"][path][k] for f in folds if path in f["paths"]] for k in METRICS}
+        over[path] = {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in values.items()}
+    return {"config": cfg.config, "overrides": list(cfg.overrides), "command": command,
+            "data": [d.uri for d in data_cfg.datasets], "group": data_cfg.split.group, "labels": list(labels),
+            "paths": list(cfg.paths), "windows": sum(f["windows"] for f in folds),
+            "clips": sum(f["clips"] for f in folds), "folds": folds, "left_out": left_out,
+            "pooled": pooled, "over_folds": over}
+
+
+def markdown(s: dict) -> str:
+    """One table per label path: a row per fold, the pooled row, the mean +- std row."""
+    lines = [f"# Leave-one-{s['group']}-out: {len(s['folds'])} folds of `{s['config']}`", "",
+             f"- data: `{'`, `'.join(s['data'])}`; labels: {', '.join(s['labels'])}",
+             f"- {s['windows']} held-out windows in {s['clips']} clips; pooled = all folds' held-out windows "
+             "as one set (each clip is held out once); mean ± std over folds (ddof 0)"]
+    lines += [f"- left out: {v} ({why})" for v, why in s["left_out"].items()]
+    for path, pooled in s["pooled"].items():
+        lines += ["", f"## {report.PATH_NAMES.get(path, path)}", "",
+                  f"| held out ({s['group']}) | windows | clips | window acc | window macro-F1 | clip acc | clip macro-F1 |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {f['fold']} | {f['windows']} | {f['clips']} | "
+                  + " | ".join(f"{f['paths'][path][k]:.3f}" for k in METRICS) + " |"
+                  for f in s["folds"] if path in f["paths"]]
+        lines.append(f"| **pooled** ({pooled['folds']} folds) | {pooled['windows']} | {pooled['clips']} | "
+                     + " | ".join(f"**{pooled[k]:.3f}**" for k in METRICS) + " |")
+        lines.append("| mean ± std over folds | | | "
+                     + " | ".join(f"{m['mean']:.3f} ± {m['std']:.3f}" for m in s["over_folds"][path].values()) + " |")
+    skipped = {f"{p}: {why}" for f in s["folds"] for p, why in f["skipped"].items()}
+    lines += [""] + [f"Not scored: {x}" for x in sorted(skipped)]
+    lines += ["", f"Command: `{s['command']}`", ""]
+    return "\n".join(lines)
