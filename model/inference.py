@@ -207,15 +207,26 @@ class EmotionModel:
         batch = self._explain_prompt(tokens, evidence, labels, mgs)
         return self._generate_explanations(batch, evidence, mgs, max_new_tokens, drop_unsupported)
 
+    def explain_tokens_stream(self, tokens: torch.Tensor, evidence: desc.Descriptors, label: str,
+                              mgs: MGResult | None = None, max_new_tokens: int = 40) -> Iterator[str]:
+        """``explain_tokens`` of one window (skeleton tokens [1, S, H]) as raw text pieces while they
+        are generated; ``ground`` the joined text afterwards."""
+        batch = self._explain_prompt(tokens, [evidence], [label], [mgs])
+        return self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
+                                 stream=True)
+
+    @staticmethod
+    def ground(text: str, evidence: desc.Descriptors, mgs: MGResult | None = None,
+               drop_unsupported: bool = True) -> tuple[str, list[grounding.Claim]]:
+        """(the text, without its unsupported sentences by default; the unsupported claims). A
+        micro-gesture claim is supported only when it was detected (and observable)."""
+        kept = grounding.filter_unsupported(text, evidence, mgs=mgs) if drop_unsupported else text.strip()
+        return kept, grounding.check(text, evidence, mgs=mgs)
+
     def _generate_explanations(self, batch, evidence: Sequence[desc.Descriptors], mgs: Sequence[MGResult | None],
                                max_new_tokens: int, drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
         texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens)
-        out = []
-        for text, ev, m in zip(texts, evidence, mgs):
-            # A micro-gesture claim is supported only when it was detected (and observable).
-            bad = grounding.check(text, ev, mgs=m)
-            out.append((grounding.filter_unsupported(text, ev, mgs=m) if drop_unsupported else text.strip(), bad))
-        return out
+        return [self.ground(text, ev, m, drop_unsupported) for text, ev, m in zip(texts, evidence, mgs)]
 
     def explain_stream(self, window: WindowInput, label: str, max_new_tokens: int = 40) -> Iterator[str]:
         """Explanation text pieces as they are generated (not yet grounding-filtered)."""

@@ -41,14 +41,13 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import numpy as np
 import torch
 
-from bodytalk.model import descriptors as desc, grounding
+from bodytalk.model import grounding
 from bodytalk.model.hysteresis import StableLabel
 from bodytalk.model.microgestures import MGResult
 from bodytalk.model.worker import Tokenizer, descriptors_of
@@ -226,14 +225,13 @@ class Server:
             return schema.EmotionText(sensor=w.sensor, body=w.body, window_seq=w.window_seq, text=text, done=done,
                                       index=len(pieces))
         try:
-            for text in explanation_pieces(self.model, tokens, evidence, label, mgs, self.cfg.max_new_tokens):
+            for text in self.model.explain_tokens_stream(tokens, evidence, label, mgs, self.cfg.max_new_tokens):
                 if text:  # the streamer may flush an empty piece at the end
                     self._send(piece(text))
                     pieces.append(text)
         finally:  # "done" even after a failure: a subscriber never waits for pieces that will not come
             self._send(piece("", done=True))
-        raw = "".join(pieces)
-        return grounding.filter_unsupported(raw, evidence, mgs=mgs), grounding.check(raw, evidence, mgs=mgs)
+        return self.model.ground("".join(pieces), evidence, mgs)
 
     def beat(self, rate_hz: float) -> None:
         drops = self.intake.dropped + sum(self.refused.values())
@@ -257,14 +255,6 @@ class Server:
             if self.explainer.is_alive():
                 self._jobs.put((None, None, None))
                 self.explainer.join(timeout=30)
-
-
-def explanation_pieces(model, tokens: torch.Tensor, evidence: desc.Descriptors, label: str,
-                       mgs: MGResult | None, max_new_tokens: int) -> Iterator[str]:
-    """Raw explanation text of precomputed skeleton tokens [1, S, H], piece by piece: what
-    ``EmotionModel.explain_tokens`` generates, before its grounding filter."""
-    batch = model._explain_prompt(tokens, [evidence], [label], [mgs])
-    return model.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens, stream=True)
 
 
 def _mgs(w: schema.PromptWork) -> list[dict]:

@@ -11,7 +11,7 @@ import torch
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.inference import EmotionModel
 from bodytalk.model.microgestures import MGResult
-from bodytalk.model.server import ServeConfig, Server, explanation_pieces
+from bodytalk.model.server import ServeConfig, Server
 from bodytalk.model.worker import Tokenizer, descriptors_of
 from bodytalk.stream import schema, tail, topics
 from bodytalk.stream.transport import Publisher, Subscriber
@@ -34,8 +34,8 @@ def test_tail_prints_the_pieces_of_an_explanation_as_they_come(model, as_json):
     (work,) = Tokenizer(model).tokenize([(synthetic_windows(bodies=2, seconds=4.0)[1], 0.0)])
     # The greedy pieces of this window's explanation, generated here first: the server must send the same.
     label = model.labels[int(np.argmax(work.head_logits))]
-    expected = [p for p in explanation_pieces(model, torch.from_numpy(np.array(work.tokens))[None],
-                                              descriptors_of(work), label, MGResult.from_jsonable(work.mgs), 12) if p]
+    expected = [p for p in model.explain_tokens_stream(torch.from_numpy(np.array(work.tokens))[None], descriptors_of(work),
+                                                       label, MGResult.from_jsonable(work.mgs), 12) if p]
     assert len(expected) >= 2
     addr, stop, out = free_addr(), threading.Event(), io.StringIO()
     with Publisher(addr) as pub, Subscriber(addr, prefixes=[topics.EMOTION_TEXT, "status.probe"]) as sub:
