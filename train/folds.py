@@ -216,16 +216,20 @@ def summarise(done: dict[str, tuple[dict, dict]], left_out: dict[str, str], data
         pooled[path]["folds"] = len(preds)
         values = {k: [f["paths"][path][k] for f in folds if path in f["paths"]] for k in METRICS}
         over[path] = {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in values.items()}
+    graded = [r["explanations"] for r, _ in done.values() if r.get("explanations")]
+    sentences = sum(e["sentences"] for e in graded)
+    grounding = {"explanations": sum(e["count"] for e in graded), "sentences": sentences,
+                 "grounding_rate": sum(e["grounded_sentences"] for e in graded) / sentences} if sentences else None
     return {"config": cfg.config, "overrides": list(cfg.overrides), "command": command,
             "data": [d.uri for d in data_cfg.datasets], "group": data_cfg.split.group, "labels": list(labels),
             "paths": list(cfg.paths), "windows": sum(f["windows"] for f in folds),
             "clips": sum(f["clips"] for f in folds), "folds": folds, "left_out": left_out,
-            "pooled": pooled, "over_folds": over}
+            "pooled": pooled, "over_folds": over, "grounding": grounding}
 
 
 def markdown(s: dict) -> str:
     """One table per label path: a row per fold, the pooled row, the mean +- std row."""
-    lines = [f"# Leave-one-{s['group']}-out: {len(s['folds'])} folds of `{s['config']}`", "",
+    lines = [f"# Leave-one-{s['group']}-out: `{s['config']}`, {len(s['folds'])} fold(s)", "",
              f"- data: `{'`, `'.join(s['data'])}`; labels: {', '.join(s['labels'])}",
              f"- {s['windows']} held-out windows in {s['clips']} clips; pooled = all folds' held-out windows "
              "as one set (each clip is held out once); mean ± std over folds (ddof 0)"]
@@ -241,6 +245,9 @@ def markdown(s: dict) -> str:
                      + " | ".join(f"**{pooled[k]:.3f}**" for k in METRICS) + " |")
         lines.append("| mean ± std over folds | | | "
                      + " | ".join(f"{m['mean']:.3f} ± {m['std']:.3f}" for m in s["over_folds"][path].values()) + " |")
+    if g := s["grounding"]:
+        lines += ["", f"Explanations: {g['explanations']} over all folds; grounding rate {g['grounding_rate']:.3f} "
+                      f"of {g['sentences']} sentences (per fold: OUT/<fold>/eval/report.md)."]
     skipped = {f"{p}: {why}" for f in s["folds"] for p, why in f["skipped"].items()}
     lines += [""] + [f"Not scored: {x}" for x in sorted(skipped)]
     lines += ["", f"Command: `{s['command']}`", ""]

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bodytalk.train import config, data, pretrain, report, run
+from bodytalk.train import config, data, folds, pretrain, report, run
 from bodytalk.train.config import ConfigError
 from bodytalk.train.folds import METRICS, SweepConfig
 
@@ -114,6 +115,13 @@ def test_a_stale_fold_folder_is_refused(swept, tmp_path, capsys):
     shutil.copytree(swept / "1", out / "2", ignore=shutil.ignore_patterns("eval"))   # fold 1's run under 2
     assert sweep(out, "--folds", "2", "--paths", "head", CLASSES) == 2
     assert "was not trained on fold body=2" in capsys.readouterr().err
+
+
+def test_a_pipeline_holds_the_same_fold_out_in_every_stage():
+    cfg = SweepConfig("tiny_all", ("shared.data.split.kind=logo", "shared.data.split.group=body"))
+    _, pipeline = folds.stage_config(cfg, "2")          # "2" stays a string (not YAML text -> int)
+    stages = [stage for _, stage, _ in pipeline.plan(Path(pipeline.out))]
+    assert [(s.data.split.kind, s.data.split.group, s.data.split.fold) for s in stages] == [("logo", "body", "2")] * 3
 
 
 def test_bad_sweeps_stop_with_a_message(tmp_path, capsys):
