@@ -203,6 +203,10 @@ class VLLMSkeletonLLM:
             return self.transport.stream(requests[0])
         return [r.text for r in self.transport.run(requests)]
 
+    def close(self) -> None:
+        """Stop an in-process engine (its memory returns when the object goes)."""
+        getattr(self.transport, "close", lambda: None)()
+
     def save_adapter(self, folder: str | Path) -> None:
         """Copy the checkpoint's adapter (peft format), so EmotionModel.save works with this backend."""
         import shutil
@@ -277,6 +281,10 @@ class _Engine:
     def _groups(self, requests: list[_Request]) -> list[list[_Request]]:
         """All requests at once; with a runtime adapter, groups that prefill in one step."""
         return prefill_groups(requests, self.budget, self.max_seqs) if self.lora is not None else [requests]
+
+    def close(self) -> None:
+        with self._lock:
+            self.engine.engine_core.shutdown()
 
     def stream(self, request: _Request) -> Iterator[str]:
         with self._lock:

@@ -24,15 +24,25 @@ def default_checkpoint() -> Path:
     return path
 
 
-def load_model(path: str | os.PathLike | None = None, with_llm: bool = True):
+BACKENDS = ("transformers", "vllm")
+
+
+def load_model(path: str | os.PathLike | None = None, with_llm: bool = True, backend: str = "transformers",
+               vllm=None):
     """Load a checkpoint; if its base LLM is not available, fall back to the encoder's label head
-    (no explanations) and say how to get the LLM."""
+    (no explanations) and say how to get the LLM. ``backend="vllm"`` serves the LLM with vLLM
+    (``vllm``: a llm_vllm.VLLMConfig, e.g. a server URL; default in-process)."""
     from bodytalk.model.inference import EmotionModel
 
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     path = Path(path) if path else default_checkpoint()
     if not with_llm:
         return EmotionModel.load(path, with_llm=False)
     try:
+        if backend == "vllm":
+            from bodytalk.model.llm_vllm import load_emotion_model
+            return load_emotion_model(path, vllm)
         return EmotionModel.load(path, with_llm=True)
     except BaseModelNotFound as err:
         log.warning("%s -- using the encoder's fast label head, without explanations", err)

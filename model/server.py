@@ -297,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=16, help="windows per batch")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--backend", default="transformers", choices=("transformers", "vllm"),
+                   help="LLM backend (vllm: the extra bodytalk[vllm], in-process unless --vllm-url)")
+    p.add_argument("--vllm-url", default=None, metavar="URL",
+                   help="a vLLM OpenAI server (python -m bodytalk.model.llm_vllm CKPT prints its command); loopback only")
+    p.add_argument("--vllm-allow-remote", action="store_true",
+                   help="accept a non-loopback --vllm-url (use https and $VLLM_API_KEY)")
     return p
 
 
@@ -308,9 +314,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = ServeConfig(sub=args.sub, pub=args.pub, model=args.model, work=args.work, path=args.path,
                           explain=not args.no_explain, explain_every=args.explain_every, max_batch=args.max_batch,
                           stream_text=args.stream_text, threads=args.threads)
-        model = load_model(cfg.model, with_llm=cfg.path != "head")
+        vllm = None
+        if args.backend == "vllm":
+            from bodytalk.model.llm_vllm import VLLMConfig
+            vllm = VLLMConfig(url=args.vllm_url, allow_remote=args.vllm_allow_remote)
+        model = load_model(cfg.model, with_llm=cfg.path != "head", backend=args.backend, vllm=vllm)
         pub = Publisher(cfg.pub)
-    except (ValueError, FileNotFoundError, AddressInUse) as err:
+    except (ValueError, FileNotFoundError, AddressInUse, ImportError, ConnectionError) as err:
         log.error("%s", err)
         return 2
     if cfg.threads:
