@@ -30,6 +30,7 @@ STAGES: dict[str, str] = {
     "align": "bodytalk.train.align",
     "instruct": "bodytalk.train.instruct",
     "pipeline": "bodytalk.train.pipeline",   # several stages in a row (smoke, bandai)
+    "mg_probe": "bodytalk.train.mg_probe",   # learned micro-gesture head vs the rules (issue 7)
 }
 
 
