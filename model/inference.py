@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from bodytalk.model import checkpoint, descriptors as desc, evidence_text, grounding, mg_rules
+from bodytalk.model import checkpoint, descriptors as desc, evidence_text, grounding, mg_learned, mg_rules
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.encoder import SkeletonEncoder
@@ -49,14 +49,16 @@ class Prepared:
     x: torch.Tensor             # [B, T, J, C]
     layout_ids: torch.Tensor    # [B]
     evidence: list[desc.Descriptors]
-    mgs: list[MGResult]         # micro-gestures per window (geometric detector)
+    mgs: list[MGResult]         # micro-gestures per window (geometric rules; the learned head's after encode)
     features: torch.Tensor      # [B, evidence_dim] descriptor (+ MG) features: the projector's evidence tokens
+    inputs: list[WindowInput]   # the windows themselves (the learned MG head reads their joint validity)
 
 
 class EmotionModel:
     def __init__(self, cfg: ModelConfig, encoder: SkeletonEncoder, projector: Projector, llm=None,
-                 meta: dict | None = None) -> None:
+                 meta: dict | None = None, mg_detector=None) -> None:
         self.cfg, self.encoder, self.projector, self.llm = cfg, encoder, projector, llm
+        self.mg_detector = mg_detector   # mg_learned.LearnedDetector when the checkpoint has an MG head
         self.meta = meta or {}
         self.labels = cfg.labels
         self._builders: dict[str, object] = {}
@@ -73,7 +75,7 @@ class EmotionModel:
             llm = SkeletonLLM.load(ck.cfg.llm)
             if ck.adapter is not None:
                 llm.load_adapter(ck.adapter)
-        return cls(ck.cfg, ck.encoder, ck.projector, llm, ck.meta)
+        return cls(ck.cfg, ck.encoder, ck.projector, llm, ck.meta, mg_learned.load(path, ck.encoder))
 
     @classmethod
     def untrained(cls, cfg: ModelConfig, llm=None, seed: int = 0) -> "EmotionModel":
@@ -99,14 +101,17 @@ class EmotionModel:
         ids = self.encoder.layout_ids([windows[i].layout for i in keep])
         ev = torch.from_numpy(np.stack([self.evidence_features(d, m) for d, m in zip(evidence, mgs)]) if evidence
                               else np.zeros((0, self.cfg.projector.evidence_dim), np.float32))
-        return Prepared(keep, x, ids, evidence, mgs, ev)
+        return Prepared(keep, x, ids, evidence, mgs, ev, [windows[i] for i in keep])
 
     @torch.no_grad()
     def encode(self, p: Prepared) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Encoder outputs and projected skeleton tokens [B, S, H] (on the encoder's device: a model
-        evaluated inside a GPU training run)."""
+        evaluated inside a GPU training run). With a learned MG head, ``p.mgs`` become its detections
+        from this same encoder pass (the evidence features keep the rules' MGs, which training saw)."""
         device = next(self.encoder.parameters()).device
         enc = self.encoder(p.x.to(device), p.layout_ids.to(device))
+        if self.mg_detector is not None and p.index:
+            p.mgs[:] = self.mg_detector.results(enc["st_tokens"], p.inputs)
         return enc, self.projector(enc, p.features.to(device))
 
     # --- the interface ----------------------------------------------------------------------------

@@ -134,3 +134,24 @@ def test_a_head_is_refused_on_other_encoder_weights_but_not_after_label_head_tra
         mg_learned.load(tmp_path, SkeletonEncoder(encoder.cfg))
     with pytest.raises(ValueError, match="retrain"):
         mg_learned.LearnedDetector(head_for(encoder), SkeletonEncoder(EncoderConfig(dim=D, time_chunks=2)))
+
+
+def test_a_checkpoint_with_a_head_reads_mgs_from_the_same_encoder_pass(tmp_path):
+    from bodytalk.model.checkpoint import ModelConfig
+    from bodytalk.model.inference import EmotionModel
+
+    model = EmotionModel.untrained(ModelConfig.create(encoder={"dim": D, "time_chunks": K}, with_llm=False))
+    model.save(tmp_path)
+    assert EmotionModel.load(tmp_path).mg_detector is None          # no head: the geometric rules
+    head = head_for(model.encoder)
+    for layer in (head.window, head.chunk):                          # a head that says "present" for every MG
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.constant_(layer.bias, 5.0)
+    mg_learned.save(tmp_path, head)
+    loaded = EmotionModel.load(tmp_path)
+    assert loaded.mg_detector is not None
+    w = window()
+    conf = w.confidence.copy()
+    conf[:, WRISTS] = 0.0
+    (r,) = loaded.recognise([WindowInput(w.joints, conf, FPS)], path="head")
+    assert {m.name for m in r.mgs.present} == set(NAMES) - HANDS and set(r.mgs.not_observable) == HANDS
