@@ -1,0 +1,65 @@
+"""A checkpoint's LoRA adapter through vLLM: merged into the weights (the default) and served at run
+time, each against transformers carrying the same adapter (float32). Two engine loads, one at a time."""
+from __future__ import annotations
+
+import pytest
+
+from bodytalk.model.llm import SkeletonLLM
+from bodytalk.model.llm_vllm import VLLMConfig, VLLMSkeletonLLM, merged_weights
+from bodytalk.model.weights import resolve_base
+from tests.vllm.conftest import assert_same_readings, emotion_model, windows
+
+pytestmark = pytest.mark.vllm
+
+
+@pytest.fixture(scope="module")
+def with_adapter(model_cfg, lora_adapter):
+    """The transformers backend carrying the adapter."""
+    llm = SkeletonLLM.load(model_cfg.llm)
+    llm.load_adapter(lora_adapter)
+    return emotion_model(model_cfg, llm)
+
+
+@pytest.fixture(scope="module")
+def readings(with_adapter):
+    """Transformers' readings of 4 windows with the adapter."""
+    return windows(4), with_adapter.recognise(windows(4), path="llm")
+
+
+def _served(model_cfg, adapter, vcfg: VLLMConfig):
+    llm = VLLMSkeletonLLM.load(model_cfg.llm, adapter, vcfg)
+    return llm, emotion_model(model_cfg, llm)
+
+
+def test_merged_adapter_gives_the_transformers_readings(model_cfg, lora_adapter, merged_cache, readings):
+    llm, model = _served(model_cfg, lora_adapter, VLLMConfig(cache=str(merged_cache)))
+    try:
+        wins, want = readings
+        got = model.recognise(wins, path="llm")
+        assert_same_readings(got, want)
+        base = emotion_model(model_cfg, SkeletonLLM.load(model_cfg.llm)).recognise(wins, path="llm")
+        moved = max(abs(g.probs[k] - b.probs[k]) for g, b in zip(got, base) for k in b.probs)
+        assert moved > 0.01            # the adapter changes the readings: it was really merged in
+    finally:
+        llm.close()
+    # One merged folder, in the cache given, keyed by the adapter; asking again reuses it.
+    assert llm.folder.parent == merged_cache / "merged" and llm.folder.name.startswith("smollm2-135m-lora-")
+    stamp = (llm.folder / "config.json").stat().st_mtime_ns
+    again = merged_weights(resolve_base(model_cfg.llm.base), lora_adapter, model_cfg.llm.dtype, merged_cache)
+    assert again == llm.folder and (again / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_runtime_adapter_gives_the_transformers_readings_and_text(model_cfg, lora_adapter, readings, with_adapter):
+    """merge_adapter=False: a LoRARequest on every request, generation in one-step prefill groups."""
+    llm, model = _served(model_cfg, lora_adapter, VLLMConfig(merge_adapter=False, max_lora_rank=8))
+    try:
+        wins, want = readings
+        assert_same_readings(model.recognise(wins, path="llm"), want)
+        labels = ["sad", "happy", "angry", "neutral"]     # prompts of different lengths in one batch
+        got = model.explain(wins, labels, max_new_tokens=12, drop_unsupported=False)
+        assert [t for t, _ in got] == [t for t, _ in with_adapter.explain(wins, labels, max_new_tokens=12,
+                                                                          drop_unsupported=False)]
+        assert "".join(model.explain_stream(wins[0], "sad", max_new_tokens=12)).strip() == got[0][0]
+        assert_same_readings(model.recognise(wins, path="llm"), want)    # the engine still answers
+    finally:
+        llm.close()
