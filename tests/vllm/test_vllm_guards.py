@@ -11,7 +11,8 @@ import torch
 
 from bodytalk.model import llm_vllm
 from bodytalk.model.llm import LLMConfig
-from bodytalk.model.llm_vllm import VLLMConfig, VLLMSkeletonLLM, _Request, prefill_groups
+from bodytalk.model.llm_vllm import VLLMConfig, VLLMSkeletonLLM
+from bodytalk.model.vllm_transport import Request, prefill_groups
 
 
 @pytest.fixture
@@ -19,8 +20,8 @@ def no_engine(monkeypatch):
     """Fail the test if anything tries to start an engine or reach a server."""
     def refuse(*args, **kwargs):
         raise AssertionError("an engine or server was reached; the refusal must come first")
-    monkeypatch.setattr(llm_vllm, "_Engine", refuse)
-    monkeypatch.setattr(llm_vllm, "_Server", refuse)
+    monkeypatch.setattr(llm_vllm, "Engine", refuse)
+    monkeypatch.setattr(llm_vllm, "Server", refuse)
 
 
 def _adapter(folder, rank: int, pattern: dict | None = None):
@@ -74,7 +75,7 @@ def test_max_lora_rank_must_be_one_vllm_accepts():
 def test_prefill_groups_fit_one_engine_step():
     """With a runtime adapter every group prefills in one step (token budget and sequence count), so
     no step mixes prompt embeddings with decoded tokens."""
-    requests = [_Request(torch.zeros(n, 4), 40) for n in (60, 50, 30, 120, 10, 10, 10)]
+    requests = [Request(torch.zeros(n, 4), 40) for n in (60, 50, 30, 120, 10, 10, 10)]
     groups = prefill_groups(requests, budget=100, max_seqs=2)
     assert [[len(r.embeds) for r in g] for g in groups] == [[60], [50, 30], [120], [10, 10], [10]]
     assert [r for g in groups for r in g] == requests        # order kept
