@@ -16,8 +16,8 @@ path) over the FULL vocabulary (logprobs_mode "raw_logprobs", its default). A la
 along its path, softmaxed over the label set: the quantity SkeletonLLM.label_log_likelihoods computes
 in one tree-masked pass, so the two differ by kernel numerics only. Measured on SmolLM2-135M: in
 float32 within 1e-4 nat per label (tests/vllm hold them to 1e-3 in probability); in bfloat16 each
-backend is ~0.1 nat per token off the float32 value, so labels differ by up to ~0.35 nat and
-probabilities by up to ~0.08 (4 windows of an untrained checkpoint), and greedy text can part ways
+backend is ~0.1 nat per token off the float32 value, so label probabilities differ by up to ~0.2
+(bench_vllm.py, 16 windows of runs/bandai: the same label on all 16) and greedy text can part ways
 after a few tokens. The root requests run first, so the deeper nodes find the window's prompt in
 vLLM's prefix cache (whole KV blocks, block_size) and compute only its last partial block plus their
 path. `cache_prefix` keeps the shared prompt prefix's embeddings to prepend per row; vLLM's prefix
