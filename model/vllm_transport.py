@@ -8,12 +8,14 @@ same results (text, log-probabilities of chosen next tokens), so the backend doe
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import io
 import ipaddress
 import itertools
 import json
 import os
+import queue
 import threading
 import urllib.error
 import urllib.request
@@ -65,10 +67,10 @@ def require_vllm() -> None:
 
 
 class Engine:
-    """A vLLM engine in this process. One call at a time (the server labels on one thread and explains
-    on another; vLLM's engine is not thread-safe), so labels wait while an explanation streams; a
-    vLLM server batches them instead. Each call's requests are added together and stepped to
-    completion: a call never shares a step with another call's requests."""
+    """A vLLM engine in this process, stepped by one driver thread. Callers on any thread (the server
+    labels on one and explains on another) add their requests and wait for them, and vLLM batches
+    whatever is in flight into each step: labels never wait for a whole explanation. With a runtime
+    adapter, calls run one at a time instead, in groups that prefill in one step (prefill_groups)."""
 
     def __init__(self, folder: Path, config: LLMConfig, vcfg: VLLMConfig, adapter: Path | None) -> None:
         require_vllm()
@@ -83,7 +85,13 @@ class Engine:
         self.lora = LoRARequest("bodytalk", 1, str(adapter)) if adapter is not None else None
         self.budget = self.engine.vllm_config.scheduler_config.max_num_batched_tokens
         self.max_seqs = self.engine.vllm_config.scheduler_config.max_num_seqs
-        self._lock, self._ids = threading.Lock(), itertools.count()
+        self._ids = itertools.count()
+        self._lock = threading.Lock()                          # the engine: add, step, abort
+        self._calls = threading.Lock() if self.lora is not None else contextlib.nullcontext()
+        self._work = threading.Event()
+        self._sinks: dict[str, queue.SimpleQueue] = {}         # request id -> its outputs, or the engine's error
+        self._stopped: BaseException | None = None
+        threading.Thread(target=self._drive, name="vllm-engine", daemon=True).start()
 
     def _params(self, r: Request, delta: bool = False):
         from vllm import SamplingParams
@@ -94,41 +102,79 @@ class Engine:
                               detokenize=r.score_ids is None,
                               output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY)
 
-    def _add(self, r: Request, delta: bool = False) -> str:
+    def _submit(self, r: Request, delta: bool = False) -> tuple[str, queue.SimpleQueue]:
         rid = f"bodytalk-{next(self._ids)}"   # outputs carry this id (vLLM appends a suffix internally)
-        self.engine.add_request(rid, {"prompt_embeds": r.embeds}, self._params(r, delta), lora_request=self.lora)
-        return rid
+        prompt, = self.engine.renderer.render_cmpl([{"prompt_embeds": r.embeds}])   # validated engine input
+        sink: queue.SimpleQueue = queue.SimpleQueue()
+        with self._lock:
+            if self._stopped is not None:
+                raise RuntimeError(f"the vLLM engine has stopped ({self._stopped})")
+            self.engine.add_request(rid, prompt, self._params(r, delta), lora_request=self.lora)
+            self._sinks[rid] = sink
+        self._work.set()
+        return rid, sink
+
+    def _drive(self) -> None:
+        """Step while anything is in flight; hand every output to its caller's sink."""
+        while True:
+            self._work.wait()
+            with self._lock:
+                if self._stopped is not None:
+                    return
+                if not self.engine.has_unfinished_requests():
+                    self._work.clear()        # cleared under the lock: a later add sets it again
+                    continue
+                try:
+                    outputs = self.engine.step()
+                except Exception as err:      # noqa: BLE001 (every waiting caller gets it)
+                    self._stopped = err
+                    for sink in self._sinks.values():
+                        sink.put(err)
+                    return
+                for out in outputs:
+                    sink = self._sinks.pop(out.request_id) if out.finished else self._sinks.get(out.request_id)
+                    if sink is not None:
+                        sink.put(out)
+
+    @staticmethod
+    def _take(sink: queue.SimpleQueue):
+        item = sink.get()
+        if isinstance(item, BaseException):
+            raise RuntimeError(f"the vLLM engine failed: {item}") from item
+        return item
 
     def run(self, requests: list[Request]) -> list[Result]:
-        results: dict[str, Result] = {}
-        with self._lock:
-            ids = []
-            for group in self._groups(requests):
-                ids += [self._add(r) for r in group]
-                while self.engine.has_unfinished_requests():
-                    results.update((out.request_id, _result(out.outputs[0])) for out in self.engine.step()
-                                   if out.finished)
-        return [results[i] for i in ids]
+        results: list[Result] = []
+        with self._calls:
+            groups = prefill_groups(requests, self.budget, self.max_seqs) if self.lora is not None else [requests]
+            for group in groups:
+                sinks = [self._submit(r)[1] for r in group]
+                results += [_result(self._take(sink).outputs[0]) for sink in sinks]
+        return results
 
-    def _groups(self, requests: list[Request]) -> list[list[Request]]:
-        """All requests at once; with a runtime adapter, groups that prefill in one step."""
-        return prefill_groups(requests, self.budget, self.max_seqs) if self.lora is not None else [requests]
+    def stream(self, request: Request) -> Iterator[str]:
+        with self._calls:
+            rid, sink = self._submit(request, delta=True)
+            try:
+                while True:
+                    out = self._take(sink)
+                    if out.outputs and out.outputs[0].text:
+                        yield out.outputs[0].text
+                    if out.finished:
+                        return
+            finally:   # the consumer stopped early: the request is still in flight
+                with self._lock:
+                    if self._sinks.pop(rid, None) is not None and self._stopped is None:
+                        self.engine.abort_request([rid])
 
     def close(self) -> None:
         with self._lock:
-            self.engine.engine_core.shutdown()
-
-    def stream(self, request: Request) -> Iterator[str]:
-        with self._lock:
-            rid = self._add(request, delta=True)
-            try:
-                while self.engine.has_unfinished_requests():
-                    for out in self.engine.step():
-                        if out.outputs and out.outputs[0].text:
-                            yield out.outputs[0].text
-            finally:   # the consumer stopped early: free the engine for the next call
-                if self.engine.has_unfinished_requests():
-                    self.engine.abort_request([rid])
+            if self._stopped is None:
+                self._stopped = RuntimeError("closed")
+                for sink in self._sinks.values():     # nobody waits forever on a closed engine
+                    sink.put(self._stopped)
+                self.engine.engine_core.shutdown()
+        self._work.set()
 
 
 def prefill_groups(requests: list[Request], budget: int, max_seqs: int) -> list[list[Request]]:

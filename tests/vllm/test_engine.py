@@ -2,6 +2,8 @@
 SmolLM2, float32): label probabilities, explanations, streaming. One engine load for the module."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from bodytalk.model.llm import SkeletonLLM
@@ -53,3 +55,21 @@ def test_streamed_pieces_join_into_the_explanation(models):
     pieces = list(ours.explain_stream(window, "sad", max_new_tokens=20))
     (text, _), = ours.explain([window], ["sad"], max_new_tokens=20, drop_unsupported=False)
     assert len(pieces) > 1 and "".join(pieces).strip() == text
+
+
+def test_labels_and_a_streamed_explanation_on_two_threads(models):
+    """The server labels on one thread while another streams an explanation: the engine batches both,
+    and each caller gets its own answers."""
+    ours, _ = models
+    wins = windows(3, seed=3)
+    alone = ours.recognise(wins, path="llm")
+    pieces: list[str] = []
+    explainer = threading.Thread(target=lambda: pieces.extend(ours.explain_stream(wins[0], "sad", max_new_tokens=20)))
+    explainer.start()
+    together = [ours.recognise(wins, path="llm") for _ in range(2)]
+    explainer.join(timeout=300)
+    (text, _), = ours.explain([wins[0]], ["sad"], max_new_tokens=20, drop_unsupported=False)
+    assert "".join(pieces).strip() == text
+    for readings in together:
+        for a, b in zip(readings, alone):
+            assert a.label == b.label and max(abs(a.probs[k] - b.probs[k]) for k in a.probs) < 1e-4
