@@ -2,7 +2,8 @@
 
 Per backend, on one checkpoint (default: the packaged demo model; its adapter is merged for vLLM):
   - load time and resident memory added
-  - LLM label scoring for 1 window and a batch of 16 (recognise, path "llm", everything included)
+  - LLM label scoring for 1 window and a batch of 16 (recognise, path "llm", everything included),
+    on fresh windows every time
   - explanation: time to the first streamed piece and to 40 tokens
 and the ratio vLLM / transformers, plus how far the two backends' label probabilities are apart on
 the same 16 windows (bfloat16: rounding differs, see model/llm_vllm.py).
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_model import explanation_timing, timed, windows  # noqa: E402
+from bench_model import timed, windows  # noqa: E402
 from report import machine, write_section  # noqa: E402
 
 
@@ -43,13 +44,27 @@ def load(backend: str, path):
 
 
 def measure(model, data, args) -> dict[str, float]:
-    one, sixteen = data[:1], data[:16]
-    first, total, tokens = explanation_timing(model, one[0], args.reps)
-    return {"label, 1 window": statistics.median(timed(lambda: model.recognise(one, "llm"), args.reps)),
-            "label, batch of 16": statistics.median(timed(lambda: model.recognise(sixteen, "llm"), args.reps)),
-            "explanation: first piece": statistics.median(first),
-            f"explanation: {args.tokens} tokens (scaled from {tokens})":
-                statistics.median(total) / tokens * args.tokens}
+    """Medians over repetitions, each on windows the backend has not seen: vLLM's prefix cache would
+    otherwise answer a repeated window from its cached prompt."""
+    fresh = iter(data)
+    take = lambda n: [next(fresh) for _ in range(n)]  # noqa: E731
+    label_one = timed(lambda: model.recognise(take(1), "llm"), args.reps)
+    label_16 = timed(lambda: model.recognise(take(16), "llm"), args.reps)
+    firsts, totals, tokens = [], [], []
+    for window in take(args.reps):
+        t, first, pieces = time.perf_counter(), None, []
+        for piece in model.explain_stream(window, model.labels[0], max_new_tokens=args.tokens):
+            first = first or time.perf_counter()
+            pieces.append(piece)
+        end = time.perf_counter()
+        firsts.append(((first or end) - t) * 1e3)
+        totals.append((end - t) * 1e3)
+        tokens.append(max(1, len(model.llm.tokenizer("".join(pieces), add_special_tokens=False)["input_ids"])))
+    n = statistics.median(tokens)
+    return {"label, 1 window": statistics.median(label_one), "label, batch of 16": statistics.median(label_16),
+            "explanation: first piece": statistics.median(firsts),
+            f"explanation: {args.tokens} tokens (scaled from the tokens generated)": statistics.median(totals) / n
+            * args.tokens, "tokens generated": n}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,18 +87,20 @@ def main(argv: list[str] | None = None) -> int:
     header = machine(f"; torch {torch.__version__}, vllm {vllm.__version__}")
     command = " ".join(["python benchmarks/bench_vllm.py", *(f"--{k} {v}" for k, v in vars(args).items()
                                                              if k not in ("write", "section") and v not in (None, False))])
-    data = [w for w, _ in windows(16, args.seed)]
+    data = [w for w, _ in windows(17 * (args.reps + 1) + args.reps, args.seed)]
     results, loads, probs = {}, {}, {}
     for backend in ("transformers", "vllm"):
         model, seconds, rss = load(backend, args.model)
         loads[backend] = f"{seconds:.1f} s, +{rss / 2**20:,.0f} MiB"
         results[backend] = measure(model, data, args)
-        probs[backend] = model.recognise(data, "llm")
+        probs[backend] = model.recognise(data[:16], "llm")
         getattr(model.llm, "close", lambda: None)()
         del model
     rows = [("load (resident memory added)", loads["transformers"], loads["vllm"], "")]
+    tokens = {backend: results[backend].pop("tokens generated") for backend in results}
     rows += [(case, f"{ms:.0f} ms", f"{results['vllm'][case]:.0f} ms", f"{results['vllm'][case] / ms:.1f}x")
              for case, ms in results["transformers"].items()]
+    rows.append(("tokens generated per explanation (median)", f"{tokens['transformers']:.0f}", f"{tokens['vllm']:.0f}", ""))
     same = sum(a.label == b.label for a, b in zip(probs["vllm"], probs["transformers"]))
     apart = max(abs(a.probs[k] - b.probs[k]) for a, b in zip(probs["vllm"], probs["transformers"]) for k in a.probs)
     table = "\n".join([
@@ -91,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}.", f"Command: `{command}`.", "",
         "| case | transformers | vLLM (in-process) | vLLM / transformers |", "|---|---|---|---|",
         *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows), "",
-        f"Same label on {same} of {len(data)} windows; label probabilities at most {apart:.3f} apart."])
+        f"Same label on {same} of 16 windows; label probabilities at most {apart:.3f} apart."])
     print(table)
     if args.write:
         write_section(args.write, args.section, table)

@@ -21,7 +21,10 @@ backend is ~0.1 nat per token off the float32 value, so label probabilities diff
 after a few tokens. The root requests run first, so the deeper nodes find the window's prompt in
 vLLM's prefix cache (whole KV blocks, block_size) and compute only its last partial block plus their
 path. `cache_prefix` keeps the shared prompt prefix's embeddings to prepend per row; vLLM's prefix
-caching reuses its keys and values.
+caching reuses its keys and values. On the 2-core CPU (benchmarks/bench_vllm.py) this is 2.4x (1
+window) to 3.7x (16) slower than the transformers backend's one tree-masked pass: every deeper request
+recomputes the prompt's last partial block (CPU blocks are multiples of 32 tokens). Explanations run
+as fast as with transformers; vLLM's batching pays off on a GPU.
 
 Adapters: a checkpoint's LoRA is merged into the base weights (peft merge_and_unload in float32,
 saved once as safetensors under <cache>/merged/, keyed by a hash of adapter and base) and vLLM serves
