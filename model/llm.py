@@ -74,7 +74,7 @@ class SkeletonLLM(nn.Module):
         self.config = config
         self.lm = lm
         self.tokenizer = tokenizer
-        self.turn_end = _turn_end(tokenizer)
+        self.turn_end = turn_end_of(tokenizer)
         self._answers: dict[str, list[int]] = {}
 
     @classmethod
@@ -279,7 +279,7 @@ def _positions(mask: Tensor) -> Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def _turn_end(tokenizer) -> str:
+def turn_end_of(tokenizer) -> str:
     """What the chat template writes after an assistant message (e.g. "<|im_end|>"), found by
     rendering a probe conversation; falls back to the EOS token."""
     probe, mark = [{"role": "user", "content": "x"}], "\x00answer\x00"

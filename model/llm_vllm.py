@@ -56,7 +56,7 @@ from urllib.parse import urlsplit
 import torch
 from torch import Tensor, nn
 
-from bodytalk.model.llm import DTYPES, LLMConfig, _turn_end
+from bodytalk.model.llm import DTYPES, LLMConfig, turn_end_of
 from bodytalk.model.vllm_transport import Engine, Request, Server, is_loopback, require_vllm
 from bodytalk.model.weights import cache_root, resolve_base
 
@@ -102,7 +102,7 @@ class VLLMSkeletonLLM:
         self.config, self.folder, self.transport, self.adapter = config, folder, transport, adapter
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         self.embeddings = _input_embeddings(folder, DTYPES[config.dtype])
-        self.turn_end = _turn_end(self.tokenizer)
+        self.turn_end = turn_end_of(self.tokenizer)
         end = self.tokenizer(self.turn_end, add_special_tokens=False)["input_ids"] if self.turn_end else []
         self.stop_ids = tuple(end) if len(end) == 1 else ()
         self._answers: dict[str, list[int]] = {}
