@@ -42,7 +42,7 @@ from bodytalk.stream import schema
 from bodytalk.stream.transport import Publisher, Subscriber
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report import machine, write_section  # noqa: E402
+from report import machine, publish  # noqa: E402
 
 HWM = 1_000_000      # throughput runs must not lose messages to the high-water mark
 CONTROL = "bench"    # status.bench carries the run protocol: probe / end / exit
@@ -255,10 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python benchmarks/bench_bus.py",
                         *(f"--{k} {v}" for k, v in vars(args).items() if k not in ("write", "addr"))])
     table = render(measure(args), args, command, header)
-    print(table)
-    if args.write:
-        write_section(args.write, "bench_bus", table)
-    return 0
+    return publish(table, args.write, "bench_bus")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report import machine, write_section  # noqa: E402
+from report import machine, publish  # noqa: E402
 
 
 def windows(n: int, seed: int):
@@ -132,10 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = measure(args)
     table = "\n".join([f"Measured {time.strftime('%Y-%m-%d')} on {header}.", f"Command: `{command}`.", "",
                        "| case | median | budget |", "|---|---|---|", *(f"| {a} | {b} | {c} |" for a, b, c in rows)])
-    print(table)
-    if args.write:
-        write_section(args.write, args.section, table)
-    return 0
+    return publish(table, args.write, args.section)
 
 
 if __name__ == "__main__":

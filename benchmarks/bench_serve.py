@@ -44,7 +44,7 @@ from bodytalk.stream import schema, topics
 from bodytalk.stream.transport import Subscriber
 
 sys.path.insert(0, str(Path(__file__).parent))
-from report import machine, write_section  # noqa: E402
+from report import machine, publish  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "runs" / "smoke" / "checkpoint"
@@ -257,10 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(row(r), file=sys.stderr, flush=True)
                 results.append(r)
     table = render(results, command, header, notes)
-    print(table)
-    if args.write:
-        write_section(args.write, "bench_serve", table)
-    return 0
+    return publish(table, args.write, "bench_serve")
 
 
 if __name__ == "__main__":

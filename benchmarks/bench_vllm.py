@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_model import timed, windows  # noqa: E402
-from report import machine, write_section  # noqa: E402
+from report import machine, publish  # noqa: E402
 
 
 def load(backend: str, path):
@@ -109,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "| case | transformers | vLLM (in-process) | vLLM / transformers |", "|---|---|---|---|",
         *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows), "",
         f"Same label on {same} of 16 windows; label probabilities at most {apart:.3f} apart."])
-    print(table)
-    if args.write:
-        write_section(args.write, args.section, table)
-    return 0
+    return publish(table, args.write, args.section)
 
 
 if __name__ == "__main__":

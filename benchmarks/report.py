@@ -29,3 +29,11 @@ def write_section(path: Path, name: str, table: str) -> None:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + f"\n\n{block}\n"
     path.write_text(text)
     print(f"wrote {path}", file=sys.stderr)
+
+
+def publish(table: str, path: Path | None, name: str) -> int:
+    """Print a script's table and, with ``--write PATH``, replace its section there; exit status 0."""
+    print(table)
+    if path:
+        write_section(path, name, table)
+    return 0
