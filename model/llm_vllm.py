@@ -56,8 +56,9 @@ from urllib.parse import urlsplit
 import torch
 from torch import Tensor, nn
 
-from bodytalk.model.llm import DTYPES, LLMConfig, turn_end_of
-from bodytalk.model.vllm_transport import Engine, Request, Server, is_loopback, require_vllm
+from bodytalk.model.llm import DTYPES, LLMConfig, SkeletonLLM, turn_end_of
+from bodytalk.model.vllm_transport import Engine, Request, Server, require_vllm
+from bodytalk.stream.transport import is_loopback_host
 from bodytalk.model.weights import cache_root, resolve_base
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)   # what vLLM's max_lora_rank accepts
@@ -86,7 +87,7 @@ class VLLMConfig:
             url = urlsplit(self.url)
             if url.scheme not in ("http", "https") or not url.hostname:
                 raise ValueError(f"url must be http(s)://HOST:PORT of a vLLM server, not {self.url!r}")
-            if not self.allow_remote and not is_loopback(url.hostname):
+            if not self.allow_remote and not is_loopback_host(url.hostname):
                 raise ValueError(f"{self.url} is not a loopback address: prompt embeddings steer the model, so only "
                                  "our own processes may send them. Use 127.0.0.1, or set allow_remote "
                                  "(--vllm-allow-remote) with https and the server's --api-key")
@@ -147,11 +148,7 @@ class VLLMSkeletonLLM:
         """The shared prompt prefix [P, H]: prepended to each row; vLLM's prefix cache does the rest."""
         return prefix_embeds.detach()
 
-    def answer_ids(self, label: str) -> list[int]:
-        """Token ids of `label` as the assistant's whole answer, end-of-turn included."""
-        if label not in self._answers:
-            self._answers[label] = self.tokenizer(label + self.turn_end, add_special_tokens=False)["input_ids"]
-        return self._answers[label]
+    answer_ids = SkeletonLLM.answer_ids   # the same answers, cached in self._answers
 
     def label_log_likelihoods(self, inputs_embeds: Tensor, attention_mask: Tensor, labels: Sequence[str],
                               prefix: Tensor | None = None) -> Tensor:

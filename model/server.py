@@ -35,7 +35,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import queue
 import threading
@@ -50,9 +49,10 @@ import torch
 from bodytalk.model import grounding
 from bodytalk.model.hysteresis import StableLabel
 from bodytalk.model.microgestures import MGResult
+from bodytalk.model.registry import BACKENDS
 from bodytalk.model.worker import Tokenizer, descriptors_of
 from bodytalk.stream import schema, topics
-from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher, Puller, Subscriber
+from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher, Puller, Subscriber, is_loopback_host
 
 log = logging.getLogger("bodytalk.serve")
 
@@ -271,13 +271,7 @@ def _evidence(w: schema.PromptWork) -> dict:
 def _is_loopback(addr: str) -> bool:
     """tcp://127.0.0.1:N, tcp://localhost:N, ipc:// and inproc:// stay on this host."""
     url = urlsplit(addr)
-    if url.scheme in ("ipc", "inproc"):
-        return True
-    host = url.hostname or ""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # an interface name or "*": reachable from the network
-        return False
+    return url.scheme in ("ipc", "inproc") or is_loopback_host(url.hostname)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=16, help="windows per batch")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--backend", default="transformers", choices=("transformers", "vllm"),
+    p.add_argument("--backend", default="transformers", choices=BACKENDS,
                    help="LLM backend (vllm: the extra bodytalk[vllm], in-process unless --vllm-url)")
     p.add_argument("--vllm-url", default=None, metavar="URL",
                    help="a vLLM OpenAI server (python -m bodytalk.model.llm_vllm CKPT prints its command); loopback only")

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import importlib
 import io
-import ipaddress
 import itertools
 import json
 import os
@@ -259,11 +258,3 @@ def _b64(embeds: Tensor) -> str:
     buf = io.BytesIO()
     torch.save(embeds.contiguous(), buf)
     return base64.b64encode(buf.getvalue()).decode()
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost: reachable from this machine only."""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
