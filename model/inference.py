@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from bodytalk.model import checkpoint, descriptors as desc, evidence_text, grounding, mg_learned, mg_rules
+from bodytalk.model import checkpoint, decode_int8, descriptors as desc, evidence_text, grounding, mg_learned, mg_rules
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.encoder import SkeletonEncoder
@@ -62,12 +62,13 @@ class EmotionModel:
         self.meta = meta or {}
         self.labels = cfg.labels
         self._builders: dict[str, object] = {}
-        self._prefix = None
+        self._prefixes: dict[str, object] = {}    # per prompt kind: the LLM's cache of its shared prefix
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, with_llm: bool = True) -> "EmotionModel":
-        """A checkpoint folder; the base LLM comes from ``cfg.llm.base`` and the adapter from the folder."""
+    def load(cls, path: str | Path, with_llm: bool = True, int8_decode: bool = True) -> "EmotionModel":
+        """A checkpoint folder; the base LLM comes from ``cfg.llm.base`` and the adapter from the folder.
+        ``int8_decode``: explanations decode with int8 weight copies (decode_int8; label scores unchanged)."""
         ck = checkpoint.load(path)
         llm = None
         if with_llm and ck.cfg.llm is not None:
@@ -75,6 +76,8 @@ class EmotionModel:
             llm = SkeletonLLM.load(ck.cfg.llm)
             if ck.adapter is not None:
                 llm.load_adapter(ck.adapter)
+            if int8_decode:
+                decode_int8.enable(llm.lm)
         return cls(ck.cfg, ck.encoder, ck.projector, llm, ck.meta, mg_learned.load(path, ck.encoder))
 
     @classmethod
@@ -154,8 +157,14 @@ class EmotionModel:
         return evidence_features(d, mgs if self.cfg.mg_cues else None)
 
     def reset_cache(self) -> None:
-        """Forget the cached prompt prefix (after the LLM's weights change)."""
-        self._prefix = None
+        """Forget the cached prompt prefixes (after the LLM's weights change)."""
+        self._prefixes.clear()
+
+    def _prefix(self, kind: str):
+        """The LLM's cache of the shared prefix of the `kind` prompt ("recognise" or "explain")."""
+        if kind not in self._prefixes:
+            self._prefixes[kind] = self.llm.cache_prefix(self._builder(kind).prefix_embeds())
+        return self._prefixes[kind]
 
     def label_path(self, path: str = "auto") -> str:
         """Resolve "auto" to the path this model can take ("llm" when it has its LLM, else "head")."""
@@ -174,11 +183,9 @@ class EmotionModel:
         sends the server): skeleton tokens [B, S, H], rendered descriptor lines (B), head logits [B, L]."""
         if self.label_path(path) == "head":
             return head_logits.softmax(-1)
-        builder = self._builder("recognise")
-        if self._prefix is None:
-            self._prefix = self.llm.cache_prefix(builder.prefix_embeds())
-        batch = builder.build(tokens, list(evidence_texts), with_prefix=False)
-        return self.llm.score_labels(batch.inputs_embeds, batch.attention_mask, self.labels, prefix=self._prefix)
+        batch = self._builder("recognise").build(tokens, list(evidence_texts), with_prefix=False)
+        return self.llm.score_labels(batch.inputs_embeds, batch.attention_mask, self.labels,
+                                     prefix=self._prefix("recognise"))
 
     def _explain_batch(self, windows: Sequence[WindowInput], labels: Sequence[str]):
         readings: list[Reading] = [None] * len(windows)  # type: ignore[list-item]
@@ -194,7 +201,7 @@ class EmotionModel:
         if self.llm is None:
             raise ValueError("explanations need the LLM: load the checkpoint with its base model")
         return self._builder("explain").build(tokens, [self.evidence_line(d, m) for d, m in zip(evidence, mgs)],
-                                              labels=list(labels))
+                                              labels=list(labels), with_prefix=False)
 
     def explain(self, windows: Sequence[WindowInput], labels: Sequence[str], max_new_tokens: int = 40,
                 drop_unsupported: bool = True) -> list[tuple[str, list[grounding.Claim]]]:
@@ -218,7 +225,7 @@ class EmotionModel:
         are generated; ``ground`` the joined text afterwards."""
         batch = self._explain_prompt(tokens, [evidence], [label], [mgs])
         return self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                 stream=True)
+                                 stream=True, prefix=self._prefix("explain"))
 
     @staticmethod
     def ground(text: str, evidence: desc.Descriptors, mgs: MGResult | None = None,
@@ -230,11 +237,12 @@ class EmotionModel:
 
     def _generate_explanations(self, batch, evidence: Sequence[desc.Descriptors], mgs: Sequence[MGResult | None],
                                max_new_tokens: int, drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
-        texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens)
+        texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
+                                  prefix=self._prefix("explain"))
         return [self.ground(text, ev, m, drop_unsupported) for text, ev, m in zip(texts, evidence, mgs)]
 
     def explain_stream(self, window: WindowInput, label: str, max_new_tokens: int = 40) -> Iterator[str]:
         """Explanation text pieces as they are generated (not yet grounding-filtered)."""
         batch, _ = self._explain_batch([window], [label])
         return self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                 stream=True)
+                                 stream=True, prefix=self._prefix("explain"))

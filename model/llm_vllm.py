@@ -180,13 +180,15 @@ class VLLMSkeletonLLM:
         return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix).softmax(-1)
 
     def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                 stream: bool = False, do_sample: bool = False) -> list[str] | Iterator[str]:
+                 stream: bool = False, do_sample: bool = False,
+                 prefix: Tensor | None = None) -> list[str] | Iterator[str]:
         """Continue each prompt (inputs_embeds [B, N, H], left-padded attention_mask [B, N]), greedy by
-        default, stopping at EOS or the end of turn. B texts, or with stream=True (B = 1) text pieces."""
+        default, stopping at EOS or the end of turn. B texts, or with stream=True (B = 1) text pieces.
+        `prefix` (from cache_prefix) is prepended to every row."""
         if stream and inputs_embeds.shape[0] != 1:
             raise ValueError(f"stream=True generates for one window at a time, got a batch of {inputs_embeds.shape[0]}")
         requests = [Request(row, max_new_tokens, stop_ids=self.stop_ids, sample=do_sample)
-                    for row in _rows(inputs_embeds, attention_mask, None)]
+                    for row in _rows(inputs_embeds, attention_mask, prefix)]
         if stream:
             return self.transport.stream(requests[0])
         return [r.text for r in self.transport.run(requests)]

@@ -154,6 +154,23 @@ def test_generate_is_greedy_and_batch_independent(tiny_llm):
         tiny_llm.generate(batch.inputs_embeds, batch.attention_mask, stream=True)
 
 
+def test_generate_after_a_cached_prefix_continues_like_the_whole_prompt(tiny_llm):
+    builder = PromptBuilder(tiny_llm.tokenizer, tiny_llm.embed, EXPLANATION)
+    skeleton = _skeleton(2, seed=4)
+    labels = ["sad", "happy"]
+    whole = builder.build(skeleton, DESCRIPTORS[:2], labels=labels)
+    part = builder.build(skeleton, DESCRIPTORS[:2], labels=labels, with_prefix=False)
+    prefix = tiny_llm.cache_prefix(builder.prefix_embeds())
+    expected = tiny_llm.generate(whole.inputs_embeds, whole.attention_mask, max_new_tokens=8)
+    assert tiny_llm.generate(part.inputs_embeds, part.attention_mask, max_new_tokens=8, prefix=prefix) == expected
+    alone = builder.build(skeleton[:1], DESCRIPTORS[:1], labels=labels[:1], with_prefix=False)
+    streamed = tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=8, stream=True,
+                                 prefix=prefix)
+    assert "".join(streamed) == expected[0]
+    # The cache is read, never extended: a second call sees the same prefix.
+    assert tiny_llm.generate(part.inputs_embeds, part.attention_mask, max_new_tokens=8, prefix=prefix) == expected
+
+
 def test_real_smollm2_lora_size_and_scores(smollm2_dir):
     llm = SkeletonLLM.load(LLMConfig(base=str(smollm2_dir)))
     assert llm.hidden_size == 576 and llm.dtype == torch.bfloat16
