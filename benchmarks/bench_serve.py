@@ -3,9 +3,12 @@
 Not part of the test run. Every case runs the processes a deployment runs, on loopback:
 `bodytalk capture` (synthetic bodies in real time; 2 s windows every 0.5 s, so 2 windows/s per
 body), the emotion server `bodytalk serve --threads T --no-explain` either alone ("one": it runs
-the tokenizer step itself) or fed by one `bodytalk worker` ("split"), and this script, subscribed
-to both buses. Label paths: "head" (the encoder's fast head, packaged demo checkpoint) and "llm"
-(label scoring through the LLM, checkpoint --model; default runs/smoke/checkpoint when it exists).
+the tokenizer step itself) or fed by one `bodytalk worker` ("split") or by N sharded workers
+("splitN", e.g. split2: `worker --shard 0/2` and `--shard 1/2`), and this script, subscribed
+to both buses. Label paths: "head" (the encoder's fast head, packaged demo checkpoint), "llm"
+(label scoring through the LLM, checkpoint --model; default runs/smoke/checkpoint when it exists) and
+"vllm" (the same label scoring served by `serve --backend vllm`, in-process vLLM engine; run this
+script with the vllm extra's Python), with a table of the vLLM / transformers ratios of the run.
 
 Measured per case over the windows capture sent after the first --warmup seconds of windows:
   - server: ``latency_ms.total`` of each event (window received by the server, or by the worker in
@@ -30,6 +33,7 @@ import argparse
 import contextlib
 import datetime
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -55,7 +59,7 @@ DRAIN_S = 5.0    # after capture ends: how long events of the last windows may t
 @dataclass(frozen=True)
 class Case:
     path: str     # head | llm
-    mode: str     # one | split
+    mode: str     # one | split | splitN (N sharded workers)
     bodies: int
 
 
@@ -90,8 +94,12 @@ class Processes(contextlib.ExitStack):
 
     def start(self, name: str, args: list) -> None:
         log = self.logs[name] = self.enter_context(tempfile.TemporaryFile("w+"))
+        # vLLM-CPU binds a spinning OpenMP thread per core unless told not to: 10-30x slower on a
+        # machine the other processes of the case share (model/llm_vllm.py).
+        env = {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "1", **os.environ,
+               "OMP_NUM_THREADS": "1"}
         proc = subprocess.Popen([sys.executable, "-m", "bodytalk.cli", *map(str, args)], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                stdout=subprocess.DEVNULL, stderr=log, env=env)
         self.procs[name] = proc
         self.callback(_stop, proc)
 
@@ -126,16 +134,20 @@ def _stop(proc: subprocess.Popen) -> None:
 def run_case(case: Case, model: str | None, args) -> Result:
     res = Result(case)
     cap, events, work = free_addr(), free_addr(), free_addr()
-    serve = ["serve", "--sub", cap, "--pub", events, "--path", case.path, "--threads", args.threads, "--no-explain"]
+    serve = ["serve", "--sub", cap, "--pub", events, "--threads", args.threads, "--no-explain",
+             *(["--path", "llm", "--backend", "vllm"] if case.path == "vllm" else ["--path", case.path])]
     serve += ["--model", model] if model else []
     ready = {"server"}
     with Processes() as procs, Subscriber(f"{cap},{events}", prefixes=[topics.WINDOW, topics.EMOTION, topics.STATUS],
                                           hwm=0) as sub:
-        if case.mode == "split":
+        if case.mode.startswith("split"):
             procs.start("server", [*serve, "--work", work])
-            procs.start("worker", ["worker", "--sub", cap, "--work", work, "--name", "bench", "--threads", args.threads,
-                                   *(["--model", model] if model else [])])
-            ready.add("worker_bench")
+            shards = int(case.mode[len("split"):] or 1)
+            for i in range(shards):
+                procs.start(f"worker{i}", ["worker", "--sub", cap, "--work", work, "--name", f"bench{i}",
+                                           "--shard", f"{i}/{shards}", "--threads", args.threads,
+                                           *(["--model", model] if model else [])])
+                ready.add(f"worker_bench{i}")
         else:
             procs.start("server", serve)
         deadline = time.monotonic() + 180   # loading the LLM takes a while on a busy machine
@@ -207,7 +219,10 @@ def row(r: Result) -> str:
     c = r.case
     if r.error and not r.events:
         return f"| {c.path} | {c.mode} | {c.bodies} | {r.error} |" + " |" * 7
-    cpu = " / ".join(f"{r.cpu[n]:.0f}" if n in r.cpu else "–" for n in ("capture", "worker", "server"))
+    workers = [r.cpu[n] for n in r.cpu if n.startswith("worker")]
+    cpu = " / ".join([f"{r.cpu['capture']:.0f}" if "capture" in r.cpu else "–",
+                      " + ".join(f"{w:.0f}" for w in workers) or "–",
+                      f"{r.cpu['server']:.0f}" if "server" in r.cpu else "–"])
     busiest = max((n for n in r.cpu if n != "capture"), key=r.cpu.get, default="–")
     stages = ", ".join(f"{s} {np.percentile(v, 95):.0f}" for s, v in r.stages.items())
     return (f"| {c.path} | {c.mode} | {c.bodies} | {r.windows / r.span:.1f} | {r.events / r.span:.1f} | "
@@ -224,14 +239,34 @@ def render(results: list[Result], command: str, header: str, notes: list[str]) -
         "window sent → event received p50/p95/p99 | stage p95 | CPU % capture / worker / server | busiest |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *map(row, results),
+        *ratios(results),
     ])
+
+
+def ratios(results: list[Result]) -> list[str]:
+    """vLLM / transformers for the cases both label paths ran (same mode and bodies, one run)."""
+    by = {(r.case.path, r.case.mode, r.case.bodies): r for r in results if r.total}
+    pairs = [(by[("llm", m, n)], r) for (path, m, n), r in by.items() if path == "vllm" and ("llm", m, n) in by]
+    if not pairs:
+        return []
+    lines = ["", "The same LLM label path through vLLM (in-process engine, adapter merged) and transformers, "
+             "this run; ratio = vLLM / transformers (below 1: vLLM is faster).", "",
+             "| mode | bodies | events/s transformers / vLLM | server total p95 transformers / vLLM | ratio p95 |",
+             "|---|---|---|---|---|"]
+    for hf, vl in pairs:
+        a, b = np.percentile(hf.total, 95), np.percentile(vl.total, 95)
+        lines.append(f"| {hf.case.mode} | {hf.case.bodies} | {hf.events / hf.span:.1f} / {vl.events / vl.span:.1f} | "
+                     f"{a:.0f} / {b:.0f} | {b / a:.2f} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bodies", default="1,4,16,32", help="comma list of body counts")
-    p.add_argument("--paths", default="head,llm", help="label paths: head (demo checkpoint), llm (--model)")
-    p.add_argument("--modes", default="one,split", help="one (server tokenizes) and/or split (1 worker)")
+    p.add_argument("--paths", default="head,llm", help="label paths: head (demo checkpoint), llm (--model), "
+                   "vllm (the llm path through `serve --backend vllm`; needs the vllm extra)")
+    p.add_argument("--modes", default="one,split", help="one (server tokenizes), split (1 worker), splitN "
+                   "(N workers, --shard i/N)")
     p.add_argument("--model", default=str(SMOKE) if SMOKE.is_dir() else None,
                    help="checkpoint with an LLM for the llm path (default: runs/smoke/checkpoint when present)")
     p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per case")
@@ -245,15 +280,19 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python benchmarks/bench_serve.py",
                         *(f"--{k} {v}" for k, v in shown.items() if k != "write" and v is not None)])
     paths = args.paths.split(",")
+    if bad := [m for m in args.modes.split(",") if m != "one" and not re.fullmatch(r"split[1-9]?", m)]:
+        p.error(f"--modes: {', '.join(bad)}? use one, split or splitN (N = 1..9)")
     notes = []
-    if "llm" in paths and args.model is None:
-        paths.remove("llm")
-        notes.append("The llm path was left out: no checkpoint with an LLM (--model; runs/smoke/checkpoint is absent).")
+    if bad := sorted(set(paths) - {"head", "llm", "vllm"}):
+        p.error(f"--paths: {', '.join(bad)}? use head, llm or vllm")
+    for path in [x for x in ("llm", "vllm") if x in paths and args.model is None]:
+        paths.remove(path)
+        notes.append(f"The {path} path was left out: no checkpoint with an LLM (--model; runs/smoke/checkpoint is absent).")
     results = []
     for path in paths:
         for mode in args.modes.split(","):
             for n in map(int, args.bodies.split(",")):
-                r = run_case(Case(path, mode, n), args.model if path == "llm" else None, args)
+                r = run_case(Case(path, mode, n), args.model if path != "head" else None, args)
                 print(row(r), file=sys.stderr, flush=True)
                 results.append(r)
     table = render(results, command, header, notes)

@@ -227,6 +227,10 @@ def _run(cfg: Config, out: Path, info, windows: WindowSet, split, train: WindowS
         meta = warmstart.stage_meta("instruct", cfg, out, split, windows, final, start.meta,
                                     train_windows=len(train), eval_windows=len(held), trainable_params=trainable,
                                     windows_per_s=[h["windows_per_s"] for h in history])
+        # The label path this run measured better on its held-out windows: `bodytalk demo` (and any
+        # caller that asks for the checkpoint's recommendation) labels with it; explanations still
+        # come from the LLM.
+        meta["label_path"] = max(("llm", "head"), key=lambda path: final.get(f"test_{path}_acc", -1.0))
         model.cpu()
         EmotionModel(dataclasses.replace(start.cfg, llm=dataclasses.replace(llm_cfg, device="cpu")),
                      model.encoder, model.projector, llm).save(rundir.checkpoint, meta)

@@ -33,6 +33,8 @@ def test_tiny_end_to_end_runs_every_stage_and_writes_one_checkpoint(pipeline_run
     assert ck.adapter is not None and ck.meta["stage"] == "instruct"
     assert ck.cfg.projector.hidden == 64      # the aligned projector (tiny_align) carried on, not a new one
     assert [s["stage"] for s in ck.meta["stages"]] == ["pretrain", "align", "instruct"]
+    accuracy = {path: ck.meta["metrics"][f"test_{path}_acc"] for path in ("llm", "head")}
+    assert ck.meta["label_path"] == max(accuracy, key=accuracy.get)      # the better held-out path
     assert run.main(["--config", "tiny_all", "--out", str(pipeline_run)]) == 0   # done stages are skipped
     assert json.loads((pipeline_run / "results.json").read_text())["seconds"] < results["seconds"]
 
