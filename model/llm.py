@@ -11,8 +11,10 @@ Qwen2.5 or Llama 3.x folders all work.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,8 +110,10 @@ class SkeletonLLM(nn.Module):
             linear = sorted({n.rsplit(".", 1)[-1] for n, m in self.lm.named_modules() if isinstance(m, nn.Linear)})
             raise ValueError(f"LoRA targets {missing} are not modules of this model; its linear layers are {linear}")
         c = self.config
-        self.lm = get_peft_model(self.lm, LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
-                                                     target_modules=list(c.lora_targets), task_type="CAUSAL_LM"))
+        lora = LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                          target_modules=list(c.lora_targets), task_type="CAUSAL_LM")
+        with _quiet_peft():
+            self.lm = get_peft_model(self.lm, lora)
         self.lm.train(self.training)  # peft returns a model in training mode; keep ours (eval: no dropout)
         return sum(p.numel() for p in self.lm.parameters() if p.requires_grad)
 
@@ -131,7 +135,8 @@ class SkeletonLLM(nn.Module):
 
         if self.has_adapter:
             raise RuntimeError("this model already carries a LoRA adapter")
-        self.lm = PeftModel.from_pretrained(self.lm, str(folder), is_trainable=trainable)
+        with _quiet_peft():
+            self.lm = PeftModel.from_pretrained(self.lm, str(folder), is_trainable=trainable)
         self.lm.eval()
 
     def embed(self, ids: Tensor) -> Tensor:
@@ -261,6 +266,15 @@ class _AnswerTree:
         self.step = torch.tensor(step, dtype=torch.long, device=device)              # [T] position in answer
         # sees[t, u]: token t may attend to token u (same label, not later).
         self.sees = (self.owner[:, None] == self.owner[None]) & (self.step[None] <= self.step[:, None])   # [T, T]
+
+
+@contextlib.contextmanager
+def _quiet_peft():
+    """peft 0.21 reads a transformers property that transformers 5 deprecates (a FutureWarning on
+    every adapter load): not the user's business."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        yield
 
 
 def _stream(run, streamer) -> Iterator[str]:
