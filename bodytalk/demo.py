@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                                             loop=args.loop, duration=args.duration)
         model = load_model(args.model, with_llm=not args.no_explain)
         # The label path: as asked, else the one the checkpoint's training measured best on held-out
-        # data (meta "label_path"), else the LLM when it is loaded.
-        path = args.path or model.meta.get("label_path", "auto")
+        # data (meta "label_path") when it is loaded, else the LLM when it is loaded.
+        recommended = model.meta.get("label_path", "auto")
+        path = args.path or (recommended if recommended != "llm" or model.llm is not None else "head")
         serve_cfg = ServeConfig(sub=args.capture_pub, pub=args.events_pub, model=args.model, path=path,
                                 explain=not args.no_explain, explain_every=args.explain_every)
         capture_pub, events_pub = Publisher(args.capture_pub), Publisher(args.events_pub)

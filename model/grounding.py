@@ -72,6 +72,20 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def trim_unfinished(text: str) -> str:
+    """Generation stopped by its token limit ends mid-clause ("..., brisk movement (1.5 m/"), and a
+    cut-off number is a claim nobody made. Explanations are trained to end with a full stop, so when
+    the text does not, the last sentence loses its unfinished clause (after its last ", " or "; ")
+    and is closed with one. A last sentence without a clause boundary is kept for the check to judge."""
+    text = text.strip()
+    if not text or text[-1] in ".!?":
+        return text
+    start = sentences(text)[-1][0]
+    last = text[start:]
+    cut = max(last.rfind(", "), last.rfind("; "))
+    return text if cut <= 0 else (text[:start] + last[:cut]).rstrip() + "."
+
+
 def claims(text: str, descriptors: Mapping[str, Descriptor], mgs: MGResult | None = None) -> list[Claim]:
     """Every claim found in ``text``, supported or not, in reading order (``mgs``: also judge
     micro-gesture claims against this detector result)."""

@@ -231,8 +231,10 @@ class EmotionModel:
     def ground(text: str, evidence: desc.Descriptors, mgs: MGResult | None = None,
                drop_unsupported: bool = True) -> tuple[str, list[grounding.Claim]]:
         """(the text, without its unsupported sentences by default; the unsupported claims). A
-        micro-gesture claim is supported only when it was detected (and observable)."""
-        kept = grounding.filter_unsupported(text, evidence, mgs=mgs) if drop_unsupported else text.strip()
+        micro-gesture claim is supported only when it was detected (and observable). A clause cut off
+        by the token limit is removed first (grounding.trim_unfinished)."""
+        text = grounding.trim_unfinished(text)
+        kept = grounding.filter_unsupported(text, evidence, mgs=mgs) if drop_unsupported else text
         return kept, grounding.check(text, evidence, mgs=mgs)
 
     def _generate_explanations(self, batch, evidence: Sequence[desc.Descriptors], mgs: Sequence[MGResult | None],

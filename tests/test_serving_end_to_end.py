@@ -91,3 +91,25 @@ def test_strongly_styled_motion_is_labelled_right(monkeypatch):
         stable = [line["stable_label"] for line in lines if line["body"] == body and line["status"] == "ok"]
         late = stable[len(stable) // 2:]   # after the hysteresis settled
         assert late and collections.Counter(late).most_common(1)[0][0] == emotion, (body, collections.Counter(late))
+
+
+def test_demo_explains_with_the_shipped_adapter(monkeypatch):
+    """The shipped demo checkpoint carries a LoRA adapter: with the base LLM pulled, the demo's events
+    carry grounded explanations (without it the demo runs on the head, tested above)."""
+    from bodytalk.model import checkpoint
+    from bodytalk.model.weights import BaseModelNotFound, resolve_base
+
+    ck = checkpoint.load(PACKAGED)
+    assert ck.cfg.llm is not None and ck.adapter is not None
+    assert ck.meta["label_path"] in ("llm", "head")
+    try:
+        resolve_base(ck.cfg.llm.base)
+    except BaseModelNotFound as err:
+        pytest.skip(f"the base LLM is not pulled ({err})")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    lines = _headless_demo(["--source", "synthetic:?bodies=1&emotion=sad"], duration=20)
+    explained = [line for line in lines if line["explanation"] is not None]
+    assert explained, [line["stable_label"] for line in lines]
+    for line in explained:
+        assert isinstance(line["explanation"], str) and isinstance(line["unsupported"], list)
+        assert line["latency_ms"]["explain"] > 0

@@ -10,7 +10,8 @@ descriptors + logistic regression fitted on the checkpoint's training windows (b
 path: accuracy, macro-F1, per-class recall and confusion matrix per window, and accuracy and
 macro-F1 per clip (mean probabilities over its windows). Explanations are generated for
 ``--explain N`` windows (for the LLM's label) and graded by the grounding check: the grounding
-rate is the share of their sentences without an unsupported claim.
+rate is the share of their sentences without an unsupported claim (graded as served: a clause cut
+off by the token limit is trimmed first, nothing else is dropped).
 
 Which windows (``--split``):
   test  the test clips recorded in the checkpoint (the data must be its training data);

@@ -227,10 +227,7 @@ def _run(cfg: Config, out: Path, info, windows: WindowSet, split, train: WindowS
         meta = warmstart.stage_meta("instruct", cfg, out, split, windows, final, start.meta,
                                     train_windows=len(train), eval_windows=len(held), trainable_params=trainable,
                                     windows_per_s=[h["windows_per_s"] for h in history])
-        # The label path this run measured better on its held-out windows: `bodytalk demo` (and any
-        # caller that asks for the checkpoint's recommendation) labels with it; explanations still
-        # come from the LLM.
-        meta["label_path"] = max(("llm", "head"), key=lambda path: final.get(f"test_{path}_acc", -1.0))
+        meta["label_path"] = better_path(final)
         model.cpu()
         EmotionModel(dataclasses.replace(start.cfg, llm=dataclasses.replace(llm_cfg, device="cpu")),
                      model.encoder, model.projector, llm).save(rundir.checkpoint, meta)
@@ -245,6 +242,12 @@ def recognition_scores(model: EmotionModel, ws: WindowSet) -> dict[str, float]:
     inputs = baselines.windows_of(ws)
     pred = {path: baselines.predict(baselines.model_probs(model, inputs, path)) for path in ("llm", "head")}
     return {f"test_{path}_acc": float((p == ws.label).mean()) for path, p in pred.items()}
+
+
+def better_path(metrics: dict[str, float]) -> str:
+    """The label path measured better on the held-out windows (``test_<path>_acc``), the fast head on
+    a tie: `bodytalk demo` labels with it (explanations still come from the LLM)."""
+    return max(("head", "llm"), key=lambda path: metrics.get(f"test_{path}_acc", -1.0))
 
 
 def _cast_adapter(folder: Path, dtype: str) -> None:

@@ -142,6 +142,30 @@ def test_filter_drops_or_flags_unsupported_sentences(sad_window):
         G.filter_unsupported(text, sad_window, mode="delete")
 
 
+@pytest.mark.parametrize("text,expected", [
+    # cut by the token limit inside a number: the unfinished clause goes, the sentence is closed
+    ("Angry: arms spread wide (0.44 m from the torso), brisk movement (1.5 m/",
+     "Angry: arms spread wide (0.44 m from the torso)."),
+    ("Sad. Head lowered 17°; trunk leaning forward 10°; arms hanging down (wri",
+     "Sad. Head lowered 17°; trunk leaning forward 10°."),
+    ("Sad: head lowered 17°.", "Sad: head lowered 17°."),                 # finished: untouched
+    ("  Sad: slow walk (0.6 m/s)!  ", "Sad: slow walk (0.6 m/s)!"),
+    ("Sad. Head lowered 1", "Sad. Head lowered 1"),                       # no clause boundary: kept
+    ("", ""),
+])
+def test_unfinished_clauses_are_trimmed(text, expected):
+    assert G.trim_unfinished(text) == expected
+
+
+def test_a_cut_off_number_is_not_served_as_a_claim(sad_window):
+    from bodytalk.model.inference import EmotionModel
+
+    text = "Sad: head bowed, arms close to the body, moving quickly (1.5 m/"
+    served, unsupported = EmotionModel.ground(text, sad_window)
+    assert served == "Sad: head bowed, arms close to the body." and unsupported == []
+    assert G.check(text, sad_window)                                     # untrimmed, the fragment fails
+
+
 def test_sentences_do_not_split_inside_numbers():
     text = "Speed 0.6 m/s. Head lowered 25°!  Done"
     assert [text[a:b].strip() for a, b in G.sentences(text)] == ["Speed 0.6 m/s.", "Head lowered 25°!", "Done"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bodytalk.model import checkpoint
-from bodytalk.train import baselines, data, evaluate, report, run
+from bodytalk.train import baselines, data, evaluate, instruct, report, run
 from tests.model.conftest import tiny_model_dir  # noqa: F401  (fixture)
 
 OTHER_SEED = "synthetic:?bodies=2&duration=30&hold=10&seed=5"
@@ -33,8 +33,10 @@ def test_tiny_end_to_end_runs_every_stage_and_writes_one_checkpoint(pipeline_run
     assert ck.adapter is not None and ck.meta["stage"] == "instruct"
     assert ck.cfg.projector.hidden == 64      # the aligned projector (tiny_align) carried on, not a new one
     assert [s["stage"] for s in ck.meta["stages"]] == ["pretrain", "align", "instruct"]
-    accuracy = {path: ck.meta["metrics"][f"test_{path}_acc"] for path in ("llm", "head")}
+    accuracy = {path: ck.meta["metrics"][f"test_{path}_acc"] for path in ("head", "llm")}
     assert ck.meta["label_path"] == max(accuracy, key=accuracy.get)      # the better held-out path
+    assert instruct.better_path({"test_llm_acc": 0.9, "test_head_acc": 0.9}) == "head"   # a tie: the fast one
+    assert instruct.better_path({"test_llm_acc": 0.9, "test_head_acc": 0.5}) == "llm"
     assert run.main(["--config", "tiny_all", "--out", str(pipeline_run)]) == 0   # done stages are skipped
     assert json.loads((pipeline_run / "results.json").read_text())["seconds"] < results["seconds"]
 
