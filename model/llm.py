@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from bodytalk.model import decode_int8
 from bodytalk.model.constants import DEFAULT_BASE
 from bodytalk.model.weights import resolve_base
 
@@ -64,8 +65,10 @@ class PrefixCache:
     def expand(self, batch: int, config) -> "DynamicCache":  # noqa: F821 (transformers type)
         from transformers import DynamicCache
 
-        # expand() is a view; the cache concatenates new keys onto it, so the prefix is never copied
-        # per call and never mutated.
+        # DynamicCache's constructor concatenates each layer's keys/values onto an empty tensor, so every
+        # call copies the prefix B times ([B, kv_heads, P, head_dim] per layer; small next to the pass
+        # itself) and each step concatenates anew. The cached tensors are only read, never written: one
+        # PrefixCache serves any number of calls.
         return DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
                              for k, v in self.layers], config=config)
 
@@ -239,7 +242,7 @@ class SkeletonLLM(nn.Module):
         if "logits_to_keep" in inspect.signature(base.forward).parameters:
             kwargs["logits_to_keep"] = _LAST       # see _LAST: +57 MB per batch row otherwise, measured
         if not stream:
-            with torch.inference_mode():
+            with torch.inference_mode(), decode_int8.decoding():     # int8 copies, if enabled
                 ids = self.lm.generate(**kwargs)                                    # [B, new tokens]
             return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -278,12 +281,13 @@ def _quiet_peft():
 
 
 def _stream(run, streamer) -> Iterator[str]:
-    """Run generation on a thread and yield the streamer's text; re-raise its error here."""
+    """Run generation on a thread and yield the streamer's text; re-raise its error here. The thread
+    enters decode_int8.decoding() itself: a new thread does not inherit the caller's context."""
     failure: list[BaseException] = []
 
     def target() -> None:
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), decode_int8.decoding():
                 run()
         except BaseException as err:  # noqa: BLE001 (handed to the consumer below)
             failure.append(err)

@@ -1,5 +1,6 @@
 """Int8 decoding copies (model/decode_int8.py): close to the weights they copy (LoRA delta included),
-used only for few-row inputs without gradients, invisible to state dicts, and removable."""
+used only inside generation for few-row inputs without gradients (never for label scoring), only on
+layers whose weight they can reproduce, invisible to state dicts, and removable."""
 from __future__ import annotations
 
 import pytest
@@ -39,7 +40,7 @@ def test_copies_cover_lora_and_plain_layers_and_match_them(bf16_lora_llm):
     assert not any(name.endswith(("lora_A.default", "lora_B.default", "base_layer"))
                    for name, m in llm.lm.named_modules() if hasattr(m, "int8_max_rows"))
     torch.manual_seed(1)
-    with torch.no_grad():
+    with torch.no_grad(), decode_int8.decoding():
         for module in layers:
             features = module.int8_weight.shape[1]
             x = torch.randn(1, 3, features).bfloat16()               # 3 rows: the int8 path
@@ -59,12 +60,16 @@ def test_long_inputs_gradients_and_training_take_the_exact_weights(bf16_lora_llm
     exact = type(module).forward
     x = torch.randn(1, 5, module.int8_weight.shape[1]).bfloat16()
     with torch.no_grad():
+        assert torch.equal(module(x[:, :4]), exact(module, x[:, :4]))   # outside generation
+    with torch.no_grad(), decode_int8.decoding():
         assert torch.equal(module(x), exact(module, x))             # 5 rows > 4
         assert not torch.equal(module(x[:, :4]), exact(module, x[:, :4]))
-    with torch.enable_grad():
+        columns = torch.randn(x.shape[-1], 2).bfloat16().t()        # last dim not contiguous: the
+        assert torch.equal(module(columns), exact(module, columns))  # kernel would raise on it
+    with torch.enable_grad(), decode_int8.decoding():
         assert torch.equal(module(x[:, :1]), exact(module, x[:, :1]))
     module.train()                                                  # LoRA dropout: same seed for both
-    with torch.no_grad():
+    with torch.no_grad(), decode_int8.decoding():
         torch.manual_seed(2)
         trained = module(x[:, :1])
         torch.manual_seed(2)
@@ -101,3 +106,87 @@ def test_float32_models_and_bad_settings(tiny_llm):
     assert not _layers(tiny_llm)
     with pytest.raises(ValueError, match="max_rows"):
         decode_int8.enable(tiny_llm.lm, max_rows=0)
+
+
+def _force_int8_head(llm, token: str) -> int:
+    """Make the output head's int8 copy predict `token` whatever the input, so any use of it shows."""
+    head = llm.lm.get_output_embeddings()
+    token_id = llm.tokenizer.convert_tokens_to_ids(token)
+    head.int8_scales.zero_()
+    head.int8_bias = torch.zeros(head.int8_weight.shape[0], dtype=torch.bfloat16)
+    head.int8_bias[token_id] = 100.0
+    return token_id
+
+
+def test_label_scores_never_use_the_copies_generation_does(bf16_lora_llm):
+    """3 single-token labels and 1 window: the head sees 1 + 3 rows, as few as a decoding step, yet
+    label scoring keeps the exact weights; generation, streamed (on its own thread) or not, decodes
+    through the copies."""
+    llm = bf16_lora_llm
+    labels = ("neutral", "x", "y")
+    assert all(len(llm.answer_ids(label)) == 2 for label in labels)   # one token + end-of-turn
+    ids = llm.tokenizer("still", return_tensors="pt")["input_ids"]
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        embeds = llm.embed(ids)                                        # [1, 5, H]: 5 + 3 rows
+        prefix = llm.cache_prefix(embeds[0])
+        before = llm.label_log_likelihoods(embeds, mask, labels)
+        cached = llm.label_log_likelihoods(embeds, mask, labels, prefix=prefix)
+    decode_int8.enable(llm.lm)
+    _force_int8_head(llm, "neutral")
+    with torch.no_grad():
+        assert torch.equal(llm.label_log_likelihoods(embeds, mask, labels), before)
+        assert torch.equal(llm.label_log_likelihoods(embeds, mask, labels, prefix=prefix), cached)
+        assert torch.equal(llm.cache_prefix(embeds[0]).layers[0][0], prefix.layers[0][0])
+    assert llm.generate(embeds, mask, max_new_tokens=3) == ["neutral" * 3]
+    assert "".join(llm.generate(embeds, mask, max_new_tokens=3, stream=True)) == "neutral" * 3
+
+
+def _peft_llm(tiny_model_dir, **lora):
+    from peft import get_peft_model
+
+    llm = SkeletonLLM.load(LLMConfig(base=str(tiny_model_dir), dtype="bfloat16"))
+    llm.lm = get_peft_model(llm.lm, _config(**lora)).eval()
+    return llm
+
+
+def _config(kind="lora", **settings):
+    import peft
+
+    if kind == "ia3":
+        return peft.IA3Config(target_modules=["q_proj", "v_proj"], feedforward_modules=[],
+                              task_type="CAUSAL_LM")
+    return peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", **settings)
+
+
+@pytest.mark.parametrize("settings", [{"use_dora": True}, {"lora_bias": True}, {"kind": "ia3"}])
+def test_other_tuner_layers_keep_their_exact_forward(tiny_model_dir, settings):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    llm = _peft_llm(tiny_model_dir, **settings)
+    # The untuned linears (and the head) still get copies; the tuners and their base layers do not.
+    assert decode_int8.enable(llm.lm) == 2 * (7 - 2) + 1
+    assert not [name for name, m in llm.lm.named_modules()
+                if hasattr(m, "int8_max_rows") and any(t in name for t in ("q_proj", "v_proj"))]
+    tuned = [m for m in llm.lm.modules() if isinstance(m, BaseTunerLayer)]
+    assert len(tuned) == 4 and not any(decode_int8.foldable(m) for m in tuned)
+
+
+def test_only_vanilla_lora_over_a_plain_linear_is_foldable(tiny_model_dir):
+    llm = _peft_llm(tiny_model_dir)
+    lora = [m for m in llm.lm.modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A")]
+    assert len(lora) == 4 and all(decode_int8.foldable(m) for m in lora)
+    lora[0].fan_in_fan_out = True                                   # weights stored [in, out]
+    assert not decode_int8.foldable(lora[0])
+
+
+def test_fan_in_fan_out_layers_keep_their_exact_forward():
+    """GPT-2 stores its weights transposed (Conv1D); peft's LoRA there sets fan_in_fan_out."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    lm = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=16, n_layer=1, n_head=2))
+    lm = get_peft_model(lm.to(torch.bfloat16), LoraConfig(r=4, target_modules=["c_attn"], fan_in_fan_out=True))
+    assert decode_int8.enable(lm.eval()) == 1                       # the output head only
+    assert hasattr(lm.get_output_embeddings(), "int8_max_rows")

@@ -86,6 +86,11 @@ def test_prefix_cache_gives_the_same_scores(tiny_llm, prompts):
     assert prefix.length == len(builder.prefix_ids)
     torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(again, cached)              # the shared prefix is not consumed by a call
+    # Each call's cache holds its own B-fold copy of the prefix: the PrefixCache is only ever read.
+    keys = prefix.layers[0][0]
+    copied = prefix.expand(3, tiny_llm.lm.config).layers[0].keys
+    assert copied.shape[0] == 3 and copied.untyped_storage().data_ptr() != keys.untyped_storage().data_ptr()
+    torch.testing.assert_close(copied, keys.expand(3, -1, -1, -1), rtol=0, atol=0)
 
 
 def test_lora_trains_only_the_adapter(tiny_model_dir):
