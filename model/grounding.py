@@ -43,6 +43,10 @@ _UNITS = {"m/s": ("speed", 1.0), "m/s²": ("acc", 1.0), "m/s^2": ("acc", 1.0), "
 _NUMBER = re.compile(r"(?<![\w.])[+\-−]?(\d+(?:\.\d+)?)\s*(m/s²|m/s\^2|m/s³|m/s\^3|m/s|m³|m\^3|mm|cm|°|%"
                      r"|(?:metre|meter|degree)s?\b|deg\b|hz\b|m\b)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|\n+")
+_CLOSERS = r"[)\"'’»]*"                            # may follow a sentence's final mark
+_FINISHED = re.compile(r"[.!?…]" + _CLOSERS + r"$")
+_ENDED = re.compile(r"[.!?…]+" + _CLOSERS + r"(?=\s)|\n")   # ends of sentences before the last one
+_SPACE = " \t\n\r\f\v"
 _CLAUSE_BREAK = re.compile(r"[,;:]|\b(?:and|but|while|whereas|with)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"(?:n't|\bnot|\bno|\bnever|\bwithout|\bnor)\s+(?:\w+\s+){0,2}$", re.IGNORECASE)
 
@@ -75,15 +79,28 @@ def sentences(text: str) -> list[tuple[int, int]]:
 def trim_unfinished(text: str) -> str:
     """Generation stopped by its token limit ends mid-clause ("..., brisk movement (1.5 m/"), and a
     cut-off number is a claim nobody made. Explanations are trained to end with a full stop, so when
-    the text does not, the last sentence loses its unfinished clause (after its last ", " or "; ")
-    and is closed with one. A last sentence without a clause boundary is kept for the check to judge."""
+    the text does not, its last sentence loses the unfinished clause (after its last ", " or "; "
+    outside parentheses) and is closed with one.
+
+    - Finished: the text ends with . ! ? or … (a closing bracket or quote may follow) with its last
+      sentence's parentheses closed; "(1." is a cut-off number, not a sentence end.
+    - A trailing , ; or : is dropped first: the clause before it was complete, so it is kept.
+    - A last sentence with no such boundary is kept (unclosed) for the check to judge."""
     text = text.strip()
-    if not text or text[-1] in ".!?":
-        return text
-    start = sentences(text)[-1][0]
-    last = text[start:]
-    cut = max(last.rfind(", "), last.rfind("; "))
-    return text if cut <= 0 else (text[:start] + last[:cut]).rstrip() + "."
+    body = text.rstrip(",;:" + _SPACE)
+    start = max((m.end() for m in _ENDED.finditer(body)), default=0)
+    last = body[start:]
+    depth, cuts = 0, []
+    for i, ch in enumerate(last):                  # clause boundaries outside parentheses
+        depth = depth + 1 if ch == "(" else max(depth - 1, 0) if ch == ")" else depth
+        if ch in ",;" and last[i + 1:i + 2] == " " and depth == 0:
+            cuts.append(i)
+    if not body or (depth == 0 and _FINISHED.search(body)):
+        return body
+    if depth == 0 and body != text:                # it stopped right after a clause boundary
+        return body + "."
+    cut = cuts[-1] if cuts else 0
+    return body if cut <= 0 else (body[:start] + last[:cut]).rstrip() + "."
 
 
 def claims(text: str, descriptors: Mapping[str, Descriptor], mgs: MGResult | None = None) -> list[Claim]:

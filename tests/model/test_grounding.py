@@ -152,6 +152,26 @@ def test_filter_drops_or_flags_unsupported_sentences(sad_window):
     ("  Sad: slow walk (0.6 m/s)!  ", "Sad: slow walk (0.6 m/s)!"),
     ("Sad. Head lowered 1", "Sad. Head lowered 1"),                       # no clause boundary: kept
     ("", ""),
+    (" ,; ", ""),
+    # stopped right after a clause boundary: the clause before it is complete
+    ("Sad: head lowered 17°, arms close to the body, ", "Sad: head lowered 17°, arms close to the body."),
+    ("Sad: head lowered 17°;", "Sad: head lowered 17°."),
+    ("Sad:", "Sad."),
+    ("Sad: head lowered 17°.,", "Sad: head lowered 17°."),
+    # a final mark followed by a closing bracket or quote, or an ellipsis, is finished
+    ("Sad: head bowed, arms close (0.2 m from the body.)", "Sad: head bowed, arms close (0.2 m from the body.)"),
+    ('She said, "I am sad."', 'She said, "I am sad."'),
+    ("Sad, ‘head bowed.’", "Sad, ‘head bowed.’"),
+    ("Sad, «head bowed!»", "Sad, «head bowed!»"),
+    ("Sad, or maybe tired…", "Sad, or maybe tired…"),
+    # commas inside parentheses are not clause boundaries
+    ("Angry: fast, arms spread wide (0.44 m, 12 cm abo", "Angry: fast."),
+    ("Angry: arms spread wide (0.44 m, 12 cm abo", "Angry: arms spread wide (0.44 m, 12 cm abo"),
+    ("Angry: arms wide (0.44 m, 0.3 m), hands fast (1.6 m/s, jer", "Angry: arms wide (0.44 m, 0.3 m)."),
+    ("Sad: head bowed; arms (0.4 m,", "Sad: head bowed."),
+    # a full stop inside an unclosed parenthesis is a cut-off number, not a sentence end
+    ("Sad: head bowed, brisk movement (1.", "Sad: head bowed."),
+    ("Sad... Head bowed, brisk movement (1.5 m/", "Sad... Head bowed."),
 ])
 def test_unfinished_clauses_are_trimmed(text, expected):
     assert G.trim_unfinished(text) == expected
