@@ -24,6 +24,7 @@ paths. Writes a full checkpoint: encoder, projector, adapter, config, meta (spli
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -246,8 +247,14 @@ def recognition_scores(model: EmotionModel, ws: WindowSet) -> dict[str, float]:
 
 def better_path(metrics: dict[str, float]) -> str:
     """The label path measured better on the held-out windows (``test_<path>_acc``), the fast head on
-    a tie: `bodytalk demo` labels with it (explanations still come from the LLM)."""
-    return max(("head", "llm"), key=lambda path: metrics.get(f"test_{path}_acc", -1.0))
+    a tie: `bodytalk demo` labels with it (explanations still come from the LLM). A missing or NaN
+    accuracy was not measured and loses to a measured one (``max`` alone would keep the head whenever
+    either is NaN, since every comparison with NaN is false); with neither measured, the head."""
+    def measured(path: str) -> float:
+        value = metrics.get(f"test_{path}_acc")
+        return -math.inf if value is None or math.isnan(value) else value
+
+    return "llm" if measured("llm") > measured("head") else "head"
 
 
 def _cast_adapter(folder: Path, dtype: str) -> None:

@@ -87,3 +87,18 @@ def test_resume_state_holds_the_trained_parts_only(tiny_model_dir):  # noqa: F81
     loss.backward()
     assert all(p.grad is not None for n, p in model.named_parameters() if "lora_B" in n)
     assert np.isfinite(float(loss.detach()))
+
+
+@pytest.mark.parametrize("metrics, path", [
+    ({"test_head_acc": 0.8, "test_llm_acc": 0.9}, "llm"),
+    ({"test_head_acc": 0.9, "test_llm_acc": 0.8}, "head"),
+    ({"test_head_acc": 0.9, "test_llm_acc": 0.9}, "head"),              # a tie: the fast head
+    ({"test_head_acc": 0.8, "test_llm_acc": float("nan")}, "head"),     # the LLM was not measured
+    ({"test_head_acc": 0.8}, "head"),
+    ({"test_head_acc": float("nan"), "test_llm_acc": 0.6}, "llm"),      # the head was not measured
+    ({"test_llm_acc": 0.6}, "llm"),
+    ({"test_head_acc": float("nan"), "test_llm_acc": float("nan")}, "head"),
+    ({}, "head"),
+])
+def test_better_path_ignores_unmeasured_accuracies(metrics, path):
+    assert instruct.better_path(metrics) == path
