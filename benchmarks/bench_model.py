@@ -57,7 +57,7 @@ def measure(args) -> list[tuple[str, str, str]]:
     import psutil
     import torch
 
-    from bodytalk.model import decode_int8
+    from bodytalk.model import int8_copies
     from bodytalk.model.registry import load_model
 
     torch.set_num_threads(args.threads)
@@ -86,9 +86,9 @@ def measure(args) -> list[tuple[str, str, str]]:
         rows.append(("LLM label scoring, batch of 16", med(timed(lambda: model.recognise(sixteen, "llm"), args.reps)),
                      "< 400 ms"))
         rows += explanation_rows(model, one[0], args, "int8 decoding weights")
-        decode_int8.disable(model.llm.lm)
+        int8_copies.disable(model.llm.lm)
         rows += explanation_rows(model, one[0], args, "bf16 weights, for comparison")
-        decode_int8.enable(model.llm.lm)
+        int8_copies.enable(model.llm.lm)
     for path in ("head", "llm") if model.llm is not None else ("head",):
         got = model.recognise([w for w, _ in data], path)
         acc = np.mean([r.label == y for r, (_, y) in zip(got, data)])

@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from bodytalk.model import checkpoint, decode_int8, descriptors as desc, evidence_text, grounding, mg_learned, mg_rules
+from bodytalk.model import checkpoint, descriptors as desc, evidence_text, grounding, int8_copies, mg_learned, mg_rules
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.encoder import SkeletonEncoder
@@ -66,9 +66,10 @@ class EmotionModel:
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, with_llm: bool = True, int8_decode: bool = True) -> "EmotionModel":
+    def load(cls, path: str | Path, with_llm: bool = True, int8: bool = True) -> "EmotionModel":
         """A checkpoint folder; the base LLM comes from ``cfg.llm.base`` and the adapter from the folder.
-        ``int8_decode``: explanations decode with int8 weight copies (decode_int8; label scores unchanged)."""
+        ``int8``: the LLM computes with int8 copies of its weights (int8_copies: decoding, explanation
+        prompts and label scoring, the MLP's down projection exact); False: with its exact weights."""
         ck = checkpoint.load(path)
         llm = None
         if with_llm and ck.cfg.llm is not None:
@@ -76,8 +77,8 @@ class EmotionModel:
             llm = SkeletonLLM.load(ck.cfg.llm)
             if ck.adapter is not None:
                 llm.load_adapter(ck.adapter)
-            if int8_decode:
-                decode_int8.enable(llm.lm)
+            if int8:
+                int8_copies.enable(llm.lm)
         return cls(ck.cfg, ck.encoder, ck.projector, llm, ck.meta, mg_learned.load(path, ck.encoder))
 
     @classmethod

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from bodytalk.model import decode_int8
+from bodytalk.model import int8_copies
 from bodytalk.model.constants import DEFAULT_BASE
 from bodytalk.model.weights import resolve_base
 
@@ -195,10 +195,11 @@ class SkeletonLLM(nn.Module):
         bias = torch.zeros(allowed.shape, dtype=self.dtype, device=device).masked_fill(~allowed,
                                                                                        torch.finfo(self.dtype).min)
         embeds = torch.cat([inputs_embeds.to(device), self.embed(tree.inputs)[None].expand(batch, -1, -1)], dim=1)
-        logits = self.lm(inputs_embeds=embeds, attention_mask=bias[:, None], position_ids=positions,
-                         past_key_values=prefix.expand(batch, self.lm.config) if prefix is not None else None,
-                         use_cache=prefix is not None,
-                         logits_to_keep=torch.arange(n - 1, n + tree.size, device=device)).logits  # [B, 1+T, V]
+        with int8_copies.scoring():                                    # dynamic int8 copies, if enabled
+            logits = self.lm(inputs_embeds=embeds, attention_mask=bias[:, None], position_ids=positions,
+                             past_key_values=prefix.expand(batch, self.lm.config) if prefix is not None else None,
+                             use_cache=prefix is not None,
+                             logits_to_keep=torch.arange(n - 1, n + tree.size, device=device)).logits  # [B, 1+T, V]
         logp = logits.float().log_softmax(-1)
         scores = logp[:, 0, [a[0] for a in answers]]                                # [B, L] first tokens
         token_lp = logp[:, 1:].gather(-1, tree.targets.expand(batch, -1)[..., None])[..., 0]   # [B, T]
@@ -242,7 +243,7 @@ class SkeletonLLM(nn.Module):
         if "logits_to_keep" in inspect.signature(base.forward).parameters:
             kwargs["logits_to_keep"] = _LAST       # see _LAST: +57 MB per batch row otherwise, measured
         if not stream:
-            with torch.inference_mode(), decode_int8.decoding():     # int8 copies, if enabled
+            with torch.inference_mode(), int8_copies.decoding():     # int8 copies, if enabled
                 ids = self.lm.generate(**kwargs)                                    # [B, new tokens]
             return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -282,12 +283,12 @@ def _quiet_peft():
 
 def _stream(run, streamer) -> Iterator[str]:
     """Run generation on a thread and yield the streamer's text; re-raise its error here. The thread
-    enters decode_int8.decoding() itself: a new thread does not inherit the caller's context."""
+    enters int8_copies.decoding() itself: a new thread does not inherit the caller's context."""
     failure: list[BaseException] = []
 
     def target() -> None:
         try:
-            with torch.inference_mode(), decode_int8.decoding():
+            with torch.inference_mode(), int8_copies.decoding():
                 run()
         except BaseException as err:  # noqa: BLE001 (handed to the consumer below)
             failure.append(err)

@@ -28,10 +28,10 @@ BACKENDS = ("transformers", "vllm")
 
 
 def load_model(path: str | os.PathLike | None = None, with_llm: bool = True, backend: str = "transformers",
-               vllm=None, int8_decode: bool = True):
+               vllm=None, int8: bool = True):
     """Load a checkpoint; if its base LLM is not available, fall back to the encoder's label head
     (no explanations) and say how to get the LLM. ``backend="vllm"`` serves the LLM with vLLM
-    (``vllm``: a llm_vllm.VLLMConfig, e.g. a server URL; default in-process). ``int8_decode``: see
+    (``vllm``: a llm_vllm.VLLMConfig, e.g. a server URL; default in-process). ``int8``: see
     EmotionModel.load."""
     from bodytalk.model.inference import EmotionModel
 
@@ -44,7 +44,7 @@ def load_model(path: str | os.PathLike | None = None, with_llm: bool = True, bac
         if backend == "vllm":
             from bodytalk.model.llm_vllm import load_emotion_model
             return load_emotion_model(path, vllm)
-        return EmotionModel.load(path, with_llm=True, int8_decode=int8_decode)
+        return EmotionModel.load(path, with_llm=True, int8=int8)
     except BaseModelNotFound as err:
         log.warning("%s -- using the encoder's fast label head, without explanations", err)
         return EmotionModel.load(path, with_llm=False)

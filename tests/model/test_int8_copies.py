@@ -1,12 +1,13 @@
-"""Int8 decoding copies (model/decode_int8.py): close to the weights they copy (LoRA delta included),
-used only inside generation for few-row inputs without gradients (never for label scoring), only on
-layers whose weight they can reproduce, invisible to state dicts, and removable."""
+"""Int8 copies (model/int8_copies.py): close to the weights they copy (LoRA delta included); the
+weight-only kind only inside generation for few-row inputs, the dynamic kind for longer inputs and
+label scoring (never on the down projection); never with gradients; only on layers whose weight they
+can reproduce; invisible to state dicts; removable."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from bodytalk.model import decode_int8
+from bodytalk.model import int8_copies
 from bodytalk.model.llm import LLMConfig, SkeletonLLM
 
 
@@ -33,14 +34,14 @@ def _relative_error(a, b) -> float:
 def test_copies_cover_lora_and_plain_layers_and_match_them(bf16_lora_llm):
     llm = bf16_lora_llm
     plain = {id(m): type(m).forward for m in llm.lm.modules()}
-    n = decode_int8.enable(llm.lm)
+    n = int8_copies.enable(llm.lm)
     layers = _layers(llm)
     # 2 layers x (4 LoRA-wrapped attention projections + 3 MLP linears) + the output head.
     assert n == len(layers) == 2 * (4 + 3) + 1
     assert not any(name.endswith(("lora_A.default", "lora_B.default", "base_layer"))
                    for name, m in llm.lm.named_modules() if hasattr(m, "int8_max_rows"))
     torch.manual_seed(1)
-    with torch.no_grad(), decode_int8.decoding():
+    with torch.no_grad(), int8_copies.decoding():
         for module in layers:
             features = module.int8_weight.shape[1]
             x = torch.randn(1, 3, features).bfloat16()               # 3 rows: the int8 path
@@ -55,21 +56,21 @@ def test_copies_cover_lora_and_plain_layers_and_match_them(bf16_lora_llm):
 
 def test_long_inputs_gradients_and_training_take_the_exact_weights(bf16_lora_llm):
     llm = bf16_lora_llm
-    decode_int8.enable(llm.lm, max_rows=4)
+    int8_copies.enable(llm.lm, max_rows=4, dynamic=False)
     module = _layers(llm)[0]
     exact = type(module).forward
     x = torch.randn(1, 5, module.int8_weight.shape[1]).bfloat16()
     with torch.no_grad():
         assert torch.equal(module(x[:, :4]), exact(module, x[:, :4]))   # outside generation
-    with torch.no_grad(), decode_int8.decoding():
+    with torch.no_grad(), int8_copies.decoding():
         assert torch.equal(module(x), exact(module, x))             # 5 rows > 4
         assert not torch.equal(module(x[:, :4]), exact(module, x[:, :4]))
         columns = torch.randn(x.shape[-1], 2).bfloat16().t()        # last dim not contiguous: the
         assert torch.equal(module(columns), exact(module, columns))  # kernel would raise on it
-    with torch.enable_grad(), decode_int8.decoding():
+    with torch.enable_grad(), int8_copies.decoding():
         assert torch.equal(module(x[:, :1]), exact(module, x[:, :1]))
     module.train()                                                  # LoRA dropout: same seed for both
-    with torch.no_grad(), decode_int8.decoding():
+    with torch.no_grad(), int8_copies.decoding():
         torch.manual_seed(2)
         trained = module(x[:, :1])
         torch.manual_seed(2)
@@ -79,7 +80,7 @@ def test_long_inputs_gradients_and_training_take_the_exact_weights(bf16_lora_llm
 def test_state_dicts_and_adapters_are_unchanged(bf16_lora_llm, tmp_path):
     llm = bf16_lora_llm
     before = {k: v.clone() for k, v in llm.lm.state_dict().items()}
-    decode_int8.enable(llm.lm)
+    int8_copies.enable(llm.lm)
     after = llm.lm.state_dict()
     assert after.keys() == before.keys()
     assert all(torch.equal(after[k], v) for k, v in before.items())
@@ -94,18 +95,18 @@ def test_disable_restores_the_plain_forward(bf16_lora_llm):
         embeds = llm.embed(ids)                                        # [1, N, H]
     mask = torch.ones_like(ids)
     reference = llm.generate(embeds, mask, max_new_tokens=6)
-    decode_int8.enable(llm.lm)
+    int8_copies.enable(llm.lm)
     assert len(llm.generate(embeds, mask, max_new_tokens=6)) == 1   # decodes through the copies
-    decode_int8.disable(llm.lm)
+    int8_copies.disable(llm.lm)
     assert not _layers(llm)
     assert llm.generate(embeds, mask, max_new_tokens=6) == reference
 
 
 def test_float32_models_and_bad_settings(tiny_llm):
-    assert decode_int8.enable(tiny_llm.lm) == 0                     # the int8 kernel takes bf16 inputs
+    assert int8_copies.enable(tiny_llm.lm) == 0                     # the int8 kernel takes bf16 inputs
     assert not _layers(tiny_llm)
     with pytest.raises(ValueError, match="max_rows"):
-        decode_int8.enable(tiny_llm.lm, max_rows=0)
+        int8_copies.enable(tiny_llm.lm, max_rows=0)
 
 
 def _force_int8_head(llm, token: str) -> int:
@@ -118,21 +119,26 @@ def _force_int8_head(llm, token: str) -> int:
     return token_id
 
 
-def test_label_scores_never_use_the_copies_generation_does(bf16_lora_llm):
-    """3 single-token labels and 1 window: the head sees 1 + 3 rows, as few as a decoding step, yet
-    label scoring keeps the exact weights; generation, streamed (on its own thread) or not, decodes
-    through the copies."""
-    llm = bf16_lora_llm
+def _label_setup(llm):
     labels = ("neutral", "x", "y")
     assert all(len(llm.answer_ids(label)) == 2 for label in labels)   # one token + end-of-turn
     ids = llm.tokenizer("still", return_tensors="pt")["input_ids"]
-    mask = torch.ones_like(ids)
     with torch.no_grad():
         embeds = llm.embed(ids)                                        # [1, 5, H]: 5 + 3 rows
+    return labels, embeds, torch.ones_like(ids)
+
+
+def test_label_scores_never_use_the_weight_only_copies_generation_does(bf16_lora_llm):
+    """3 single-token labels and 1 window: the head sees 1 + 3 rows, as few as a decoding step, yet
+    label scoring does not take the weight-only copies (without dynamic copies its scores are
+    exact); generation, streamed (on its own thread) or not, decodes through them."""
+    llm = bf16_lora_llm
+    labels, embeds, mask = _label_setup(llm)
+    with torch.no_grad():
         prefix = llm.cache_prefix(embeds[0])
         before = llm.label_log_likelihoods(embeds, mask, labels)
         cached = llm.label_log_likelihoods(embeds, mask, labels, prefix=prefix)
-    decode_int8.enable(llm.lm)
+    int8_copies.enable(llm.lm, dynamic=False)
     _force_int8_head(llm, "neutral")
     with torch.no_grad():
         assert torch.equal(llm.label_log_likelihoods(embeds, mask, labels), before)
@@ -140,6 +146,34 @@ def test_label_scores_never_use_the_copies_generation_does(bf16_lora_llm):
         assert torch.equal(llm.cache_prefix(embeds[0]).layers[0][0], prefix.layers[0][0])
     assert llm.generate(embeds, mask, max_new_tokens=3) == ["neutral" * 3]
     assert "".join(llm.generate(embeds, mask, max_new_tokens=3, stream=True)) == "neutral" * 3
+
+
+@pytest.mark.skipif(not int8_copies.dynamic_available(), reason="torch has no fbgemm/x86 quantized engine")
+def test_dynamic_copies_serve_label_scoring_and_long_inputs_but_not_the_down_projection(bf16_lora_llm):
+    llm = bf16_lora_llm
+    labels, embeds, mask = _label_setup(llm)
+    with torch.no_grad():
+        exact = llm.score_labels(embeds, mask, labels)
+    assert int8_copies.enable(llm.lm) == 2 * (4 + 3) + 1
+    dynamic = {name for name, m in llm.lm.named_modules() if getattr(m, "int8_packed", None) is not None}
+    assert len(dynamic) == 2 * (4 + 2) + 1 and not any(name.endswith("down_proj") for name in dynamic)
+    _force_int8_head(llm, "neutral")                    # the weight-only head would now say "neutral"
+    with torch.no_grad():
+        fast = llm.score_labels(embeds, mask, labels)
+    assert torch.allclose(fast.sum(-1), torch.ones(1)) and (fast - exact).abs().max() < 0.1   # random tiny model
+    assert not torch.equal(fast, exact)                 # computed through the dynamic copies
+    torch.manual_seed(3)
+    for name, module in llm.lm.named_modules():
+        if hasattr(module, "int8_max_rows"):
+            x = torch.randn(1, 12, module.int8_weight.shape[1]).bfloat16()   # 12 rows > max_rows
+            plain = type(module).forward(module, x)
+            for mode in (int8_copies.decoding, int8_copies.scoring):
+                with torch.no_grad(), mode():
+                    y = module(x)
+                if name.endswith("down_proj"):
+                    assert torch.equal(y, plain)
+                else:
+                    assert 0 < _relative_error(y, plain) < 0.05
 
 
 def _peft_llm(tiny_model_dir, **lora):
@@ -165,19 +199,19 @@ def test_other_tuner_layers_keep_their_exact_forward(tiny_model_dir, settings):
 
     llm = _peft_llm(tiny_model_dir, **settings)
     # The untuned linears (and the head) still get copies; the tuners and their base layers do not.
-    assert decode_int8.enable(llm.lm) == 2 * (7 - 2) + 1
+    assert int8_copies.enable(llm.lm) == 2 * (7 - 2) + 1
     assert not [name for name, m in llm.lm.named_modules()
                 if hasattr(m, "int8_max_rows") and any(t in name for t in ("q_proj", "v_proj"))]
     tuned = [m for m in llm.lm.modules() if isinstance(m, BaseTunerLayer)]
-    assert len(tuned) == 4 and not any(decode_int8.foldable(m) for m in tuned)
+    assert len(tuned) == 4 and not any(int8_copies.foldable(m) for m in tuned)
 
 
 def test_only_vanilla_lora_over_a_plain_linear_is_foldable(tiny_model_dir):
     llm = _peft_llm(tiny_model_dir)
     lora = [m for m in llm.lm.modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A")]
-    assert len(lora) == 4 and all(decode_int8.foldable(m) for m in lora)
+    assert len(lora) == 4 and all(int8_copies.foldable(m) for m in lora)
     lora[0].fan_in_fan_out = True                                   # weights stored [in, out]
-    assert not decode_int8.foldable(lora[0])
+    assert not int8_copies.foldable(lora[0])
 
 
 def test_fan_in_fan_out_layers_keep_their_exact_forward():
@@ -188,5 +222,5 @@ def test_fan_in_fan_out_layers_keep_their_exact_forward():
     torch.manual_seed(0)
     lm = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_positions=32, n_embd=16, n_layer=1, n_head=2))
     lm = get_peft_model(lm.to(torch.bfloat16), LoraConfig(r=4, target_modules=["c_attn"], fan_in_fan_out=True))
-    assert decode_int8.enable(lm.eval()) == 1                       # the output head only
+    assert int8_copies.enable(lm.eval()) == 1                       # the output head only
     assert hasattr(lm.get_output_embeddings(), "int8_max_rows")
