@@ -2,8 +2,10 @@
 
 Not part of the test run. Every case runs the processes a deployment runs, on loopback:
 `bodytalk capture` (synthetic bodies in real time; 2 s windows every 0.5 s, so 2 windows/s per
-body), the emotion server `bodytalk serve --threads T --no-explain` either alone ("one": it runs
-the tokenizer step itself) or fed by one `bodytalk worker` ("split") or by N sharded workers
+body; the bodies' window phases staggered over the hop as capture does by default, or --windows
+aligned: all bodies close a window on the same frame, the burst a server sees without staggering),
+the emotion server `bodytalk serve --threads T --no-explain` either alone ("one": it runs the
+tokenizer step itself) or fed by one `bodytalk worker` ("split") or by N sharded workers
 ("splitN", e.g. split2: `worker --shard 0/2` and `--shard 1/2`), and this script, subscribed
 to both buses. Label paths: "head" (the encoder's fast head, packaged demo checkpoint), "llm"
 (label scoring through the LLM, checkpoint --model; default runs/smoke/checkpoint when it exists) and
@@ -61,6 +63,7 @@ class Case:
     path: str     # head | llm
     mode: str     # one | split | splitN (N sharded workers)
     bodies: int
+    windows: str = "staggered"   # capture's window phases: staggered (default) | aligned (--no-stagger)
 
 
 @dataclass
@@ -161,7 +164,8 @@ def run_case(case: Case, model: str | None, args) -> Result:
         # Capture's clock starts after its imports; the first window closes WINDOW_S later. The
         # measured span runs from the first window + warm-up for --seconds, ending 1 s before capture.
         procs.start("capture", ["capture", "--source", f"synthetic:?bodies={case.bodies}&seed={args.seed}",
-                                "--pub", cap, "--duration", WINDOW_S + args.warmup + args.seconds + 1.0])
+                                "--pub", cap, "--duration", WINDOW_S + args.warmup + args.seconds + 1.0,
+                                *(["--no-stagger"] if case.windows == "aligned" else [])])
         lo = hi = None
         sent: dict[tuple, float] = {}     # (sensor, body, seq) -> capture's send time (wall clock)
         got_events: dict[tuple, tuple] = {}
@@ -218,14 +222,14 @@ def pct(values: list, qs=(50, 95, 99)) -> str:
 def row(r: Result) -> str:
     c = r.case
     if r.error and not r.events:
-        return f"| {c.path} | {c.mode} | {c.bodies} | {r.error} |" + " |" * 7
+        return f"| {c.path} | {c.mode} | {c.windows} | {c.bodies} | {r.error} |" + " |" * 7
     workers = [r.cpu[n] for n in r.cpu if n.startswith("worker")]
     cpu = " / ".join([f"{r.cpu['capture']:.0f}" if "capture" in r.cpu else "–",
                       " + ".join(f"{w:.0f}" for w in workers) or "–",
                       f"{r.cpu['server']:.0f}" if "server" in r.cpu else "–"])
     busiest = max((n for n in r.cpu if n != "capture"), key=r.cpu.get, default="–")
     stages = ", ".join(f"{s} {np.percentile(v, 95):.0f}" for s, v in r.stages.items())
-    return (f"| {c.path} | {c.mode} | {c.bodies} | {r.windows / r.span:.1f} | {r.events / r.span:.1f} | "
+    return (f"| {c.path} | {c.mode} | {c.windows} | {c.bodies} | {r.windows / r.span:.1f} | {r.events / r.span:.1f} | "
             f"{r.windows - r.events} ({r.server_lost}) | {pct(r.total)} | {pct(r.e2e)} | {stages} | {cpu} | {busiest} |")
 
 
@@ -235,9 +239,9 @@ def render(results: list[Result], command: str, header: str, notes: list[str]) -
         f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())}.",
         f"Command: `{command}`. Latencies in ms (p50 / p95 / p99); CPU in % of one core over the measured span.",
         *notes, "",
-        "| path | mode | bodies | windows/s in | events/s | unanswered (never received) | server total p50/p95/p99 | "
+        "| path | mode | windows | bodies | windows/s in | events/s | unanswered (never received) | server total p50/p95/p99 | "
         "window sent → event received p50/p95/p99 | stage p95 | CPU % capture / worker / server | busiest |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *map(row, results),
         *ratios(results),
     ])
@@ -245,17 +249,17 @@ def render(results: list[Result], command: str, header: str, notes: list[str]) -
 
 def ratios(results: list[Result]) -> list[str]:
     """vLLM / transformers for the cases both label paths ran (same mode and bodies, one run)."""
-    by = {(r.case.path, r.case.mode, r.case.bodies): r for r in results if r.total}
-    pairs = [(by[("llm", m, n)], r) for (path, m, n), r in by.items() if path == "vllm" and ("llm", m, n) in by]
+    by = {(r.case.path, r.case.mode, r.case.windows, r.case.bodies): r for r in results if r.total}
+    pairs = [(by[("llm", *rest)], r) for (path, *rest), r in by.items() if path == "vllm" and ("llm", *rest) in by]
     if not pairs:
         return []
     lines = ["", "The same LLM label path through vLLM (in-process engine, adapter merged) and transformers, "
              "this run; ratio = vLLM / transformers (below 1: vLLM is faster).", "",
-             "| mode | bodies | events/s transformers / vLLM | server total p95 transformers / vLLM | ratio p95 |",
-             "|---|---|---|---|---|"]
+             "| mode | windows | bodies | events/s transformers / vLLM | server total p95 transformers / vLLM | ratio p95 |",
+             "|---|---|---|---|---|---|"]
     for hf, vl in pairs:
         a, b = np.percentile(hf.total, 95), np.percentile(vl.total, 95)
-        lines.append(f"| {hf.case.mode} | {hf.case.bodies} | {hf.events / hf.span:.1f} / {vl.events / vl.span:.1f} | "
+        lines.append(f"| {hf.case.mode} | {hf.case.windows} | {hf.case.bodies} | {hf.events / hf.span:.1f} / {vl.events / vl.span:.1f} | "
                      f"{a:.0f} / {b:.0f} | {b / a:.2f} |")
     return lines
 
@@ -269,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(N workers, --shard i/N)")
     p.add_argument("--model", default=str(SMOKE) if SMOKE.is_dir() else None,
                    help="checkpoint with an LLM for the llm path (default: runs/smoke/checkpoint when present)")
+    p.add_argument("--windows", default="staggered", help="capture's window phases: staggered (the default of "
+                   "`bodytalk capture`), aligned (--no-stagger: every body closes a window on the same frame)")
     p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per case")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of windows left out at the start")
     p.add_argument("--threads", type=int, default=1, help="torch threads of server and worker")
@@ -283,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad := [m for m in args.modes.split(",") if m != "one" and not re.fullmatch(r"split[1-9]?", m)]:
         p.error(f"--modes: {', '.join(bad)}? use one, split or splitN (N = 1..9)")
     notes = []
+    if bad := sorted(set(args.windows.split(",")) - {"staggered", "aligned"}):
+        p.error(f"--windows: {', '.join(bad)}? use staggered or aligned")
     if bad := sorted(set(paths) - {"head", "llm", "vllm"}):
         p.error(f"--paths: {', '.join(bad)}? use head, llm or vllm")
     for path in [x for x in ("llm", "vllm") if x in paths and args.model is None]:
@@ -291,10 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for path in paths:
         for mode in args.modes.split(","):
-            for n in map(int, args.bodies.split(",")):
-                r = run_case(Case(path, mode, n), args.model if path != "head" else None, args)
-                print(row(r), file=sys.stderr, flush=True)
-                results.append(r)
+            for phases in args.windows.split(","):
+                for n in map(int, args.bodies.split(",")):
+                    r = run_case(Case(path, mode, n, phases), args.model if path != "head" else None, args)
+                    print(row(r), file=sys.stderr, flush=True)
+                    results.append(r)
     table = render(results, command, header, notes)
     return publish(table, args.write, "bench_serve")
 

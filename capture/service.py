@@ -39,6 +39,7 @@ class CaptureConfig:
     duration: float | None = None
     warmup: float = 0.3   # seconds after bind before the first message (ZeroMQ slow joiner)
     lsl: bool = False     # also publish frames as LSL streams (capture.lsl_outlet)
+    stagger: bool = True  # spread the bodies' window phases over the hop (windowing.py says why)
 
     def __post_init__(self) -> None:
         if self.speed < 0:
@@ -69,7 +70,7 @@ def run(cfg: CaptureConfig, pub: Publisher | None = None) -> int:
             log.error("%s", err)
             return 1
         lsl = lsl_outlet.FrameOutlet(src.sensor, src.layout, src.fps) if cfg.lsl else None
-        windower = Windower(WindowConfig(cfg.window, cfg.hop, fps=src.fps))
+        windower = Windower(WindowConfig(cfg.window, cfg.hop, fps=src.fps, stagger=cfg.stagger))
         pacer = Pacer(0 if src.live else cfg.speed, period=1 / src.fps)
         start = time.monotonic()
         offset, last_t = 0.0, None
@@ -142,6 +143,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     p.add_argument("--speed", type=float, default=1.0, help="1 = native rate, 2 = twice as fast, 0 = as fast as possible")
     p.add_argument("--loop", action="store_true", help="restart a file source when it ends")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--stagger", action=argparse.BooleanOptionalAction, default=True,
+                   help="spread the bodies' windows over the hop, so a server gets a steady stream instead "
+                        "of one burst per hop (each body's first window comes up to one hop later)")
     p.add_argument("--lsl", action="store_true",
                    help="also publish frames as LSL streams bodytalk.<sensor>.<body> (LabRecorder)")
     return p
@@ -151,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cfg = CaptureConfig(source=args.source, pub=args.pub, window=args.window, hop=args.hop,
-                            speed=args.speed, loop=args.loop, duration=args.duration, lsl=args.lsl)
+                            speed=args.speed, loop=args.loop, duration=args.duration, lsl=args.lsl,
+                            stagger=args.stagger)
         return run(cfg)
     except (ValueError, sources.SourceError, AddressInUse, lsl_outlet.LSLUnavailable) as err:
         log.error("%s", err)

@@ -6,6 +6,12 @@ the two samples around each grid time. A grid point inside a gap longer than 1.5
 lower of the two samples around it. A gap longer than ``max_gap`` restarts that body's window, so
 a window never bridges a real disappearance. Low-confidence joints are carried with their
 confidence, never zeroed.
+
+Live capture staggers the bodies' windows (``stagger``): bodies that appear together would otherwise
+close their windows on the same frame, and a server would get one burst of N windows per hop and
+answer the last of them only after reading all N. Each new body's grid starts up to one hop later
+(a golden-ratio sequence of phases, so any number of bodies spreads evenly over the hop), which turns
+the bursts into a steady stream. Offline reading (``windows_of``) does not stagger.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ class WindowConfig:
     hop: float = 0.5        # seconds between window starts
     fps: float = 30.0       # grid rate
     max_gap: float = 0.25   # seconds; longer gaps restart the window
+    stagger: bool = False   # spread the bodies' window phases over the hop (live capture)
 
     def __post_init__(self) -> None:
         if not (self.window > 0 and self.hop > 0 and self.fps > 0 and self.max_gap >= 0):
@@ -53,8 +60,9 @@ class Window:
 class BodyWindower:
     """Grid buffer of one body."""
 
-    def __init__(self, body: int, cfg: WindowConfig) -> None:
+    def __init__(self, body: int, cfg: WindowConfig, phase: int = 0) -> None:
         self.body, self.cfg = body, cfg
+        self.phase = phase                  # grid points dropped at the start: this body's window phase
         self.seq = 0
         self.restarts = 0
         self._reset()
@@ -63,6 +71,7 @@ class BodyWindower:
         self._last: tuple[float, np.ndarray, np.ndarray] | None = None
         self._grid_t0 = 0.0                 # time of grid point 0
         self._n = 0                         # grid points filled so far
+        self._skip = self.phase             # grid points still to drop
         self._j: list[np.ndarray] = []      # per grid point [J, 3]
         self._c: list[np.ndarray] = []      # per grid point [J]
         self._interp: list[bool] = []
@@ -91,6 +100,10 @@ class BodyWindower:
         return self._emit()
 
     def _append(self, j: np.ndarray, c: np.ndarray, interp: bool) -> None:
+        if self._skip:
+            self._skip -= 1
+            self._n += 1
+            return
         self._j.append(j)
         self._c.append(c)
         self._interp.append(interp)
@@ -117,6 +130,15 @@ class Windower:
         self.cfg = cfg
         self.bodies: dict[int, BodyWindower] = {}
         self._seen: dict[int, float] = {}
+        self._started = 0                   # bodies seen so far (their index picks the phase)
+
+    def _phase(self) -> int:
+        """Grid points the next new body drops at its start: 0 without ``stagger``, else the
+        golden-ratio sequence over one hop (0, 0.62, 0.24, 0.85, 0.47, ... of the stride)."""
+        if not self.cfg.stagger:
+            return 0
+        self._started += 1
+        return int(((self._started - 1) * 0.6180339887498949) % 1.0 * self.cfg.stride)
 
     def push(self, t: float, body_ids, joints: np.ndarray, conf: np.ndarray,
              labels: dict[int, dict] | None = None) -> list[Window]:
@@ -125,7 +147,7 @@ class Windower:
         for i, body in enumerate(int(b) for b in body_ids):
             w = self.bodies.get(body)
             if w is None:
-                w = self.bodies[body] = BodyWindower(body, self.cfg)
+                w = self.bodies[body] = BodyWindower(body, self.cfg, self._phase())
             out.extend(w.push(t, joints[i], conf[i], (labels or {}).get(body)))
             self._seen[body] = t
         for body, seen in list(self._seen.items()):

@@ -89,3 +89,33 @@ def test_bodies_are_windowed_separately_and_forgotten():
 def test_config_validation(kw):
     with pytest.raises(ValueError):
         WindowConfig(**kw)
+
+
+def _bodies_together(n: int, cfg: WindowConfig, seconds: float = 4.0) -> list:
+    """``n`` bodies tracked from the same frame on; every coordinate of body b equals t + 100 b."""
+    w, out = Windower(cfg), []
+    ids = np.arange(n, dtype=np.int32)
+    for t in np.arange(0, seconds, 1 / 30):
+        joints = np.repeat((t + 100.0 * ids)[:, None, None], J, axis=1).repeat(3, axis=2).astype(np.float32)
+        out.extend(w.push(t, ids, joints, np.ones((n, J), np.float32)))
+    return out
+
+
+def test_stagger_spreads_bodies_that_appear_together_over_the_hop():
+    plain = _bodies_together(16, WindowConfig())
+    assert len({round(win.t_end, 4) for win in plain if win.seq == 0}) == 1     # one burst per hop
+    staggered = _bodies_together(16, WindowConfig(stagger=True))
+    first = {win.body: win for win in staggered if win.seq == 0}
+    phases = sorted(round(win.t_end * 30) % 15 for win in first.values())
+    assert len(first) == 16 and len(set(phases)) >= 13                      # 16 bodies, 15 frame phases
+    # The largest share of bodies closing a window on one frame: 2 of 16 instead of all 16.
+    assert max(phases.count(p) for p in phases) <= 2
+    assert max(win.t_end for win in first.values()) - min(win.t_end for win in first.values()) < 0.5
+    for body in range(16):
+        wins = [win for win in staggered if win.body == body]
+        assert [win.seq for win in wins] == list(range(len(wins)))
+        np.testing.assert_allclose(np.diff([win.t_start for win in wins]), 0.5, atol=1e-6)
+        for win in wins:                      # the stamps still name the frames the window holds
+            assert win.joints.shape == (60, J, 3)
+            np.testing.assert_allclose(win.joints[[0, -1], 0, 0], [win.t_start + 100 * body, win.t_end + 100 * body],
+                                       atol=1e-4)
