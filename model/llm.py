@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from bodytalk.model import int8_copies
+from bodytalk.model import greedy, int8_copies
 from bodytalk.model.constants import DEFAULT_BASE
 from bodytalk.model.weights import resolve_base
 
@@ -246,6 +246,9 @@ class SkeletonLLM(nn.Module):
             with torch.inference_mode(), int8_copies.decoding():     # int8 copies, if enabled
                 ids = self.lm.generate(**kwargs)                                    # [B, new tokens]
             return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        if not do_sample:                                           # on this thread (greedy.py says why)
+            return greedy.stream(self.lm, self.tokenizer, inputs_embeds.to(device), attention_mask.to(device),
+                                 max_new_tokens, eos, prefix, kwargs.get("logits_to_keep"))
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
 

@@ -185,3 +185,22 @@ def test_real_smollm2_lora_size_and_scores(smollm2_dir):
         probs = llm.score_labels(batch.inputs_embeds, batch.attention_mask, DEFAULT_LABELS)
     torch.testing.assert_close(probs.sum(-1), torch.ones(2))
     assert llm.add_lora() == 7_372_800          # r 64 on q/k/v/o of 30 layers: the paper's 7.4M
+
+
+def test_streamed_greedy_text_is_decoded_on_the_callers_thread_in_whole_words(tiny_llm):
+    """greedy.py: no hand-over to a second thread (which would decode at one intra-op thread)."""
+    import threading
+
+    builder = PromptBuilder(tiny_llm.tokenizer, tiny_llm.embed, EXPLANATION)
+    alone = builder.build(_skeleton(1, seed=5), DESCRIPTORS[:1], labels=["sad"])
+    threads = []
+    hook = tiny_llm.lm.register_forward_hook(lambda *_: threads.append(threading.current_thread()))
+    try:
+        pieces = list(tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=12, stream=True))
+    finally:
+        hook.remove()
+    assert threads and set(threads) == {threading.current_thread()}
+    assert len(threads) <= 12                                  # one pass per generated token at most
+    assert all(p.endswith(" ") for p in pieces[:-1])          # whole words: a piece ends at a space
+    whole = tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=12)
+    assert "".join(pieces) == whole[0]
