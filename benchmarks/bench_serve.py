@@ -279,12 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of windows left out at the start")
     p.add_argument("--threads", type=int, default=1, help="torch threads of server and worker")
     p.add_argument("--seed", type=int, default=0, help="synthetic source seed")
-    p.add_argument("--write", type=Path, help="replace the serving section of this Markdown file")
+    p.add_argument("--write", type=Path, help="replace this run's section of this Markdown file")
+    p.add_argument("--section", default="bench_serve", help="section name in that file (default %(default)s)")
     args = p.parse_args(argv)
     header = machine()
     shown = dict(vars(args), model=args.model and os.path.relpath(args.model, REPO))
     command = " ".join(["python benchmarks/bench_serve.py",
-                        *(f"--{k} {v}" for k, v in shown.items() if k != "write" and v is not None)])
+                        *(f"--{k} {v}" for k, v in shown.items() if k not in ("write", "section") and v is not None)])
     paths = args.paths.split(",")
     if bad := [m for m in args.modes.split(",") if m != "one" and not re.fullmatch(r"split[1-9]?", m)]:
         p.error(f"--modes: {', '.join(bad)}? use one, split or splitN (N = 1..9)")
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(row(r), file=sys.stderr, flush=True)
                     results.append(r)
     table = render(results, command, header, notes)
-    return publish(table, args.write, "bench_serve")
+    return publish(table, args.write, args.section)
 
 
 if __name__ == "__main__":
