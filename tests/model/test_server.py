@@ -158,3 +158,19 @@ def test_only_loopback_work_addresses_count_as_private():
     assert _is_loopback("ipc:///tmp/bodytalk-work")
     assert not _is_loopback("tcp://0.0.0.0:5557") and not _is_loopback("tcp://*:5557")
     assert not _is_loopback("tcp://192.168.1.20:5557")
+
+
+def test_serve_passes_no_int8_to_the_model_loader(monkeypatch):
+    """`serve --no-int8` loads the LLM with its exact weights (the default: int8 copies)."""
+    from bodytalk.model import registry, server
+
+    calls = []
+
+    def fake_load(*args, **kwargs):
+        calls.append(kwargs)
+        raise FileNotFoundError("stop here")                        # main reports it and exits 2
+
+    monkeypatch.setattr(registry, "load_model", fake_load)
+    assert server.main(["--no-int8", "--duration", "0.1"]) == 2
+    assert server.main(["--duration", "0.1"]) == 2
+    assert [c["int8"] for c in calls] == [False, True]
