@@ -57,7 +57,6 @@ def measure(args) -> list[tuple[str, str, str]]:
     import psutil
     import torch
 
-    from bodytalk.model import int8_copies
     from bodytalk.model.registry import load_model
 
     torch.set_num_threads(args.threads)
@@ -82,18 +81,37 @@ def measure(args) -> list[tuple[str, str, str]]:
     rows.append(("fast head, 1 window (all of the above included)", med(timed(lambda: model.recognise(one, "head"), args.reps)), ""))
     rows.append(("fast head, batch of 16", med(timed(lambda: model.recognise(sixteen, "head"), args.reps)), ""))
     if model.llm is not None:
-        rows.append(("LLM label scoring, 1 window", med(timed(lambda: model.recognise(one, "llm"), args.reps)), "< 80 ms"))
-        rows.append(("LLM label scoring, batch of 16", med(timed(lambda: model.recognise(sixteen, "llm"), args.reps)),
-                     "< 400 ms"))
-        rows += explanation_rows(model, one[0], args, "int8 decoding weights")
-        int8_copies.disable(model.llm.lm)
-        rows += explanation_rows(model, one[0], args, "bf16 weights, for comparison")
-        int8_copies.enable(model.llm.lm)
-    for path in ("head", "llm") if model.llm is not None else ("head",):
-        got = model.recognise([w for w, _ in data], path)
+        rows += llm_rows(model, one, sixteen, data, args)
+    got = model.recognise([w for w, _ in data], "head")
+    rows.append((f"accuracy, head path, {len(data)} synthetic windows (seed {args.seed}, not trained on)",
+                 f"{np.mean([r.label == y for r, (_, y) in zip(got, data)]):.1%}", ""))
+    return rows
+
+
+def llm_rows(model, one, sixteen, data, args) -> list[tuple[str, str, str]]:
+    """Label scoring, explanations and the LLM path's accuracy, with the int8 copies (the default)
+    and then with the exact bf16 weights, in this one run; and how often the two label paths agree."""
+    from bodytalk.model import int8_copies
+
+    med = lambda xs: f"{statistics.median(xs):.1f} ms"  # noqa: E731
+    rows, probs = [], {}
+    for weights in ("int8 copies", "exact bf16 weights"):
+        if weights != "int8 copies":
+            int8_copies.disable(model.llm.lm)
+        rows.append((f"LLM label scoring, 1 window ({weights})",
+                     med(timed(lambda: model.recognise(one, "llm"), args.reps)), "< 80 ms"))
+        rows.append((f"LLM label scoring, batch of 16 ({weights})",
+                     med(timed(lambda: model.recognise(sixteen, "llm"), args.reps)), "< 400 ms"))
+        rows += explanation_rows(model, one[0], args, weights)
+        got = model.recognise([w for w, _ in data], "llm")
+        probs[weights] = np.array([[r.probs[label] for label in model.labels] for r in got])
         acc = np.mean([r.label == y for r, (_, y) in zip(got, data)])
-        rows.append((f"accuracy, {path} path, {len(data)} synthetic windows (seed {args.seed}, not trained on)",
+        rows.append((f"accuracy, LLM path ({weights}), {len(data)} synthetic windows (seed {args.seed}, not trained on)",
                      f"{acc:.1%}", ""))
+    int8_copies.enable(model.llm.lm)
+    a, b = probs.values()
+    rows.append(("LLM path, int8 copies vs exact weights: same label / largest probability change",
+                 f"{np.mean(a.argmax(1) == b.argmax(1)):.1%} / {np.abs(a - b).max():.3f}", ""))
     return rows
 
 
