@@ -30,7 +30,7 @@ def stream(lm, tokenizer, inputs_embeds: Tensor, attention_mask: Tensor, max_new
     `last`: the logits_to_keep index of the last position (llm._LAST)."""
     from transformers import DynamicCache
 
-    from bodytalk.model.llm import _positions
+    from bodytalk.model.llm import _positions, kv_name
 
     p = prefix.length if prefix is not None else 0
     mask = torch.cat([attention_mask.new_ones(1, p), attention_mask], dim=1)        # [1, P+N]
@@ -40,12 +40,13 @@ def stream(lm, tokenizer, inputs_embeds: Tensor, attention_mask: Tensor, max_new
     ids: list[int] = []
     shown = 0                                                       # characters already yielded
     stops = set(eos)
+    kv = kv_name(lm)
     least = getattr(lm.generation_config, "min_new_tokens", None) or 0   # as generate() honours it
     for _ in range(max_new_tokens):
         # Entered per pass, not around the loop: between pieces the consumer runs in this thread, and
         # inference mode or the int8 context must not leak into its code.
         with torch.inference_mode(), int8_copies.decoding():
-            out = lm(**step, attention_mask=mask, position_ids=positions, past_key_values=cache,
+            out = lm(**step, attention_mask=mask, position_ids=positions, **{kv: cache},
                      use_cache=True, logits_to_keep=last if last is not None else 1)
             logits = out.logits[0, -1]                                          # [V]
             if len(ids) < least:
@@ -59,7 +60,7 @@ def stream(lm, tokenizer, inputs_embeds: Tensor, attention_mask: Tensor, max_new
         if cut > shown:
             yield text[shown:cut]
             shown = cut
-        cache = out.past_key_values
+        cache = getattr(out, kv)
         step = dict(input_ids=torch.tensor([[token]], device=mask.device))
         mask = torch.cat([mask, mask.new_ones(1, 1)], dim=1)
         positions = positions[:, -1:] + 1

@@ -151,7 +151,7 @@ class SkeletonLLM(nn.Module):
         The keys/values depend on the LoRA weights: compute it again after loading or training them."""
         with torch.no_grad():
             out = self.lm(inputs_embeds=prefix_embeds[None], use_cache=True, logits_to_keep=_LAST)
-        layers = tuple((k, v) for k, v, *_ in out.past_key_values)
+        layers = tuple((k, v) for k, v, *_ in getattr(out, kv_name(self.lm)))
         return PrefixCache(layers=layers, length=prefix_embeds.shape[0])
 
     def answer_ids(self, label: str) -> list[int]:
@@ -197,7 +197,7 @@ class SkeletonLLM(nn.Module):
         embeds = torch.cat([inputs_embeds.to(device), self.embed(tree.inputs)[None].expand(batch, -1, -1)], dim=1)
         with int8_copies.scoring():                                    # dynamic int8 copies, if enabled
             logits = self.lm(inputs_embeds=embeds, attention_mask=bias[:, None], position_ids=positions,
-                             past_key_values=prefix.expand(batch, self.lm.config) if prefix is not None else None,
+                             **{kv_name(self.lm): prefix.expand(batch, self.lm.config) if prefix is not None else None},
                              use_cache=prefix is not None,
                              logits_to_keep=torch.arange(n - 1, n + tree.size, device=device)).logits  # [B, 1+T, V]
         logp = logits.float().log_softmax(-1)
@@ -237,7 +237,7 @@ class SkeletonLLM(nn.Module):
             # prefix's rows are placeholders [B, P, H] that are never read.
             embeds = torch.cat([embeds.new_zeros(batch, prefix.length, embeds.shape[-1]), embeds], dim=1)
             mask = torch.cat([mask.new_ones(batch, prefix.length), mask], dim=1)
-            kwargs["past_key_values"] = prefix.expand(batch, self.lm.config)
+            kwargs[kv_name(self.lm)] = prefix.expand(batch, self.lm.config)
         kwargs.update(inputs_embeds=embeds, attention_mask=mask)
         base = self.lm.get_base_model() if self.has_adapter else self.lm
         if "logits_to_keep" in inspect.signature(base.forward).parameters:
@@ -303,6 +303,13 @@ def _stream(run, streamer) -> Iterator[str]:
     thread.join()
     if failure:
         raise failure[0]
+
+
+def kv_name(lm) -> str:
+    """The KV cache's argument and output name: transformers 5.x says `cache` (and warns on the old
+    name), earlier versions `past_key_values`."""
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def _positions(mask: Tensor) -> Tensor:

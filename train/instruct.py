@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from bodytalk.model import evidence_text
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.inference import EmotionModel
-from bodytalk.model.llm import SkeletonLLM
+from bodytalk.model.llm import SkeletonLLM, kv_name
 from bodytalk.model.prompt import PromptBuilder
 from bodytalk.train import baselines, config as config_io, warmstart
 from bodytalk.train.config import strict
@@ -172,7 +172,8 @@ class InstructModel(nn.Module):
             cache = prefix.expand(b, self.llm.lm.config)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -(n + width):]
         logits = self.llm.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                             past_key_values=cache, use_cache=cache is not None, logits_to_keep=width + 1).logits
+                             **{kv_name(self.llm.lm): cache}, use_cache=cache is not None,
+                             logits_to_keep=width + 1).logits
         # logits at the prompt's last token predict target 0, at target t predict target t + 1
         nll = -logits[:, :-1].float().log_softmax(-1).gather(-1, target[..., None])[..., 0]   # [B, Lt]
         return (nll * tmask).sum() / tmask.sum()
