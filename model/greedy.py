@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from bodytalk.model import int8_copies
+from bodytalk.model.hf_conventions import kv_name, positions as position_ids
 
 
 def stream(lm, tokenizer, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int,
@@ -30,11 +31,10 @@ def stream(lm, tokenizer, inputs_embeds: Tensor, attention_mask: Tensor, max_new
     `last`: the logits_to_keep index of the last position (llm._LAST)."""
     from transformers import DynamicCache
 
-    from bodytalk.model.llm import _positions, kv_name
 
     p = prefix.length if prefix is not None else 0
     mask = torch.cat([attention_mask.new_ones(1, p), attention_mask], dim=1)        # [1, P+N]
-    positions = _positions(mask)[:, p:]                                             # [1, N]
+    positions = position_ids(mask)[:, p:]                                             # [1, N]
     cache = prefix.expand(1, lm.config) if prefix is not None else DynamicCache(config=lm.config)
     step = dict(inputs_embeds=inputs_embeds)
     ids: list[int] = []

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from bodytalk.model import greedy, int8_copies
+from bodytalk.model import hf_conventions as hf
 from bodytalk.model.constants import DEFAULT_BASE
 from bodytalk.model.weights import resolve_base
 
@@ -79,7 +80,7 @@ class SkeletonLLM(nn.Module):
         self.config = config
         self.lm = lm
         self.tokenizer = tokenizer
-        self.turn_end = turn_end_of(tokenizer)
+        self.turn_end = hf.turn_end_of(tokenizer)
         self._answers: dict[str, list[int]] = {}
 
     @classmethod
@@ -151,7 +152,7 @@ class SkeletonLLM(nn.Module):
         The keys/values depend on the LoRA weights: compute it again after loading or training them."""
         with torch.no_grad():
             out = self.lm(inputs_embeds=prefix_embeds[None], use_cache=True, logits_to_keep=_LAST)
-        layers = tuple((k, v) for k, v, *_ in getattr(out, kv_name(self.lm)))
+        layers = tuple((k, v) for k, v, *_ in getattr(out, hf.kv_name(self.lm)))
         return PrefixCache(layers=layers, length=prefix_embeds.shape[0])
 
     def answer_ids(self, label: str) -> list[int]:
@@ -179,9 +180,9 @@ class SkeletonLLM(nn.Module):
         device = self.config.device
         valid = attention_mask.to(device).bool()                                    # [B, N]
         answers = [self.answer_ids(label) for label in labels]
-        tree = _AnswerTree(answers, device)
+        tree = AnswerTree(answers, device)
         p = prefix.length if prefix is not None else 0
-        positions = _positions(torch.cat([valid.new_ones(batch, p), valid], dim=1))[:, p:]   # [B, N]
+        positions = hf.positions(torch.cat([valid.new_ones(batch, p), valid], dim=1))[:, p:]   # [B, N]
         positions = torch.cat([positions, positions[:, -1:] + 1 + tree.step], dim=1)           # [B, N+T]
 
         # allowed[b, query, key] over keys [prefix P | prompt N | answers T].
@@ -197,7 +198,7 @@ class SkeletonLLM(nn.Module):
         embeds = torch.cat([inputs_embeds.to(device), self.embed(tree.inputs)[None].expand(batch, -1, -1)], dim=1)
         with int8_copies.scoring():                                    # dynamic int8 copies, if enabled
             logits = self.lm(inputs_embeds=embeds, attention_mask=bias[:, None], position_ids=positions,
-                             **{kv_name(self.lm): prefix.expand(batch, self.lm.config) if prefix is not None else None},
+                             **{hf.kv_name(self.lm): prefix.expand(batch, self.lm.config) if prefix is not None else None},
                              use_cache=prefix is not None,
                              logits_to_keep=torch.arange(n - 1, n + tree.size, device=device)).logits  # [B, 1+T, V]
         logp = logits.float().log_softmax(-1)
@@ -237,7 +238,7 @@ class SkeletonLLM(nn.Module):
             # prefix's rows are placeholders [B, P, H] that are never read.
             embeds = torch.cat([embeds.new_zeros(batch, prefix.length, embeds.shape[-1]), embeds], dim=1)
             mask = torch.cat([mask.new_ones(batch, prefix.length), mask], dim=1)
-            kwargs[kv_name(self.lm)] = prefix.expand(batch, self.lm.config)
+            kwargs[hf.kv_name(self.lm)] = prefix.expand(batch, self.lm.config)
         kwargs.update(inputs_embeds=embeds, attention_mask=mask)
         base = self.lm.get_base_model() if self.has_adapter else self.lm
         if "logits_to_keep" in inspect.signature(base.forward).parameters:
@@ -253,7 +254,7 @@ class SkeletonLLM(nn.Module):
         return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
 
 
-class _AnswerTree:
+class AnswerTree:
     """The answer tokens of every label packed into one row of T tokens.
 
     Label l's tokens a_0..a_{m-1} contribute inputs a_0..a_{m-2} (predicting a_1..a_{m-1}) at steps
@@ -303,28 +304,3 @@ def _stream(run, streamer) -> Iterator[str]:
     thread.join()
     if failure:
         raise failure[0]
-
-
-def kv_name(lm) -> str:
-    """The KV cache's argument and output name: transformers 5.x says `cache` (and warns on the old
-    name), earlier versions `past_key_values`."""
-    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def _positions(mask: Tensor) -> Tensor:
-    """Position ids that skip padding, [B, N] -> [B, N]: a left-padded row gets the same positions as
-    the same prompt alone, so results do not depend on batch composition."""
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def turn_end_of(tokenizer) -> str:
-    """What the chat template writes after an assistant message (e.g. "<|im_end|>"), found by
-    rendering a probe conversation; falls back to the EOS token."""
-    probe, mark = [{"role": "user", "content": "x"}], "\x00answer\x00"
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("the tokenizer has no chat template; use an instruction-tuned model folder")
-    full = tokenizer.apply_chat_template(probe + [{"role": "assistant", "content": mark}], tokenize=False)
-    start = full.rfind(mark)
-    end = full[start + len(mark):].strip() if start >= 0 else ""
-    return end or (tokenizer.eos_token or "")

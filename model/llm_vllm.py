@@ -56,7 +56,8 @@ from urllib.parse import urlsplit
 import torch
 from torch import Tensor, nn
 
-from bodytalk.model.llm import DTYPES, LLMConfig, SkeletonLLM, turn_end_of
+from bodytalk.model.hf_conventions import turn_end_of
+from bodytalk.model.llm import DTYPES, LLMConfig, SkeletonLLM
 from bodytalk.model.vllm_transport import Engine, Request, Server, require_vllm
 from bodytalk.stream.transport import is_loopback_host
 from bodytalk.model.weights import cache_root, resolve_base

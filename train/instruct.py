@@ -37,7 +37,8 @@ from torch.nn import functional as F
 from bodytalk.model import evidence_text
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.inference import EmotionModel
-from bodytalk.model.llm import SkeletonLLM, kv_name
+from bodytalk.model.hf_conventions import kv_name
+from bodytalk.model.llm import SkeletonLLM
 from bodytalk.model.prompt import PromptBuilder
 from bodytalk.train import baselines, config as config_io, warmstart
 from bodytalk.train.config import strict
