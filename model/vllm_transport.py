@@ -101,17 +101,24 @@ class Engine:
                               detokenize=r.score_ids is None,
                               output_kind=RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY)
 
-    def _submit(self, r: Request, delta: bool = False) -> tuple[str, queue.SimpleQueue]:
-        rid = f"bodytalk-{next(self._ids)}"   # outputs carry this id (vLLM appends a suffix internally)
-        prompt, = self.engine.renderer.render_cmpl([{"prompt_embeds": r.embeds}])   # validated engine input
-        sink: queue.SimpleQueue = queue.SimpleQueue()
+    def _submit(self, requests: list[Request], delta: bool = False) -> list[tuple[str, queue.SimpleQueue]]:
+        """Add requests to the engine under ONE hold of the lock: the driver cannot step in between, so
+        a prefill group really prefills in one step (a step that mixes one request's prefill with
+        another's decoding is the runtime-LoRA crash; adding them one by one let it happen by timing)."""
+        # Rendered outside the lock: validation of the embeddings, no engine state.
+        prompts = [self.engine.renderer.render_cmpl([{"prompt_embeds": r.embeds}])[0] for r in requests]
+        added = []
         with self._lock:
             if self._stopped is not None:
                 raise RuntimeError(f"the vLLM engine has stopped ({self._stopped})")
-            self.engine.add_request(rid, prompt, self._params(r, delta), lora_request=self.lora)
-            self._sinks[rid] = sink
+            for r, prompt in zip(requests, prompts):
+                rid = f"bodytalk-{next(self._ids)}"   # outputs carry this id (vLLM appends a suffix internally)
+                sink: queue.SimpleQueue = queue.SimpleQueue()
+                self.engine.add_request(rid, prompt, self._params(r, delta), lora_request=self.lora)
+                self._sinks[rid] = sink
+                added.append((rid, sink))
         self._work.set()
-        return rid, sink
+        return added
 
     def _drive(self) -> None:
         """Step while anything is in flight; hand every output to its caller's sink."""
@@ -147,13 +154,13 @@ class Engine:
         with self._calls:
             groups = prefill_groups(requests, self.budget, self.max_seqs) if self.lora is not None else [requests]
             for group in groups:
-                sinks = [self._submit(r)[1] for r in group]
+                sinks = [sink for _, sink in self._submit(group)]
                 results += [_result(self._take(sink).outputs[0]) for sink in sinks]
         return results
 
     def stream(self, request: Request) -> Iterator[str]:
         with self._calls:
-            rid, sink = self._submit(request, delta=True)
+            (rid, sink), = self._submit([request], delta=True)
             try:
                 while True:
                     out = self._take(sink)

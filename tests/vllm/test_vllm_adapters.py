@@ -65,3 +65,45 @@ def test_runtime_adapter_gives_the_transformers_readings_and_text(model_cfg, lor
         assert_same_readings(model.recognise(wins, path="llm"), want)    # the engine still answers
     finally:
         llm.close()
+
+
+def test_a_prefill_group_is_added_without_an_engine_step_in_between():
+    """The runtime-LoRA guard: a group's requests reach the engine under one hold of the lock, so the
+    driver thread cannot step between two adds (it did, by timing, and the engine then mixed one
+    request's decoding with another's prefill and died). A fake engine that is slow to add and
+    records the order of adds and steps."""
+    import itertools
+    import queue
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    import torch
+
+    from bodytalk.model.vllm_transport import Engine, Request
+
+    calls: list[str] = []
+
+    class FakeEngine:
+        renderer = SimpleNamespace(render_cmpl=lambda prompts: [prompts[0]])
+
+        def add_request(self, rid, prompt, params, lora_request=None):
+            calls.append("add")
+            time.sleep(0.02)                      # room for the driver to step, were the lock free
+
+        def has_unfinished_requests(self):
+            return len(calls) > 0 and calls.count("step") < 3
+
+        def step(self):
+            calls.append("step")
+            return []
+
+    engine = object.__new__(Engine)
+    engine.engine, engine.lora = FakeEngine(), object()
+    engine._ids, engine._lock, engine._work = itertools.count(), threading.Lock(), threading.Event()
+    engine._sinks: dict[str, queue.SimpleQueue] = {}
+    engine._stopped = None
+    threading.Thread(target=engine._drive, daemon=True).start()
+    engine._submit([Request(torch.zeros(3, 8), 4) for _ in range(4)])
+    time.sleep(0.2)
+    assert calls[:4] == ["add"] * 4 and "step" in calls
