@@ -69,7 +69,8 @@ class EmotionModel:
     def load(cls, path: str | Path, with_llm: bool = True, int8: bool = True) -> "EmotionModel":
         """A checkpoint folder; the base LLM comes from ``cfg.llm.base`` and the adapter from the folder.
         ``int8``: the LLM computes with int8 copies of its weights (int8_copies: decoding, explanation
-        prompts and label scoring, the MLP's down projection exact); False: with its exact weights."""
+        prompts and label scoring; the MLP's down projection too when the checkpoint is calibrated);
+        False: with its exact weights."""
         ck = checkpoint.load(path)
         llm = None
         if with_llm and ck.cfg.llm is not None:
@@ -77,8 +78,8 @@ class EmotionModel:
             llm = SkeletonLLM.load(ck.cfg.llm)
             if ck.adapter is not None:
                 llm.load_adapter(ck.adapter)
-            if int8:
-                int8_copies.enable(llm.lm)
+            if int8:   # with the checkpoint's calibration maxima, when it has them (`bodytalk model calibrate`)
+                int8_copies.enable(llm.lm, act_max=int8_copies.load_calibration(path))
         return cls(ck.cfg, ck.encoder, ck.projector, llm, ck.meta, mg_learned.load(path, ck.encoder))
 
     @classmethod

@@ -1,4 +1,6 @@
 """``bodytalk model info [CKPT] [--json]``: what a checkpoint holds (no argument: the demo's model).
+``bodytalk model calibrate [CKPT] [--data URI] [--windows N]``: record the input maxima that let the
+MLP's down projection take int8 copies too (model/int8_copies.py), in the checkpoint folder.
 
 Prints labels, the base-model reference, layouts (the layout-embedding vocabulary), parameter
 counts, skeleton tokens per window, LoRA settings, the adapter, size, and training provenance
@@ -26,6 +28,39 @@ def _short(value) -> str:
     return json.dumps(value)
 
 
+CALIBRATION_DATA = "synthetic:?bodies=4&duration=12&seed=99"
+
+
+def calibrate(ckpt, data: str, count: int) -> int:
+    """Label scoring of `count` windows of `data` with the exact weights, recording the down
+    projections' input maxima into the checkpoint (EmotionModel.load uses them)."""
+    from bodytalk.capture import source
+    from bodytalk.capture.windowing import windows_of
+    from bodytalk.model import int8_copies
+    from bodytalk.model.features import WindowInput
+    from bodytalk.model.inference import EmotionModel
+
+    if count < 1:
+        log.error("--windows must be >= 1")
+        return 2
+    try:
+        model = EmotionModel.load(ckpt, int8=False)
+        src = source.create(data)
+        src.open()
+    except (FileNotFoundError, ValueError, source.SourceError, BaseModelNotFound) as err:
+        log.error("%s", err)
+        return 2
+    if model.llm is None:
+        log.error("%s has no LLM to calibrate", ckpt)
+        return 2
+    wins = [WindowInput(w.joints, w.confidence, src.fps, src.layout.id) for _, w in zip(range(count), windows_of(src))]
+    maxima = int8_copies.calibrate(model.llm.lm, lambda: [model.recognise(wins[i:i + 16], "llm")
+                                                          for i in range(0, len(wins), 16)])
+    path = int8_copies.save_calibration(ckpt, maxima)
+    print(f"{len(maxima)} layers calibrated on {len(wins)} windows of {data}: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bodytalk model", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,7 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     info = sub.add_parser("info", help="show a checkpoint")
     info.add_argument("ckpt", nargs="?", default=None, help="checkpoint folder (default: the demo model)")
     info.add_argument("--json", action="store_true", help="print JSON")
+    cal = sub.add_parser("calibrate", help="record int8 calibration maxima in a checkpoint folder")
+    cal.add_argument("ckpt", nargs="?", default=None, help="checkpoint folder (default: the demo model)")
+    cal.add_argument("--data", default=CALIBRATION_DATA,
+                     help="windows to calibrate on, any source URI (default: synthetic bodies, %(default)s)")
+    cal.add_argument("--windows", type=int, default=32, help="how many windows (default %(default)s)")
     args = p.parse_args(argv)
+    if args.cmd == "calibrate":
+        return calibrate(args.ckpt or default_checkpoint(), args.data, args.windows)
     try:
         d = checkpoint.describe(args.ckpt or default_checkpoint())
     except (FileNotFoundError, ValueError) as err:

@@ -224,3 +224,38 @@ def test_fan_in_fan_out_layers_keep_their_exact_forward():
     lm = get_peft_model(lm.to(torch.bfloat16), LoraConfig(r=4, target_modules=["c_attn"], fan_in_fan_out=True))
     assert int8_copies.enable(lm.eval()) == 1                       # the output head only
     assert hasattr(lm.get_output_embeddings(), "int8_max_rows")
+
+
+@pytest.mark.skipif(not int8_copies.dynamic_available(), reason="torch has no fbgemm/x86 quantized engine")
+def test_calibrate_command_records_maxima_that_load_smooths_the_down_projection_with(tiny_model_dir, tmp_path):
+    """`bodytalk model calibrate CKPT` stores the down projections' input maxima in the checkpoint;
+    EmotionModel.load then gives those layers smoothed dynamic copies, and labels stay close."""
+    import numpy as np
+
+    from bodytalk.model import inspect as model_cli
+    from bodytalk.model.checkpoint import ModelConfig
+    from bodytalk.model.features import WindowInput
+    from bodytalk.model.inference import EmotionModel
+    from tests.model.motions import random_motion
+
+    llm = SkeletonLLM.load(LLMConfig(base=str(tiny_model_dir), dtype="bfloat16"))
+    cfg = ModelConfig.create(hidden=llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "bfloat16"})
+    EmotionModel.untrained(cfg, llm=llm, seed=1).save(tmp_path / "ck")
+    assert int8_copies.load_calibration(tmp_path / "ck") is None
+    assert model_cli.main(["calibrate", str(tmp_path / "ck"), "--windows", "4"]) == 0
+    maxima = int8_copies.load_calibration(tmp_path / "ck")
+    assert len(maxima) == 2 and all(name.endswith("down_proj") for name in maxima)
+    assert all(v.shape == (64,) and bool((v > 0).all()) for v in maxima.values())   # intermediate size 64
+
+    calibrated, exact = EmotionModel.load(tmp_path / "ck"), EmotionModel.load(tmp_path / "ck", int8=False)
+    downs = [m for name, m in calibrated.llm.lm.named_modules() if name.endswith("down_proj")]
+    assert len(downs) == 2 and all(m.int8_packed is not None and m.int8_smooth is not None for m in downs)
+    rng = np.random.default_rng(4)
+    wins = [WindowInput(*random_motion(rng), fps=30.0, layout="kinect_v2") for _ in range(6)]
+    pairs = [(a, b) for a, b in zip(calibrated.recognise(wins, "llm"), exact.recognise(wins, "llm"))
+             if a.status == "ok"]                      # random motions may lack confident frames
+    assert len(pairs) >= 3
+    for a, b in pairs:
+        assert sum(a.probs.values()) == pytest.approx(1.0, abs=1e-5)
+        assert max(abs(a.probs[k] - b.probs[k]) for k in a.probs) < 0.1             # random tiny model
+    assert model_cli.main(["calibrate", str(tmp_path / "ck"), "--windows", "0"]) == 2
