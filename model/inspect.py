@@ -53,7 +53,11 @@ def calibrate(ckpt, data: str, count: int) -> int:
     if model.llm is None:
         log.error("%s has no LLM to calibrate", ckpt)
         return 2
-    wins = [WindowInput(w.joints, w.confidence, src.fps, src.layout.id) for _, w in zip(range(count), windows_of(src))]
+    try:
+        wins = [WindowInput(w.joints, w.confidence, src.fps, src.layout.id)
+                for _, w in zip(range(count), windows_of(src))]
+    finally:
+        src.close()
     maxima = int8_copies.calibrate(model.llm.lm, lambda: [model.recognise(wins[i:i + 16], "llm")
                                                           for i in range(0, len(wins), 16)])
     path = int8_copies.save_calibration(ckpt, maxima)

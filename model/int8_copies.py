@@ -143,19 +143,18 @@ def enable(lm: nn.Module, max_rows: int = MAX_ROWS, dynamic: bool = True,
     layers = _linear_layers(lm)
     for module in layers:
         weight, bias = _effective(module)                                   # [out, in] float32
-        scales = weight.abs().amax(dim=1).clamp_min(1e-12) / 127.0          # [out]
+        scales = _scales(weight)                                            # [out]
         module.register_buffer("int8_weight", torch.round(weight / scales[:, None]).to(torch.int8),
                                persistent=False)
         module.register_buffer("int8_scales", scales.to(torch.bfloat16), persistent=False)
         module.register_buffer("int8_bias", None if bias is None else bias.to(torch.bfloat16), persistent=False)
-        name, smooth = names[id(module)], None
-        if name.endswith(tuple(keep_exact)) and dynamic and act_max and name in act_max:
-            smooth = (act_max[name].float().clamp_min(1e-5) ** SMOOTH_ALPHA
-                      / weight.abs().amax(0).clamp_min(1e-5) ** (1 - SMOOTH_ALPHA)).clamp_min(1e-5)   # [in]
-            smoothed = weight * smooth[None, :]
-            module.int8_packed = _pack(smoothed, smoothed.abs().amax(dim=1).clamp_min(1e-12) / 127.0, bias)
-        else:
-            module.int8_packed = _pack(weight, scales, bias) if dynamic and not name.endswith(tuple(keep_exact)) else None
+        name = names[id(module)]
+        exact = name.endswith(tuple(keep_exact))
+        maxima = (act_max or {}).get(name) if exact and dynamic else None
+        smooth = None if maxima is None else (maxima.float().clamp_min(1e-5) ** SMOOTH_ALPHA / weight.abs().amax(0)
+                                              .clamp_min(1e-5) ** (1 - SMOOTH_ALPHA)).clamp_min(1e-5)   # [in]
+        module.int8_packed = (None if not dynamic or (exact and smooth is None)
+                              else _pack(weight if smooth is None else weight * smooth[None, :], bias))
         module.register_buffer("int8_smooth", None if smooth is None else (1 / smooth).to(torch.bfloat16),
                                persistent=False)                                          # [in]: x / s
         module.int8_max_rows = max_rows
@@ -171,12 +170,17 @@ def disable(lm: nn.Module) -> None:
             del module.int8_weight, module.int8_scales, module.int8_bias, module.int8_smooth
 
 
-def _pack(weight: Tensor, scales: Tensor, bias: Tensor | None):
+def _scales(weight: Tensor) -> Tensor:
+    """Symmetric per-output-channel int8 scales of a weight [out, in] -> [out]."""
+    return weight.abs().amax(dim=1).clamp_min(1e-12) / 127.0
+
+
+def _pack(weight: Tensor, bias: Tensor | None):
     """fbgemm's packed form of the per-output-channel int8 weight."""
     zero = torch.zeros(weight.shape[0], dtype=torch.long)
     with warnings.catch_warnings():   # torch 2.13 flags quantized tensors for eventual removal; pinned
         warnings.simplefilter("ignore")
-        q = torch.quantize_per_channel(weight, scales.double(), zero, 0, torch.qint8)
+        q = torch.quantize_per_channel(weight, _scales(weight).double(), zero, 0, torch.qint8)
         return torch.ops.quantized.linear_prepack(q, None if bias is None else bias.float())
 
 

@@ -227,10 +227,16 @@ class SkeletonLLM(nn.Module):
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         end = self.tokenizer(self.turn_end, add_special_tokens=False)["input_ids"] if self.turn_end else []
         eos += end[:1] if len(end) == 1 else []
+        device, batch = self.config.device, inputs_embeds.shape[0]
+        base = self.lm.get_base_model() if self.has_adapter else self.lm
+        # See _LAST: +57 MB per batch row otherwise, measured.
+        last = _LAST if "logits_to_keep" in inspect.signature(base.forward).parameters else None
+        if stream and not do_sample:                                # on this thread (greedy.py says why)
+            return greedy.stream(self.lm, self.tokenizer, inputs_embeds.to(device), attention_mask.to(device),
+                                 max_new_tokens, eos, prefix, last)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
         settings = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=eos,
                                     pad_token_id=pad)
-        device, batch = self.config.device, inputs_embeds.shape[0]
         embeds, mask = inputs_embeds.to(device), attention_mask.to(device)
         kwargs = dict(generation_config=settings)
         if prefix is not None:
@@ -240,16 +246,12 @@ class SkeletonLLM(nn.Module):
             mask = torch.cat([mask.new_ones(batch, prefix.length), mask], dim=1)
             kwargs[hf.kv_name(self.lm)] = prefix.expand(batch, self.lm.config)
         kwargs.update(inputs_embeds=embeds, attention_mask=mask)
-        base = self.lm.get_base_model() if self.has_adapter else self.lm
-        if "logits_to_keep" in inspect.signature(base.forward).parameters:
-            kwargs["logits_to_keep"] = _LAST       # see _LAST: +57 MB per batch row otherwise, measured
+        if last is not None:
+            kwargs["logits_to_keep"] = last
         if not stream:
             with torch.inference_mode(), int8_copies.decoding():     # int8 copies, if enabled
                 ids = self.lm.generate(**kwargs)                                    # [B, new tokens]
             return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
-        if not do_sample:                                           # on this thread (greedy.py says why)
-            return greedy.stream(self.lm, self.tokenizer, inputs_embeds.to(device), attention_mask.to(device),
-                                 max_new_tokens, eos, prefix, kwargs.get("logits_to_keep"))
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
 
