@@ -1,8 +1,9 @@
 """The LLM half of the skeleton-aware model: any Hugging Face causal LM + its tokenizer, fed with
 `inputs_embeds` (text embeddings with projected skeleton tokens spliced in, see prompt.py).
 
-- Recognition scores every label of the label set as the assistant's complete answer (label tokens
-  + the chat template's end-of-turn) and normalises over the set: never free-text parsing.
+- Recognition reads every label of the label set as the assistant's answer (label tokens + the chat
+  template's end-of-turn) from one pass and normalises over the set: never free-text parsing.
+  label_trie.py holds the two readings (constrained decoding's choices, or whole-answer likelihood).
 - Explanation is greedy generation, optionally streamed.
 - A LoRA adapter (peft) with the EAI-LLM defaults; the base weights stay frozen.
 
@@ -25,6 +26,7 @@ from torch import Tensor, nn
 from bodytalk.model import greedy, int8_copies
 from bodytalk.model import hf_conventions as hf
 from bodytalk.model.constants import DEFAULT_BASE
+from bodytalk.model.label_trie import SCORINGS, LabelTrie
 from bodytalk.model.weights import resolve_base
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -44,10 +46,13 @@ class LLMConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    label_scoring: str = "constrained"  # how recognition reads labels (label_trie.py); training: "answer"
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {self.dtype!r}")
+        if self.label_scoring not in SCORINGS:
+            raise ValueError(f"label_scoring must be one of {SCORINGS}, not {self.label_scoring!r}")
         if self.lora_r < 1 or self.lora_alpha < 1:
             raise ValueError(f"lora_r and lora_alpha must be >= 1 (got {self.lora_r}, {self.lora_alpha})")
         if not 0.0 <= self.lora_dropout < 1.0:
@@ -82,6 +87,7 @@ class SkeletonLLM(nn.Module):
         self.tokenizer = tokenizer
         self.turn_end = hf.turn_end_of(tokenizer)
         self._answers: dict[str, list[int]] = {}
+        self._tries: dict[tuple[tuple[str, ...], str], LabelTrie] = {}
 
     @classmethod
     def load(cls, config: LLMConfig | None = None) -> "SkeletonLLM":
@@ -162,54 +168,65 @@ class SkeletonLLM(nn.Module):
             self._answers[label] = self.tokenizer(label + self.turn_end, add_special_tokens=False)["input_ids"]
         return self._answers[label]
 
+    def label_trie(self, labels: Sequence[str], scoring: str) -> LabelTrie:
+        key = (tuple(labels), scoring)
+        if key not in self._tries:
+            self._tries[key] = LabelTrie([self.answer_ids(label) for label in labels], scoring)
+        return self._tries[key]
+
     def label_log_likelihoods(self, inputs_embeds: Tensor, attention_mask: Tensor, labels: Sequence[str],
-                              prefix: PrefixCache | None = None) -> Tensor:
-        """log p(label's answer | prompt), summed over its tokens: [B, L]. Differentiable (training uses
-        it as logits for a cross-entropy over the label set).
+                              prefix: PrefixCache | None = None, scoring: str = "answer") -> Tensor:
+        """Each label's score [B, L]: with "answer", log p(label's answer | prompt) summed over its
+        tokens; with "constrained", the log-probability constrained decoding gives it (label_trie.py).
+        Differentiable (training uses "answer" as logits for a cross-entropy over the label set).
 
         inputs_embeds [B, N, H], attention_mask [B, N] (0 = left padding); with `prefix`, they hold
-        only what follows the cached prefix. ONE forward pass: the answer tokens of all labels are
-        appended to each prompt, packed side by side, each label seeing the prompt and its own
-        earlier tokens only (a tree-shaped attention mask). On CPU a pass costs about the time to
-        stream the weights once, so one pass over N+T tokens beats a prompt pass plus a label pass,
-        and no KV cache is copied per label.
+        only what follows the cached prefix. ONE forward pass: the answer tokens the reading needs
+        (the trie's rows, T of them) are appended to each prompt, each seeing the prompt and its own
+        ancestors only (a tree-shaped attention mask). On CPU a pass costs about the time to stream
+        the weights once, so one pass over N+T tokens beats a prompt pass plus a label pass, and no
+        KV cache is copied per label.
         """
         if not labels:
             raise ValueError("the label set is empty")
         batch, n = attention_mask.shape
         device = self.config.device
         valid = attention_mask.to(device).bool()                                    # [B, N]
-        answers = [self.answer_ids(label) for label in labels]
-        tree = AnswerTree(answers, device)
+        trie = self.label_trie(labels, scoring)
+        inputs, steps, sees = (t.to(device) for t in (trie.row_inputs, trie.row_steps, trie.row_sees))
+        size = len(trie.rows)
         p = prefix.length if prefix is not None else 0
         positions = hf.positions(torch.cat([valid.new_ones(batch, p), valid], dim=1))[:, p:]   # [B, N]
-        positions = torch.cat([positions, positions[:, -1:] + 1 + tree.step], dim=1)           # [B, N+T]
+        positions = torch.cat([positions, positions[:, -1:] + 1 + steps], dim=1)               # [B, N+T]
 
         # allowed[b, query, key] over keys [prefix P | prompt N | answers T].
         causal = torch.ones(n, n, dtype=torch.bool, device=device).tril() & valid[:, None, :]
         causal |= torch.eye(n, dtype=torch.bool, device=device)     # padding rows see themselves: no NaN
-        prompt_rows = torch.cat([valid.new_ones(batch, n, p), causal, valid.new_zeros(batch, n, tree.size)], dim=2)
-        answer_rows = torch.cat([valid.new_ones(batch, tree.size, p), valid[:, None, :].expand(-1, tree.size, -1),
-                                 tree.sees[None].expand(batch, -1, -1)], dim=2)
+        prompt_rows = torch.cat([valid.new_ones(batch, n, p), causal, valid.new_zeros(batch, n, size)], dim=2)
+        answer_rows = torch.cat([valid.new_ones(batch, size, p), valid[:, None, :].expand(-1, size, -1),
+                                 sees[None].expand(batch, -1, -1)], dim=2)
         allowed = torch.cat([prompt_rows, answer_rows], dim=1)                      # [B, N+T, P+N+T]
         # Additive float mask: the form both the sdpa and the eager attention take as given.
         bias = torch.zeros(allowed.shape, dtype=self.dtype, device=device).masked_fill(~allowed,
                                                                                        torch.finfo(self.dtype).min)
-        embeds = torch.cat([inputs_embeds.to(device), self.embed(tree.inputs)[None].expand(batch, -1, -1)], dim=1)
+        embeds = torch.cat([inputs_embeds.to(device), self.embed(inputs)[None].expand(batch, -1, -1)], dim=1)
         with int8_copies.scoring():                                    # dynamic int8 copies, if enabled
             logits = self.lm(inputs_embeds=embeds, attention_mask=bias[:, None], position_ids=positions,
                              **{hf.kv_name(self.lm): prefix.expand(batch, self.lm.config) if prefix is not None else None},
                              use_cache=prefix is not None,
-                             logits_to_keep=torch.arange(n - 1, n + tree.size, device=device)).logits  # [B, 1+T, V]
-        logp = logits.float().log_softmax(-1)
-        scores = logp[:, 0, [a[0] for a in answers]]                                # [B, L] first tokens
-        token_lp = logp[:, 1:].gather(-1, tree.targets.expand(batch, -1)[..., None])[..., 0]   # [B, T]
-        return scores.index_add(1, tree.owner, token_lp)                            # sum each label's tokens
+                             logits_to_keep=torch.arange(n - 1, n + size, device=device)).logits  # [B, 1+T, V]
+        at = logits[:, trie.decision_at.to(device)].float()                          # [B, D, V]
+        if scoring == "answer":
+            at = at.log_softmax(-1)                       # "constrained" normalises over the choices only
+        choices = trie.choice_ids.to(device)                                        # [D, C]
+        return trie.combine(at.gather(-1, choices[None].expand(batch, -1, -1)))     # [B, L]
 
     def score_labels(self, inputs_embeds: Tensor, attention_mask: Tensor, labels: Sequence[str],
-                     prefix: PrefixCache | None = None) -> Tensor:
-        """Probability of each label [B, L], summing to 1 over `labels`."""
-        return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix).softmax(-1)
+                     prefix: PrefixCache | None = None, scoring: str | None = None) -> Tensor:
+        """Probability of each label [B, L], summing to 1 over `labels`; read as `scoring` (default:
+        the config's label_scoring)."""
+        scoring = scoring or self.config.label_scoring
+        return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix, scoring).softmax(-1)
 
     def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
                  stream: bool = False, do_sample: bool = False,
@@ -254,28 +271,6 @@ class SkeletonLLM(nn.Module):
             return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
-
-
-class AnswerTree:
-    """The answer tokens of every label packed into one row of T tokens.
-
-    Label l's tokens a_0..a_{m-1} contribute inputs a_0..a_{m-2} (predicting a_1..a_{m-1}) at steps
-    0..m-2; a_0 itself is predicted at the prompt's last position."""
-
-    def __init__(self, answers: Sequence[list[int]], device: str) -> None:
-        inputs, targets, owner, step = [], [], [], []
-        for label, ids in enumerate(answers):
-            inputs += ids[:-1]
-            targets += ids[1:]
-            owner += [label] * (len(ids) - 1)
-            step += range(len(ids) - 1)
-        self.size = len(inputs)                                                      # T
-        self.inputs = torch.tensor(inputs, dtype=torch.long, device=device)          # [T]
-        self.targets = torch.tensor(targets, dtype=torch.long, device=device)        # [T]
-        self.owner = torch.tensor(owner, dtype=torch.long, device=device)            # [T] label index
-        self.step = torch.tensor(step, dtype=torch.long, device=device)              # [T] position in answer
-        # sees[t, u]: token t may attend to token u (same label, not later).
-        self.sees = (self.owner[:, None] == self.owner[None]) & (self.step[None] <= self.step[:, None])   # [T, T]
 
 
 @contextlib.contextmanager

@@ -10,11 +10,12 @@ embeddings exactly as for transformers; each row's left padding is stripped and 
 go to vLLM as `prompt_embeds` (a server takes them base64 of a `torch.save`d tensor).
 
 Recognition, exact: the answers of all labels (label tokens + end-of-turn, as SkeletonLLM.answer_ids)
-form a token tree. Each tree node is one request: the prompt + the node's answer tokens so far,
-max_tokens=1, `logprob_token_ids` = the node's children, which vLLM answers with log p(child | prompt,
-path) over the FULL vocabulary (logprobs_mode "raw_logprobs", its default). A label's score is the sum
-along its path, softmaxed over the label set: the quantity SkeletonLLM.label_log_likelihoods computes
-in one tree-masked pass, so the two differ by kernel numerics only. Measured on SmolLM2-135M: in
+form a token tree (label_trie.py). Each decision of the tree is one request: the prompt + the node's
+answer tokens so far, max_tokens=1, `logprob_token_ids` = the node's children, which vLLM answers with
+log p(child | prompt, path) over the FULL vocabulary (logprobs_mode "raw_logprobs", its default). The
+trie sums them per label as SkeletonLLM.label_log_likelihoods does after its one tree-masked pass, so
+the two differ by kernel numerics only; read "constrained" (the default) with labels whose first tokens
+differ, that is one request per window. Measured on SmolLM2-135M: in
 float32 within 1e-4 nat per label (tests/vllm hold them to 1e-3 in probability); in bfloat16 each
 backend is ~0.1 nat per token off the float32 value, so label probabilities differ by up to ~0.2
 (bench_vllm.py, 16 windows of runs/bandai: the same label on all 16) and greedy text can part ways
@@ -108,6 +109,7 @@ class VLLMSkeletonLLM:
         end = self.tokenizer(self.turn_end, add_special_tokens=False)["input_ids"] if self.turn_end else []
         self.stop_ids = tuple(end) if len(end) == 1 else ()
         self._answers: dict[str, list[int]] = {}
+        self._tries: dict = {}
 
     @classmethod
     def load(cls, config: LLMConfig | None = None, adapter: str | Path | None = None,
@@ -149,36 +151,36 @@ class VLLMSkeletonLLM:
         """The shared prompt prefix [P, H]: prepended to each row; vLLM's prefix cache does the rest."""
         return prefix_embeds.detach()
 
-    answer_ids = SkeletonLLM.answer_ids   # the same answers, cached in self._answers
+    answer_ids = SkeletonLLM.answer_ids   # the same answers and tries, cached in self._answers / _tries
+    label_trie = SkeletonLLM.label_trie
 
     def label_log_likelihoods(self, inputs_embeds: Tensor, attention_mask: Tensor, labels: Sequence[str],
-                              prefix: Tensor | None = None) -> Tensor:
-        """log p(label's answer | prompt), summed over its tokens: [B, L] (the module docstring says how)."""
+                              prefix: Tensor | None = None, scoring: str = "answer") -> Tensor:
+        """Each label's score [B, L], read as `scoring` from one request per trie decision and window
+        (the module docstring says how)."""
         if not labels:
             raise ValueError("the label set is empty")
-        answers = [self.answer_ids(label) for label in labels]
-        children: dict[tuple[int, ...], list[int]] = {}     # tree node (answer path) -> next tokens
-        for ids in answers:
-            for k, token in enumerate(ids):
-                nxt = children.setdefault(tuple(ids[:k]), [])
-                if token not in nxt:
-                    nxt.append(token)
+        trie = self.label_trie(labels, scoring)
         rows = _rows(inputs_embeds, attention_mask, prefix)                        # B x [n, H]
-        deep = [path for path in children if path]
-        tails = {path: self.embed(torch.tensor(path)) for path in deep}            # [k, H] each
-        # Roots first: their prompts then sit in vLLM's prefix cache for the deeper requests.
-        logp = dict(zip([(b, ()) for b in range(len(rows))], self.transport.run(
-            [Request(row, 1, children[()]) for row in rows])))
-        keys = [(b, path) for b in range(len(rows)) for path in deep]
-        logp.update(zip(keys, self.transport.run(
-            [Request(torch.cat([rows[b], tails[path]]), 1, children[path]) for b, path in keys])))
-        return torch.tensor([[sum(logp[b, tuple(ids[:k])].logprobs[t] for k, t in enumerate(ids)) for ids in answers]
-                             for b in range(len(rows))])
+        requests = [(b, d) for d in range(len(trie.decisions)) for b in range(len(rows))]
+        # Root decisions first (decisions[0] is the root): their prompts then sit in vLLM's prefix
+        # cache for the deeper requests.
+        split = len(rows) if trie.decisions and not trie.decisions[0] else 0
+        tails = {node: self.embed(torch.tensor(node)) for node in trie.decisions if node}   # [k, H] each
+        made = [Request(torch.cat([rows[b], tails[trie.decisions[d]]]) if trie.decisions[d] else rows[b], 1,
+                        trie.choices[d]) for b, d in requests]
+        answers = [a for part in (made[:split], made[split:]) if part for a in self.transport.run(part)]
+        choice_logp = torch.full((len(rows), len(trie.decisions), trie.choice_ids.shape[1]), float("-inf"))
+        for (b, d), answer in zip(requests, answers):                             # [B, D, C] raw log-probs
+            choice_logp[b, d, :len(trie.choices[d])] = torch.tensor([answer.logprobs[t] for t in trie.choices[d]])
+        return trie.combine(choice_logp)
 
     def score_labels(self, inputs_embeds: Tensor, attention_mask: Tensor, labels: Sequence[str],
-                     prefix: Tensor | None = None) -> Tensor:
-        """Probability of each label [B, L], summing to 1 over `labels`."""
-        return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix).softmax(-1)
+                     prefix: Tensor | None = None, scoring: str | None = None) -> Tensor:
+        """Probability of each label [B, L], summing to 1 over `labels`; read as `scoring` (default:
+        the config's label_scoring)."""
+        scoring = scoring or self.config.label_scoring
+        return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix, scoring).softmax(-1)
 
     def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
                  stream: bool = False, do_sample: bool = False,
