@@ -187,20 +187,31 @@ def test_real_smollm2_lora_size_and_scores(smollm2_dir):
     assert llm.add_lora() == 7_372_800          # r 64 on q/k/v/o of 30 layers: the paper's 7.4M
 
 
-def test_streamed_greedy_text_is_decoded_on_the_callers_thread_in_whole_words(tiny_llm):
+@pytest.mark.parametrize("text,ready", [("Sad: arms", 9), ("Sad: arms ", 9), ("Sad:\n", 4), ("head 25\ufffd", 7),
+                                        ("head 25\ufffd\ufffd", 7), ("", 0), ("   ", 0)])
+def test_a_streamed_piece_stops_where_a_later_token_could_change_the_text(text, ready):
+    from bodytalk.model.greedy import settled
+
+    assert settled(text) == ready
+
+
+def test_streamed_greedy_text_is_decoded_on_the_callers_thread_a_token_at_a_time(tiny_llm):
     """greedy.py: no hand-over to a second thread (which would decode at one intra-op thread)."""
     import threading
 
     builder = PromptBuilder(tiny_llm.tokenizer, tiny_llm.embed, EXPLANATION)
     alone = builder.build(_skeleton(1, seed=5), DESCRIPTORS[:1], labels=["sad"])
-    threads = []
+    threads, pieces, passes = [], [], []
     hook = tiny_llm.lm.register_forward_hook(lambda *_: threads.append(threading.current_thread()))
     try:
-        pieces = list(tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=12, stream=True))
+        for piece in tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=12, stream=True):
+            pieces.append(piece)
+            passes.append(len(threads))                        # passes run when this piece came
     finally:
         hook.remove()
     assert threads and set(threads) == {threading.current_thread()}
     assert len(threads) <= 12                                  # one pass per generated token at most
-    assert all(p.endswith(" ") for p in pieces[:-1])          # whole words: a piece ends at a space
+    assert len(pieces) >= 3 and passes[:-1] == sorted(set(passes[:-1]))   # one piece per token at most
+    assert not any(p[-1:].isspace() for p in pieces[:-1])      # whitespace waits for what follows it
     whole = tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=12)
     assert "".join(pieces) == whole[0]

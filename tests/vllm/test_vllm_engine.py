@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
+import torch
 
 from bodytalk.model import grounding
 from bodytalk.model.llm import SkeletonLLM
 from bodytalk.model.llm_vllm import VLLMSkeletonLLM
-from tests.vllm.conftest import assert_same_readings, emotion_model, windows
+from tests.vllm.conftest import PROB_TOL, assert_same_readings, emotion_model, windows
 
 pytestmark = pytest.mark.vllm
 
@@ -29,6 +30,23 @@ def test_label_probabilities_sum_to_one_and_match_transformers(models):
     assert_same_readings(readings, theirs.recognise(wins, path="llm"))
     spread = [max(r.probs.values()) - min(r.probs.values()) for r in readings]
     assert min(spread) > 0.05          # the untrained model prefers some labels: the comparison means something
+
+
+@pytest.mark.parametrize("scoring", ["constrained", "answer"])
+def test_both_label_readings_match_transformers_where_labels_share_tokens(models, scoring):
+    """"sad" and "sadness" share two tokens on SmolLM2: the trie's deeper decisions become requests."""
+    ours, theirs = models
+    labels = ("sad", "sadness", "surprised", "neutral")
+    p = theirs.prepare(windows(3, seed=5), [None] * 3)
+    _, tokens = theirs.encode(p)
+    texts = [theirs.evidence_line(d, g) for d, g in zip(p.evidence, p.mgs)]
+    probs = []
+    for m in (ours, theirs):
+        batch = m._builder("recognise").build(tokens, texts, with_prefix=False)
+        probs.append(m.llm.score_labels(batch.inputs_embeds, batch.attention_mask, labels,
+                                        m._prefix("recognise"), scoring))
+    assert ours.llm.label_trie(labels, scoring).rows                      # answer tokens were fed
+    torch.testing.assert_close(probs[0], probs[1], atol=PROB_TOL, rtol=0)
 
 
 def test_a_window_reads_the_same_alone_and_in_a_batch(models):
