@@ -68,14 +68,15 @@ class PrefixCache:
     layers: tuple[tuple[Tensor, Tensor], ...]   # per layer: keys, values [1, kv_heads, P, head_dim]
     length: int                                 # P
 
-    def expand(self, batch: int, config) -> "DynamicCache":  # noqa: F821 (transformers type)
+    def expand(self, batch: int, config, dtype: torch.dtype | None = None) -> "DynamicCache":  # noqa: F821
+        """A cache for `batch` rows that continue the prefix (its keys/values in `dtype`, if given)."""
         from transformers import DynamicCache
 
         # DynamicCache's constructor concatenates each layer's keys/values onto an empty tensor, so every
         # call copies the prefix B times ([B, kv_heads, P, head_dim] per layer; small next to the pass
         # itself) and each step concatenates anew. The cached tensors are only read, never written: one
         # PrefixCache serves any number of calls.
-        return DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+        return DynamicCache([(k.to(dtype or k.dtype).expand(batch, -1, -1, -1), v.to(dtype or v.dtype).expand(batch, -1, -1, -1))
                              for k, v in self.layers], config=config)
 
 
@@ -206,13 +207,14 @@ class SkeletonLLM(nn.Module):
         answer_rows = torch.cat([valid.new_ones(batch, size, p), valid[:, None, :].expand(-1, size, -1),
                                  sees[None].expand(batch, -1, -1)], dim=2)
         allowed = torch.cat([prompt_rows, answer_rows], dim=1)                      # [B, N+T, P+N+T]
+        # float32 activations with int8 copies and no gradients (int8_copies.score_dtype says why).
+        dtype = self.dtype if torch.is_grad_enabled() or self.lm.training else int8_copies.score_dtype(self.lm)
         # Additive float mask: the form both the sdpa and the eager attention take as given.
-        bias = torch.zeros(allowed.shape, dtype=self.dtype, device=device).masked_fill(~allowed,
-                                                                                       torch.finfo(self.dtype).min)
+        bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill(~allowed, torch.finfo(dtype).min)
         embeds = torch.cat([inputs_embeds.to(device), self.embed(inputs)[None].expand(batch, -1, -1)], dim=1)
         with int8_copies.scoring():                                    # dynamic int8 copies, if enabled
-            logits = self.lm(inputs_embeds=embeds, attention_mask=bias[:, None], position_ids=positions,
-                             **{hf.kv_name(self.lm): prefix.expand(batch, self.lm.config) if prefix is not None else None},
+            logits = self.lm(inputs_embeds=embeds.to(dtype), attention_mask=bias[:, None], position_ids=positions,
+                             **{hf.kv_name(self.lm): prefix.expand(batch, self.lm.config, dtype) if prefix is not None else None},
                              use_cache=prefix is not None,
                              logits_to_keep=torch.arange(n - 1, n + size, device=device)).logits  # [B, 1+T, V]
         at = logits[:, trie.decision_at.to(device)].float()                          # [B, D, V]

@@ -98,6 +98,7 @@ def test_disable_restores_the_plain_forward(bf16_lora_llm):
     int8_copies.enable(llm.lm)
     assert len(llm.generate(embeds, mask, max_new_tokens=6)) == 1   # decodes through the copies
     int8_copies.disable(llm.lm)
+    assert int8_copies.score_dtype(llm.lm) == torch.bfloat16
     assert not _layers(llm)
     assert llm.generate(embeds, mask, max_new_tokens=6) == reference
 
@@ -139,6 +140,7 @@ def test_label_scores_never_use_the_weight_only_copies_generation_does(bf16_lora
         before = llm.label_log_likelihoods(embeds, mask, labels)
         cached = llm.label_log_likelihoods(embeds, mask, labels, prefix=prefix)
     int8_copies.enable(llm.lm, dynamic=False)
+    assert int8_copies.score_dtype(llm.lm) == torch.bfloat16     # no dynamic copies: the model's dtype
     _force_int8_head(llm, "neutral")
     with torch.no_grad():
         assert torch.equal(llm.label_log_likelihoods(embeds, mask, labels), before)
@@ -157,6 +159,8 @@ def test_dynamic_copies_serve_label_scoring_and_long_inputs_but_not_the_down_pro
     assert int8_copies.enable(llm.lm) == 2 * (4 + 3) + 1
     dynamic = {name for name, m in llm.lm.named_modules() if getattr(m, "int8_packed", None) is not None}
     assert len(dynamic) == 2 * (4 + 2) + 1 and not any(name.endswith("down_proj") for name in dynamic)
+    # Every linear layer has copies: scoring feeds float32 (the exact down projections take bf16 inside).
+    assert int8_copies.score_dtype(llm.lm) == torch.float32
     _force_int8_head(llm, "neutral")                    # the weight-only head would now say "neutral"
     with torch.no_grad():
         fast = llm.score_labels(embeds, mask, labels)
