@@ -4,7 +4,8 @@ Not part of the test run. Every case runs the processes a deployment runs, on lo
 `bodytalk capture` (synthetic bodies in real time; 2 s windows every 0.5 s, so 2 windows/s per
 body; the bodies' window phases staggered over the hop as capture does by default, or --windows
 aligned: all bodies close a window on the same frame, the burst a server sees without staggering),
-the emotion server `bodytalk serve --threads T --no-explain` either alone ("one": it runs the
+the emotion server `bodytalk serve --threads T --no-explain` (or with --explain-every S: explanations
+on their thread beside the labels, with a table of their timing) either alone ("one": it runs the
 tokenizer step itself) or fed by one `bodytalk worker` ("split") or by N sharded workers
 ("splitN", e.g. split2: `worker --shard 0/2` and `--shard 1/2`), and this script, subscribed
 to both buses. Label paths: "head" (the encoder's fast head, packaged demo checkpoint), "llm"
@@ -77,6 +78,8 @@ class Result:
     e2e: list = field(default_factory=list)        # window sent -> event decoded here, ms
     stages: dict = field(default_factory=dict)     # stage -> [ms]
     cpu: dict = field(default_factory=dict)        # process -> % of one core
+    first_piece: list = field(default_factory=list)   # label event -> first explanation piece, here, ms
+    explain: list = field(default_factory=list)       # explained events' latency_ms.explain, ms
     error: str = ""
 
 
@@ -137,7 +140,8 @@ def _stop(proc: subprocess.Popen) -> None:
 def run_case(case: Case, model: str | None, args) -> Result:
     res = Result(case)
     cap, events, work = free_addr(), free_addr(), free_addr()
-    serve = ["serve", "--sub", cap, "--pub", events, "--threads", args.threads, "--no-explain",
+    explain = ["--explain-every", args.explain_every] if args.explain_every else ["--no-explain"]
+    serve = ["serve", "--sub", cap, "--pub", events, "--threads", args.threads, *explain,
              *(["--path", "llm", "--backend", "vllm"] if case.path == "vllm" else ["--path", case.path])]
     serve += ["--model", model] if model else []
     ready = {"server"}
@@ -169,6 +173,8 @@ def run_case(case: Case, model: str | None, args) -> Result:
         lo = hi = None
         sent: dict[tuple, float] = {}     # (sensor, body, seq) -> capture's send time (wall clock)
         got_events: dict[tuple, tuple] = {}
+        first_text: dict[tuple, float] = {}   # window key -> when its explanation's first piece came
+        explained: dict[tuple, float] = {}    # window key -> its explanation's generation time, ms
         cpu0 = cpu1 = None
         ended = None
         while True:
@@ -193,6 +199,10 @@ def run_case(case: Case, model: str | None, args) -> Result:
                     hi = lo + args.seconds
             elif isinstance(msg, schema.EmotionEvent) and msg.explanation is None:
                 got_events[(msg.sensor, msg.body, msg.window_seq)] = (time.time(), msg)
+            elif isinstance(msg, schema.EmotionEvent):
+                explained[(msg.sensor, msg.body, msg.window_seq)] = msg.latency_ms.get("explain", np.nan)
+            elif isinstance(msg, schema.EmotionText) and msg.index == 0:
+                first_text[(msg.sensor, msg.body, msg.window_seq)] = time.time()
             elif isinstance(msg, schema.Status) and msg.component == "server":
                 res.server_lost = msg.counters.get("lost_windows", 0)
         res.error = procs.exited()
@@ -210,6 +220,10 @@ def run_case(case: Case, model: str | None, args) -> Result:
             for stage in ("encoder", "queue", "label"):
                 if stage in ev.latency_ms:
                     res.stages.setdefault(stage, []).append(ev.latency_ms[stage])
+            if key in explained:
+                res.explain.append(explained[key])
+            if key in first_text:   # the job was queued right after the label event went out
+                res.first_piece.append((first_text[key] - t_recv) * 1e3)
     if cpu0 and cpu1:
         res.cpu = {name: (cpu1[name] - cpu0[name]) / (c1 - c0) * 100 for name in cpu1 if name in cpu0}
     return res
@@ -244,7 +258,22 @@ def render(results: list[Result], command: str, header: str, notes: list[str]) -
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *map(row, results),
         *ratios(results),
+        *explanations(results),
     ])
+
+
+def explanations(results: list[Result]) -> list[str]:
+    """Explanations generated while labels were served (--explain-every), per case."""
+    with_text = [r for r in results if r.explain]
+    if not with_text:
+        return []
+    return ["", "Explanations while serving: label event -> its explanation's first piece (received here; "
+            "includes waiting behind the explanation in progress), and generation time (`latency_ms.explain`: "
+            "job start -> grounded text, 40 tokens at most).", "",
+            "| path | mode | windows | bodies | explanations | label event → first piece p50/p95 | generation p50/p95 |",
+            "|---|---|---|---|---|---|---|",
+            *(f"| {r.case.path} | {r.case.mode} | {r.case.windows} | {r.case.bodies} | {len(r.explain)} | "
+              f"{pct(r.first_piece, (50, 95))} | {pct(r.explain, (50, 95))} |" for r in with_text)]
 
 
 def ratios(results: list[Result]) -> list[str]:
@@ -279,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of windows left out at the start")
     p.add_argument("--threads", type=int, default=1, help="torch threads of server and worker")
     p.add_argument("--seed", type=int, default=0, help="synthetic source seed")
+    p.add_argument("--explain-every", type=float, default=None, metavar="S",
+                   help="also generate explanations (serve --explain-every S) and report their timing; "
+                        "default: serve --no-explain")
     p.add_argument("--write", type=Path, help="replace this run's section of this Markdown file")
     p.add_argument("--section", default="bench_serve", help="section name in that file (default %(default)s)")
     args = p.parse_args(argv)

@@ -15,10 +15,9 @@ Publishes (PUB, binds ``--pub``):     emotion.<sensor>.<body>  label, probabilit
                                        generated (raw; --no-stream-text turns them off)
                                        status.server            heartbeat: rate, drops, queue depth
 Windows are batched across bodies and sensors (everything waiting, up to --max-batch). Recognition
-runs for every window; an explanation is generated on a background thread when a body's stable
-label changes or every --explain-every seconds, so labels never wait for text. Its pieces stream
-on emotion.text (index 0, 1, ..., then a "done" marker); the grounding check needs the whole text,
-so the checked explanation follows on an emotion event of the same window. A window that fails
+runs for every window; an explanation is generated on a background thread (explainer.py) when a
+body's stable label changes or every --explain-every seconds, so labels never wait for text. Its
+pieces stream on emotion.text; the checked explanation follows on an emotion event of the window. A window that fails
 validation yields an event with status "insufficient_data" and its ``reason``, not silence.
 ``latency_ms`` stages: features, encoder (tokenizer step), queue (split only: worker sent ->
 server took it), label, explain (explained events), total (the window's arrival, at the server or
@@ -36,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -46,11 +44,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import torch
 
-from bodytalk.model import grounding
+from bodytalk.model.explainer import Explainer
 from bodytalk.model.hysteresis import StableLabel
-from bodytalk.model.microgestures import MGResult
 from bodytalk.model.registry import BACKENDS
-from bodytalk.model.worker import Tokenizer, descriptors_of
+from bodytalk.model.worker import Tokenizer
 from bodytalk.stream import schema, topics
 from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher, Puller, Subscriber, is_loopback_host
 
@@ -93,10 +90,9 @@ class Server:
         self.heartbeat = Heartbeat(pub, "server")
         self.counts: Counter[str] = Counter()  # events (labels), explanations, explain_busy, lost_windows
         self.refused: Counter[str] = Counter()  # work items refused, by reason
-        self._jobs: queue.Queue = queue.Queue(maxsize=4)  # bounded: explanations are dropped, never queued up
         self._send_lock = threading.Lock()
-        self.explainer = threading.Thread(target=self._explain_loop, daemon=True)
         self.can_explain = cfg.explain and model.llm is not None
+        self.explainer = Explainer(model, self._send, self._send_event, cfg.max_new_tokens, cfg.stream_text)
 
     @property
     def events(self) -> int:
@@ -171,10 +167,9 @@ class Server:
         now = time.monotonic()
         due = changed or now - self.last_explained.get(key, -1e9) >= self.cfg.explain_every
         if self.can_explain and probs and due and tracker.label:
-            try:
-                self._jobs.put_nowait((event, w, tracker.label))
+            if self.explainer.submit(event, w, tracker.label):
                 self.last_explained[key] = now
-            except queue.Full:
+            else:
                 self.counts["explain_busy"] += 1  # this body is explained at its next due window
 
     def _count_lost(self, key: tuple[str, str], seq: int) -> None:
@@ -196,50 +191,12 @@ class Server:
             if count:
                 self.counts[count] += 1
 
-    def _explain_loop(self) -> None:
-        while True:
-            event, w, label = self._jobs.get()
-            if event is None:
-                return
-            t0 = time.perf_counter()
-            try:
-                text, bad = self._explain(w, label)
-            except Exception as err:  # an explanation failure must not stop labels
-                log.warning("explanation failed: %s", err)
-                continue
-            event = dict(event, explanation=text, unsupported=[c.text for c in bad],
-                         latency_ms=dict(event["latency_ms"], explain=(time.perf_counter() - t0) * 1e3))
-            self._send_event(event, w.t_received)
-
-    def _explain(self, w: schema.PromptWork, label: str) -> tuple[str, list[grounding.Claim]]:
-        """(grounded explanation, unsupported claims) of one work item; streams its raw pieces."""
-        tokens = torch.from_numpy(np.array(w.tokens))[None]   # [1, S, H], a writable copy
-        mgs = MGResult.from_jsonable(w.mgs) if w.mgs else None
-        evidence = descriptors_of(w)
-        if not self.cfg.stream_text:
-            (text, bad), = self.model.explain_tokens(tokens, [evidence], [label],
-                                                     max_new_tokens=self.cfg.max_new_tokens, mgs=[mgs])
-            return text, bad
-        pieces: list[str] = []
-
-        def piece(text: str, done: bool = False) -> schema.EmotionText:
-            return schema.EmotionText(sensor=w.sensor, body=w.body, window_seq=w.window_seq, text=text, done=done,
-                                      index=len(pieces))
-        try:
-            for text in self.model.explain_tokens_stream(tokens, evidence, label, mgs, self.cfg.max_new_tokens):
-                if text:  # the streamer may flush an empty piece at the end
-                    self._send(piece(text))
-                    pieces.append(text)
-        finally:  # "done" even after a failure: a subscriber never waits for pieces that will not come
-            self._send(piece("", done=True))
-        return self.model.ground("".join(pieces), evidence, mgs)
-
     def beat(self, rate_hz: float) -> None:
         drops = self.intake.dropped + sum(self.refused.values())
         counters = {**self.counts, **{f"refused_{k}": n for k, n in self.refused.items()},
                     **{f"decode_{k}": n for k, n in self.intake.drops.items()}}
         with self._send_lock:
-            self.heartbeat.tick(rate_hz=rate_hz, drops=drops, queue_depth=self._jobs.qsize(), counters=counters)
+            self.heartbeat.tick(rate_hz=rate_hz, drops=drops, queue_depth=self.explainer.queued, counters=counters)
 
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
         if self.can_explain:
@@ -253,9 +210,7 @@ class Server:
                     self.beat(n / (now - t_rate))
                     n, t_rate = 0, now
         finally:
-            if self.explainer.is_alive():
-                self._jobs.put((None, None, None))
-                self.explainer.join(timeout=30)
+            self.explainer.stop()
 
 
 def _mgs(w: schema.PromptWork) -> list[dict]:
