@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     header = machine()
     shown = dict(vars(args), model=args.model and os.path.relpath(args.model, REPO))
     command = " ".join(["python benchmarks/bench_serve.py",
-                        *(f"--{k} {v}" for k, v in shown.items() if k not in ("write", "section") and v is not None)])
+                        *(f"--{k.replace('_', '-')} {v}" for k, v in shown.items() if k not in ("write", "section") and v is not None)])
     paths = args.paths.split(",")
     if bad := [m for m in args.modes.split(",") if m != "one" and not re.fullmatch(r"split[1-9]?", m)]:
         p.error(f"--modes: {', '.join(bad)}? use one, split or splitN (N = 1..9)")

@@ -1,7 +1,8 @@
 """The server's explanations: generated on a background thread, so labels never wait for text.
 
-Jobs go into a bounded queue; when it is full a job is refused (the server counts it and explains
-that body at its next due window), so a slow LLM never builds a backlog. Each explanation streams
+At most one job waits behind the one in progress; another is refused (the server counts it and
+explains that body at its next due window), so an explanation is at most one generation old when it
+starts. A deeper queue (it was 4) let explanations of 4 bodies start 11-15 s after their windows. Each explanation streams
 its raw pieces on emotion.text.<sensor>.<body> (index 0, 1, ..., then a "done" marker, also after a
 failure, so a subscriber never waits for pieces that will not come); the grounding check needs the
 whole text, so the checked explanation goes out afterwards on an emotion event of the same window.
@@ -27,7 +28,7 @@ log = logging.getLogger("bodytalk.serve")
 
 class Explainer:
     def __init__(self, model, send: Callable[[schema.Message], None], finish: Callable[[dict, float], None],
-                 max_new_tokens: int = 40, stream_text: bool = True, depth: int = 4) -> None:
+                 max_new_tokens: int = 40, stream_text: bool = True, depth: int = 1) -> None:
         """``send`` publishes a text piece; ``finish(event, t_received)`` publishes the explained event
         (the server stamps its total latency). Both are called from the explainer's thread."""
         self.model, self.send, self.finish = model, send, finish

@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.backend == "vllm":
             from bodytalk.model.llm_vllm import VLLMConfig
             vllm = VLLMConfig(url=args.vllm_url, allow_remote=args.vllm_allow_remote)
-        model = load_model(cfg.model, with_llm=cfg.path != "head", backend=args.backend, vllm=vllm, int8=cfg.int8)
+        model = load_model(cfg.model, with_llm=cfg.path != "head" or cfg.explain, backend=args.backend, vllm=vllm, int8=cfg.int8)
         pub = Publisher(cfg.pub)
     except (ValueError, FileNotFoundError, AddressInUse, ImportError, ConnectionError) as err:
         log.error("%s", err)

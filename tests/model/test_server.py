@@ -174,3 +174,64 @@ def test_serve_passes_no_int8_to_the_model_loader(monkeypatch):
     assert server.main(["--no-int8", "--duration", "0.1"]) == 2
     assert server.main(["--duration", "0.1"]) == 2
     assert [c["int8"] for c in calls] == [False, True]
+
+
+def test_serve_loads_the_llm_whenever_it_explains(monkeypatch):
+    """`serve --path head` labels with the fast head but still explains (the demo's configuration);
+    only with --no-explain as well does it skip loading the LLM."""
+    from bodytalk.model import registry, server
+
+    calls = []
+
+    def fake_load(*args, **kwargs):
+        calls.append(kwargs["with_llm"])
+        raise FileNotFoundError("stop here")
+
+    monkeypatch.setattr(registry, "load_model", fake_load)
+    for argv in (["--path", "head"], ["--path", "head", "--no-explain"], ["--path", "llm", "--no-explain"]):
+        assert server.main([*argv, "--duration", "0.1"]) == 2
+    assert calls == [True, False, True]
+
+
+class _BlockingExplainer:
+    """Stands in for EmotionModel in Explainer: streams two pieces once `go` is set (or fails)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.go, self.started, self.fail = threading.Event(), threading.Event(), fail
+
+    def explain_tokens_stream(self, tokens, evidence, label, mgs, max_new_tokens):
+        self.started.set()
+        self.go.wait(10)
+        if self.fail:
+            raise RuntimeError("the LLM broke")
+        yield f"{label}:"
+        yield " arms wide"
+
+    @staticmethod
+    def ground(text, evidence, mgs):
+        return text + " (checked)", []
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["explains", "fails"])
+def test_the_explainer_refuses_jobs_rather_than_letting_them_go_stale(model, windows, fail):
+    from bodytalk.model.explainer import Explainer
+
+    (work,) = Tokenizer(model).tokenize([(windows[1], 0.0)])
+    fake, sent, finished = _BlockingExplainer(fail), [], []
+    explainer = Explainer(fake, sent.append, lambda event, t_received: finished.append(event))
+    explainer.start()
+    assert explainer.submit({"latency_ms": {}}, work, "sad")          # runs
+    assert fake.started.wait(10)
+    assert explainer.submit({"latency_ms": {}}, work, "happy")        # waits behind it: one at most
+    assert not explainer.submit({"latency_ms": {}}, work, "angry")    # refused: it would start stale
+    assert explainer.queued == 1
+    fake.go.set()
+    explainer.stop()
+    done = [(p.index, p.done) for p in sent if p.done]
+    assert len(done) == 2 and all(p.window_seq == work.window_seq for p in sent)   # "done" even after a failure
+    if fail:
+        assert finished == [] and [p.text for p in sent] == ["", ""]
+    else:
+        assert [e["explanation"] for e in finished] == ["sad: arms wide (checked)", "happy: arms wide (checked)"]
+        assert [p.text for p in sent] == ["sad:", " arms wide", "", "happy:", " arms wide", ""]
+        assert all("explain" in e["latency_ms"] for e in finished)
