@@ -15,9 +15,10 @@ Publishes (PUB, binds ``--pub``):     emotion.<sensor>.<body>  label, probabilit
                                        generated (raw; --no-stream-text turns them off)
                                        status.server            heartbeat: rate, drops, queue depth
 Windows are batched across bodies and sensors (everything waiting, up to --max-batch). Recognition
-runs for every window; an explanation is generated on a background thread (explainer.py) when a
-body's stable label changes or every --explain-every seconds, so labels never wait for text. Its
-pieces stream on emotion.text; the checked explanation follows on an emotion event of the window. A window that fails
+runs for every window; an explanation is generated when a body's stable label changes or every
+--explain-every seconds, one step at a time between label batches (explainer.py says why), so a
+window waits for at most one decoding step. Its pieces stream on emotion.text; the checked
+explanation follows on an emotion event of the window. A window that fails
 validation yields an event with status "insufficient_data" and its ``reason``, not silence.
 ``latency_ms`` stages: features, encoder (tokenizer step), queue (split only: worker sent ->
 server took it), label, explain (explained events), total (the window's arrival, at the server or
@@ -90,7 +91,6 @@ class Server:
         self.heartbeat = Heartbeat(pub, "server")
         self.counts: Counter[str] = Counter()  # events (labels), explanations, explain_busy, lost_windows
         self.refused: Counter[str] = Counter()  # work items refused, by reason
-        self._send_lock = threading.Lock()
         self.can_explain = cfg.explain and model.llm is not None
         self.explainer = Explainer(model, self._send, self._send_event, cfg.max_new_tokens, cfg.stream_text)
 
@@ -184,33 +184,29 @@ class Server:
         self._send(schema.EmotionEvent(**event), "explanations" if event.get("explanation") is not None else "events")
 
     def _send(self, msg: schema.Message, count: str | None = None) -> None:
-        # The explainer thread publishes too: zmq sockets are not thread-safe, and the counters are
-        # read by the heartbeat, so both are touched under one lock.
-        with self._send_lock:
-            self.pub.send(msg)
-            if count:
-                self.counts[count] += 1
+        # One thread publishes (labels, explanation pieces and heartbeats): zmq sockets are not thread-safe.
+        self.pub.send(msg)
+        if count:
+            self.counts[count] += 1
 
     def beat(self, rate_hz: float) -> None:
         drops = self.intake.dropped + sum(self.refused.values())
         counters = {**self.counts, **{f"refused_{k}": n for k, n in self.refused.items()},
                     **{f"decode_{k}": n for k, n in self.intake.drops.items()}}
-        with self._send_lock:
-            self.heartbeat.tick(rate_hz=rate_hz, drops=drops, queue_depth=self.explainer.queued, counters=counters)
+        self.heartbeat.tick(rate_hz=rate_hz, drops=drops, queue_depth=self.explainer.queued, counters=counters)
 
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
-        if self.can_explain:
-            self.explainer.start()
         start, n, t_rate = time.monotonic(), 0, time.monotonic()
-        try:
-            while not (stop and stop.is_set()) and (duration is None or time.monotonic() - start < duration):
-                n += self.step()
-                now = time.monotonic()
-                if now - t_rate >= 1.0:
-                    self.beat(n / (now - t_rate))
-                    n, t_rate = 0, now
-        finally:
-            self.explainer.stop()
+        while not (stop and stop.is_set()) and (duration is None or time.monotonic() - start < duration):
+            # Windows first; while an explanation is in progress only those already waiting, then
+            # one step of it.
+            n += self.step(0.0 if self.explainer.busy else 0.5)
+            self.explainer.step()
+            now = time.monotonic()
+            if now - t_rate >= 1.0:
+                self.beat(n / (now - t_rate))
+                n, t_rate = 0, now
+        self.explainer.drain()   # the explanations already queued (a stop, not a crash)
 
 
 def _mgs(w: schema.PromptWork) -> list[dict]:

@@ -193,19 +193,18 @@ def test_serve_loads_the_llm_whenever_it_explains(monkeypatch):
     assert calls == [True, False, True]
 
 
-class _BlockingExplainer:
-    """Stands in for EmotionModel in Explainer: streams two pieces once `go` is set (or fails)."""
+class _FakeExplainingModel:
+    """Stands in for EmotionModel in Explainer: two pieces per explanation, counting the steps."""
 
     def __init__(self, fail: bool = False) -> None:
-        self.go, self.started, self.fail = threading.Event(), threading.Event(), fail
+        self.fail, self.passes = fail, 0
 
     def explain_tokens_stream(self, tokens, evidence, label, mgs, max_new_tokens):
-        self.started.set()
-        self.go.wait(10)
-        if self.fail:
-            raise RuntimeError("the LLM broke")
-        yield f"{label}:"
-        yield " arms wide"
+        for piece in (f"{label}:", " arms wide"):
+            self.passes += 1
+            if self.fail:
+                raise RuntimeError("the LLM broke")
+            yield piece
 
     @staticmethod
     def ground(text, evidence, mgs):
@@ -213,25 +212,51 @@ class _BlockingExplainer:
 
 
 @pytest.mark.parametrize("fail", [False, True], ids=["explains", "fails"])
-def test_the_explainer_refuses_jobs_rather_than_letting_them_go_stale(model, windows, fail):
+def test_the_explainer_steps_one_piece_at_a_time_and_refuses_stale_jobs(model, windows, fail):
     from bodytalk.model.explainer import Explainer
 
     (work,) = Tokenizer(model).tokenize([(windows[1], 0.0)])
-    fake, sent, finished = _BlockingExplainer(fail), [], []
+    fake, sent, finished = _FakeExplainingModel(fail), [], []
     explainer = Explainer(fake, sent.append, lambda event, t_received: finished.append(event))
-    explainer.start()
-    assert explainer.submit({"latency_ms": {}}, work, "sad")          # runs
-    assert fake.started.wait(10)
+    assert not explainer.busy
+    assert explainer.submit({"latency_ms": {}}, work, "sad")          # in progress at the first step
     assert explainer.submit({"latency_ms": {}}, work, "happy")        # waits behind it: one at most
     assert not explainer.submit({"latency_ms": {}}, work, "angry")    # refused: it would start stale
-    assert explainer.queued == 1
-    fake.go.set()
-    explainer.stop()
-    done = [(p.index, p.done) for p in sent if p.done]
-    assert len(done) == 2 and all(p.window_seq == work.window_seq for p in sent)   # "done" even after a failure
+    assert explainer.busy and explainer.queued == 1
+    explainer.step()
+    assert fake.passes == 1 and len(sent) == 1                         # one model step, not the whole text
+    explainer.drain()
+    assert not explainer.busy
+    assert [p.done for p in sent].count(True) == 2                      # "done" even after a failure
+    assert all(p.window_seq == work.window_seq for p in sent)
     if fail:
         assert finished == [] and [p.text for p in sent] == ["", ""]
     else:
         assert [e["explanation"] for e in finished] == ["sad: arms wide (checked)", "happy: arms wide (checked)"]
         assert [p.text for p in sent] == ["sad:", " arms wide", "", "happy:", " arms wide", ""]
-        assert all("explain" in e["latency_ms"] for e in finished)
+        assert [p.index for p in sent] == [0, 1, 2, 0, 1, 2] and all("explain" in e["latency_ms"] for e in finished)
+
+
+def test_labels_are_read_between_the_steps_of_an_explanation(model, windows):
+    """A window that arrives while an explanation is generated is labelled before the explanation
+    ends: the server polls for windows between its decoding steps."""
+    pub, intake = Collect(), ListIntake()
+    server = Server(ServeConfig(explain=True, max_new_tokens=12), model, pub, intake)
+    waiting = list(windows)
+    while not server.explainer.busy:               # until a body's stable label asks for an explanation
+        intake.msgs.append(waiting.pop(0))
+        server.step(0)
+    explained = pub.of(schema.EmotionEvent)[-1]     # the label event of the window being explained
+    server.explainer.step()                         # its prompt pass and first piece
+    later = waiting.pop(0)
+    intake.msgs.append(later)
+    stop = threading.Event()
+    thread = threading.Thread(target=server.run, kwargs={"stop": stop}, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: any(e.explanation is not None for e in pub.of(schema.EmotionEvent)), 60, "the explanation")
+    finally:
+        stop.set()
+        thread.join(60)
+    order = [((e.body, e.window_seq), e.explanation is not None) for e in pub.of(schema.EmotionEvent)]
+    assert order.index(((later.body, later.seq), False)) < order.index(((explained.body, explained.window_seq), True))
