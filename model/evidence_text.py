@@ -84,6 +84,14 @@ def support(descriptors: Mapping[str, Descriptor], label: str) -> dict[str, floa
     return out
 
 
+def opening(label: str) -> str:
+    """How a served explanation of ``label`` starts: "Sad movement:". Recognition decides the label;
+    generation continues after this text (one of the training targets' openings), so the explanation
+    always names the label it explains (left to itself, the 135M model named it in 26-27 of 40)."""
+    shown = canonical_label(label).replace("-", " ")
+    return _OPENINGS[2].split(" {evidence}")[0].format(Label=shown[:1].upper() + shown[1:])
+
+
 def explain_template(descriptors: Mapping[str, Descriptor], label: str,
                      rng: np.random.Generator | None = None, mgs: MGResult | None = None) -> str:
     """A one-sentence explanation of ``label`` citing 2-4 measured phrases (3, in a fixed wording,
@@ -106,4 +114,4 @@ def explain_template(descriptors: Mapping[str, Descriptor], label: str,
     return opening.format(label=shown, Label=shown[:1].upper() + shown[1:], evidence=evidence)
 
 
-__all__ = ["PROMPT_NAMES", "LABEL_CUES", "render", "explain_template", "support", "canonical_label"]
+__all__ = ["PROMPT_NAMES", "LABEL_CUES", "render", "explain_template", "opening", "support", "canonical_label"]

@@ -163,20 +163,43 @@ def grounding_rate(explanation: str, descriptors: Mapping[str, Descriptor], mgs:
 
 def filter_unsupported(text: str, descriptors: Mapping[str, Descriptor], mode: str = "drop",
                        mgs: MGResult | None = None) -> str:
-    """``text`` without the sentences holding an unsupported claim (``mode="flag"``: marked instead)."""
+    """``text`` without its unsupported claims (``mode="flag"``: marked instead). In a sentence of the
+    explanation form "<emotion>: <evidence>, <evidence>." only the clauses holding one are dropped
+    (the sentence goes when no clause is left, or when the claim is before the colon); any other
+    sentence holding one is dropped whole."""
     if mode not in ("drop", "flag"):
         raise ValueError(f"mode must be 'drop' or 'flag', got {mode!r}")
-    bad: dict[int, list[str]] = {}
+    bad: dict[int, list[Claim]] = {}
     for c in check(text, descriptors, mgs):
-        bad.setdefault(c.sentence, []).append(c.text)
+        bad.setdefault(c.sentence, []).append(c)
     kept = []
     for index, (s0, s1) in enumerate(sentences(text)):
         sentence = text[s0:s1].strip()
         if index not in bad:
             kept.append(sentence)
         elif mode == "flag":
-            kept.append(f"{sentence} [unsupported: {', '.join(bad[index])}]")
+            kept.append(f"{sentence} [unsupported: {', '.join(c.text for c in bad[index])}]")
+        elif rest := _without_clauses(text[s0:s1], [c.start - s0 for c in bad[index]]):
+            kept.append(rest)
     return " ".join(kept)
+
+
+def _without_clauses(sentence: str, at: list[int]) -> str:
+    """"<head>: <clause>, <clause>." without the clauses holding the offsets `at`; '' when the
+    sentence has no head, an offset falls in it, or no clause is left. Commas inside brackets
+    ("(0.4-1.6 s, twice)") do not separate clauses."""
+    head = sentence.find(":") + 1
+    if head == 0 or min(at) < head:
+        return ""
+    cuts, depth = [head], 0
+    for i in range(head, len(sentence)):
+        depth += (sentence[i] == "(") - (sentence[i] == ")")
+        if depth == 0 and sentence[i] in ",;":
+            cuts.append(i + 1)
+    cuts.append(len(sentence))
+    keep = [sentence[a:b].strip(" ,;.\n") for a, b in zip(cuts, cuts[1:]) if not any(a <= x < b for x in at)]
+    keep = [k for k in keep if k]
+    return f"{sentence[:head].strip()} {', '.join(keep)}." if keep else ""
 
 
 def _judge_words(term: Term, negated: bool, descriptors: Mapping[str, Descriptor]) -> tuple[str, bool, str]:

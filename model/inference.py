@@ -203,13 +203,14 @@ class EmotionModel:
         if self.llm is None:
             raise ValueError("explanations need the LLM: load the checkpoint with its base model")
         return self._builder("explain").build(tokens, [self.evidence_line(d, m) for d, m in zip(evidence, mgs)],
-                                              labels=list(labels), with_prefix=False)
+                                              labels=list(labels), with_prefix=False,
+                                              answers=[evidence_text.opening(label) for label in labels])
 
     def explain(self, windows: Sequence[WindowInput], labels: Sequence[str], max_new_tokens: int = 40,
                 drop_unsupported: bool = True) -> list[tuple[str, list[grounding.Claim]]]:
         """(explanation, unsupported claims) per window; unsupported sentences dropped by default."""
         batch, p = self._explain_batch(windows, labels)
-        return self._generate_explanations(batch, p.evidence, p.mgs, max_new_tokens, drop_unsupported)
+        return self._generate_explanations(batch, labels, p.evidence, p.mgs, max_new_tokens, drop_unsupported)
 
     @torch.no_grad()
     def explain_tokens(self, tokens: torch.Tensor, evidence: Sequence[desc.Descriptors], labels: Sequence[str],
@@ -219,15 +220,15 @@ class EmotionModel:
         (the serving split)."""
         mgs = list(mgs) if mgs is not None else [None] * len(evidence)
         batch = self._explain_prompt(tokens, evidence, labels, mgs)
-        return self._generate_explanations(batch, evidence, mgs, max_new_tokens, drop_unsupported)
+        return self._generate_explanations(batch, labels, evidence, mgs, max_new_tokens, drop_unsupported)
 
     def explain_tokens_stream(self, tokens: torch.Tensor, evidence: desc.Descriptors, label: str,
                               mgs: MGResult | None = None, max_new_tokens: int = 40) -> Iterator[str]:
         """``explain_tokens`` of one window (skeleton tokens [1, S, H]) as raw text pieces while they
-        are generated; ``ground`` the joined text afterwards."""
+        are generated (the first is the opening, `evidence_text.opening`); ``ground`` the joined text
+        afterwards."""
         batch = self._explain_prompt(tokens, [evidence], [label], [mgs])
-        return self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                 stream=True, prefix=self._prefix("explain"))
+        return self._stream_after_opening(batch, label, max_new_tokens)
 
     @staticmethod
     def ground(text: str, evidence: desc.Descriptors, mgs: MGResult | None = None,
@@ -239,14 +240,21 @@ class EmotionModel:
         kept = grounding.filter_unsupported(text, evidence, mgs=mgs) if drop_unsupported else text
         return kept, grounding.check(text, evidence, mgs=mgs)
 
-    def _generate_explanations(self, batch, evidence: Sequence[desc.Descriptors], mgs: Sequence[MGResult | None],
-                               max_new_tokens: int, drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
+    def _generate_explanations(self, batch, labels: Sequence[str], evidence: Sequence[desc.Descriptors],
+                               mgs: Sequence[MGResult | None], max_new_tokens: int,
+                               drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
         texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
                                   prefix=self._prefix("explain"))
-        return [self.ground(text, ev, m, drop_unsupported) for text, ev, m in zip(texts, evidence, mgs)]
+        return [self.ground(evidence_text.opening(label) + text, ev, m, drop_unsupported)
+                for label, text, ev, m in zip(labels, texts, evidence, mgs)]
+
+    def _stream_after_opening(self, batch, label: str, max_new_tokens: int) -> Iterator[str]:
+        yield evidence_text.opening(label)
+        yield from self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
+                                     stream=True, prefix=self._prefix("explain"))
 
     def explain_stream(self, window: WindowInput, label: str, max_new_tokens: int = 40) -> Iterator[str]:
-        """Explanation text pieces as they are generated (not yet grounding-filtered)."""
+        """Explanation text pieces as they are generated (not yet grounding-filtered); the first is
+        the opening (`evidence_text.opening`), which names the label."""
         batch, _ = self._explain_batch([window], [label])
-        return self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                 stream=True, prefix=self._prefix("explain"))
+        return self._stream_after_opening(batch, label, max_new_tokens)

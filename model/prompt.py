@@ -64,14 +64,15 @@ class PromptBuilder:
         return self._embed(self.prefix_ids)
 
     def build(self, skeleton: Tensor, descriptors: Sequence[str], labels: Sequence[str] | None = None,
-              with_prefix: bool = True) -> PromptBatch:
+              with_prefix: bool = True, answers: Sequence[str] | None = None) -> PromptBatch:
         """Embedded, left-padded prompts for B windows.
 
         skeleton: [B, S, H] projected skeleton tokens; descriptors: B descriptor texts; labels: B
-        labels for a template that names one (explanation).
+        labels for a template that names one (explanation); answers: B starts of the assistant's
+        answer, written after the generation prompt for the model to continue.
         """
         batch, n_skel, _ = skeleton.shape
-        if len(descriptors) != batch or (labels is not None and len(labels) != batch):
+        if len(descriptors) != batch or any(x is not None and len(x) != batch for x in (labels, answers)):
             raise ValueError(f"{batch} windows of skeleton tokens need {batch} descriptor texts (and labels), "
                              f"got {len(descriptors)} and {None if labels is None else len(labels)}")
         tails = []
@@ -80,7 +81,7 @@ class PromptBuilder:
             if head != self.prefix_text:
                 raise ValueError("the chat template renders a different prefix per window; the prefix cache "
                                  "cannot be shared with this tokenizer")
-            tails.append(tail)
+            tails.append(tail + (answers[i] if answers is not None else ""))
         head_ids = self.prefix_ids.tolist() if with_prefix else []
         # Skeleton slots hold the pad id until the skeleton embeddings overwrite them.
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0

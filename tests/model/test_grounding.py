@@ -197,3 +197,12 @@ def test_label_support_directions():
     assert s["speed"] > 0 and s["head_pitch"] > 0 and math.isclose(s["bounce"], -(12.0 - 2.5) / 3.0)
     assert E.support(d, "happy")["bounce"] > 0 and E.support(d, "happy")["head_pitch"] < 0
     assert E.support(d, "unknown-style") == {}
+
+
+def test_filter_drops_only_the_unsupported_clauses_of_an_explanation(sad_window):
+    """"<emotion>: <evidence>, <evidence>.": a wrong number costs its clause, not the explanation."""
+    text = "Sad movement: head bowed, walking quickly (2.0 m/s), arms close (0.2 m, both sides)."
+    assert G.check(text, sad_window)                                      # "walking quickly" is wrong
+    assert G.filter_unsupported(text, sad_window) == "Sad movement: head bowed, arms close (0.2 m, both sides)."
+    assert G.filter_unsupported("Sad movement: walking quickly.", sad_window) == ""   # nothing left to say
+    assert G.filter_unsupported("Walking quickly: head bowed.", sad_window) == ""     # the claim is the head

@@ -68,6 +68,18 @@ def test_explain_returns_filtered_text(model):
     assert isinstance(text, str) and isinstance(unsupported, list)
 
 
+def test_explanations_open_with_the_label_they_explain(model):
+    """Recognition decides the label; generation continues after "Sad movement:" (the random tiny
+    model would otherwise name anything)."""
+    window = _windows(1)
+    (raw, _), = model.explain(window, ["sad"], max_new_tokens=6, drop_unsupported=False)
+    pieces = list(model.explain_stream(window[0], "sad", max_new_tokens=6))
+    assert raw.startswith("Sad movement:") and pieces[0] == "Sad movement:"
+    from bodytalk.model.grounding import trim_unfinished
+
+    assert trim_unfinished("".join(pieces)) == raw       # explain trims a clause cut off by the token limit
+
+
 def test_save_load_identical_outputs(model, tmp_path):
     model.llm.add_lora()
     # Non-zero adapter weights, so a lost adapter would change the outputs.

@@ -91,6 +91,12 @@ def test_explanation_prompt_names_the_label(tiny_llm):
         builder.build(_skeleton(1), DESCRIPTORS[:1])
     batch = builder.build(_skeleton(2), DESCRIPTORS[:2], labels=["sad", "angry"])
     assert batch.inputs_embeds.shape[0] == 2
+    # The start of the answer goes after the generation prompt, for the model to continue.
+    opened = builder.build(_skeleton(2), DESCRIPTORS[:2], labels=["sad", "angry"], answers=["Sad movement:", "x"])
+    ids = tiny_llm.tokenizer("Sad movement:", add_special_tokens=False)["input_ids"]
+    torch.testing.assert_close(opened.inputs_embeds[0, -len(ids):], tiny_llm.embed(torch.tensor(ids)))
+    with pytest.raises(ValueError, match="2 windows"):
+        builder.build(_skeleton(2), DESCRIPTORS[:2], labels=["sad", "angry"], answers=["Sad movement:"])
 
 
 def test_bad_inputs_say_what_is_wrong(builder):
