@@ -89,7 +89,7 @@ def test_labels_and_a_streamed_explanation_on_two_threads(models):
     together = [ours.recognise(wins, path="llm") for _ in range(2)]
     explainer.join(timeout=300)
     (text, _), = ours.explain([wins[0]], ["sad"], max_new_tokens=20, drop_unsupported=False)
-    assert "".join(pieces).strip() == text
+    assert grounding.trim_unfinished("".join(pieces).strip()) == text     # explain() trims a cut-off clause
     for readings in together:
         for a, b in zip(readings, alone):
             assert a.label == b.label and max(abs(a.probs[k] - b.probs[k]) for k in a.probs) < 1e-4
