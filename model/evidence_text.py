@@ -88,8 +88,13 @@ def opening(label: str) -> str:
     """How a served explanation of ``label`` starts: "Sad movement:". Recognition decides the label;
     generation continues after this text (one of the training targets' openings), so the explanation
     always names the label it explains (left to itself, the 135M model named it in 26-27 of 40)."""
+    return _OPENINGS[2].split(" {evidence}")[0].format(**_label_forms(label))
+
+
+def _label_forms(label: str) -> dict[str, str]:
+    """The label as explanations write it: {label} "not confident", {Label} "Not confident"."""
     shown = canonical_label(label).replace("-", " ")
-    return _OPENINGS[2].split(" {evidence}")[0].format(Label=shown[:1].upper() + shown[1:])
+    return {"label": shown, "Label": shown[:1].upper() + shown[1:]}
 
 
 def explain_template(descriptors: Mapping[str, Descriptor], label: str,
@@ -106,12 +111,12 @@ def explain_template(descriptors: Mapping[str, Descriptor], label: str,
     salient = sorted((n for n in SALIENT if descriptors[n].valid and n not in chosen),
                      key=lambda n: -abs(descriptors[n].value - SPECS[n].neutral) / SPECS[n].scale)
     chosen += salient[:max(0, min(count, 2) - len(chosen))]    # at least two phrases when data allow
-    shown = canonical_label(label).replace("-", " ")
+    forms = _label_forms(label)
     if not chosen:
-        return f"{shown}: not enough movement data in this window to say why."
+        return f"{forms['label']}: not enough movement data in this window to say why."
     opening = _OPENINGS[0] if rng is None else _OPENINGS[int(rng.integers(len(_OPENINGS)))]
     evidence = ", ".join([descriptors[n].phrase for n in chosen] + (mg_phrases(mgs) if mgs is not None else []))
-    return opening.format(label=shown, Label=shown[:1].upper() + shown[1:], evidence=evidence)
+    return opening.format(**forms, evidence=evidence)
 
 
 __all__ = ["PROMPT_NAMES", "LABEL_CUES", "render", "explain_template", "opening", "support", "canonical_label"]

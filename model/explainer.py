@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from bodytalk.model import descriptors as desc
 from bodytalk.model.microgestures import MGResult
 from bodytalk.model.worker import descriptors_of
 from bodytalk.stream import schema
@@ -41,6 +42,8 @@ class _Job:
     label: str
     pieces: list[str] = field(default_factory=list)
     stream: Iterator[str] | None = None    # the model's piece generator, once started
+    evidence: desc.Descriptors | None = None   # from the work item, once started (grounding reads them too)
+    mgs: MGResult | None = None
     t0: float = 0.0
 
 
@@ -86,7 +89,7 @@ class Explainer:
                     self._piece(job, text)
                     job.pieces.append(text)
                 return
-            explanation, bad = self.model.ground("".join(job.pieces), descriptors_of(job.work), _mgs(job.work))
+            explanation, bad = self.model.ground("".join(job.pieces), job.evidence, job.mgs)
         except Exception as err:  # an explanation failure must not stop labels
             log.warning("explanation failed: %s", err)
             self._end(job)
@@ -104,8 +107,9 @@ class Explainer:
 
     def _start(self, job: _Job) -> Iterator[str]:
         w = job.work
+        job.evidence, job.mgs = descriptors_of(w), MGResult.from_jsonable(w.mgs) if w.mgs else None
         tokens = torch.from_numpy(np.array(w.tokens))[None]   # [1, S, H], a writable copy
-        return self.model.explain_tokens_stream(tokens, descriptors_of(w), job.label, _mgs(w), self.max_new_tokens)
+        return self.model.explain_tokens_stream(tokens, job.evidence, job.label, job.mgs, self.max_new_tokens)
 
     def _piece(self, job: _Job, text: str, done: bool = False) -> None:
         if self.stream_text:
@@ -116,7 +120,3 @@ class Explainer:
     def _end(self, job: _Job) -> None:
         self._jobs.popleft()
         self._piece(job, "", done=True)
-
-
-def _mgs(w: schema.PromptWork) -> MGResult | None:
-    return MGResult.from_jsonable(w.mgs) if w.mgs else None

@@ -10,10 +10,10 @@ It is the same computation as generate(do_sample=False) for one prompt: the prom
 optional cached prefix) in one pass, then one token per pass with the KV cache, stopping at an end
 token (not before the model's generation_config.min_new_tokens, as generate() does) or after
 `max_new_tokens`. Text comes out a token at a time, as soon as it is settled (TextIteratorStreamer
-waits for a whole word, which held the first piece back by 2-3 decoding steps: 350 ms vs 210 in the
-model benchmark on 2 cores): trailing whitespace waits for the next token, which a tokenizer's clean-up may fold
-it into (" ." -> "."), and so does an incomplete UTF-8 character (U+FFFD until its last byte comes).
-The pieces joined are the whole text.
+waits for a whole word, which held the first piece back by 2-3 decoding steps: 350 ms vs 210 in
+the model benchmark on 2 cores): trailing whitespace waits for the next token, which a tokenizer's
+clean-up may fold it into (" ." -> "."), and so does an incomplete UTF-8 character (U+FFFD until
+its last byte comes). The pieces joined are the whole text.
 """
 from __future__ import annotations
 
