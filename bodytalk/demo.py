@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from bodytalk.model.registry import load_model
-    from bodytalk.model.server import ServeConfig, Server
+    from bodytalk.model.serving.server import ServeConfig, Server
 
     args = build_parser().parse_args(argv)
     logging.getLogger().setLevel(logging.WARNING if not args.headless else logging.ERROR)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from bodytalk.capture import lsl_outlet
 from bodytalk.capture import source as sources
-from bodytalk.capture.pacing import Pacer
+from bodytalk.stream.pacing import Pacer
 from bodytalk.capture.windowing import WindowConfig, Windower
 from bodytalk.stream import schema, topics
 from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher

@@ -86,7 +86,7 @@ class Source(abc.ABC):
 
 # scheme -> (module, class). Listing needs no import; opening imports only that module.
 SCHEMES: dict[str, tuple[str, str]] = {
-    "synthetic": ("bodytalk.capture.sources.synthetic", "SyntheticSource"),
+    "synthetic": ("bodytalk.capture.sources.synthetic.source", "SyntheticSource"),
     "bvh": ("bodytalk.capture.sources.bvh", "BVHSource"),
     "kinect-csv": ("bodytalk.capture.sources.kinect_csv", "KinectCSVSource"),
     "ntu": ("bodytalk.capture.sources.ntu", "NTUSource"),

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from bodytalk.model.constants import DEFAULT_LABELS
 from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
-from bodytalk.model.llm import LLMConfig
+from bodytalk.model.llm.hf import LLMConfig
 from bodytalk.model.projector import Projector, ProjectorConfig, evidence_dim
 
 FORMAT = "bodytalk-checkpoint/1"

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from bodytalk.capture.layouts import BODY_PARTS, U, UNIFIED_JOINTS, UNIFIED_PARENTS
 from bodytalk.capture.layouts_known import LAYOUT_FAMILIES
-from bodytalk.model.features import CHANNELS
+from bodytalk.model.skeleton.features import CHANNELS
 
 
 @dataclass(frozen=True)

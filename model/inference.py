@@ -21,12 +21,15 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from bodytalk.model import checkpoint, descriptors as desc, evidence_text, grounding, int8_copies, mg_learned, mg_rules
+from bodytalk.model import checkpoint
+from bodytalk.model.skeleton import descriptors as desc, mg_learned, mg_rules
+from bodytalk.model.text import evidence_text, grounding
+from bodytalk.model.llm import int8_copies
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.encoder import SkeletonEncoder
-from bodytalk.model.features import InsufficientData, WindowInput, prepare
-from bodytalk.model.microgestures import MGResult
+from bodytalk.model.skeleton.features import InsufficientData, WindowInput, prepare
+from bodytalk.model.skeleton.microgestures import MGResult
 from bodytalk.model.projector import Projector, evidence_features
 
 
@@ -74,7 +77,7 @@ class EmotionModel:
         ck = checkpoint.load(path)
         llm = None
         if with_llm and ck.cfg.llm is not None:
-            from bodytalk.model.llm import SkeletonLLM
+            from bodytalk.model.llm.hf import SkeletonLLM
             llm = SkeletonLLM.load(ck.cfg.llm)
             if ck.adapter is not None:
                 llm.load_adapter(ck.adapter)
@@ -143,7 +146,7 @@ class EmotionModel:
 
     def _builder(self, kind: str):
         if kind not in self._builders:
-            from bodytalk.model.prompt import PromptBuilder
+            from bodytalk.model.llm.prompt import PromptBuilder
             template = EXPLANATION if kind == "explain" else (
                 RECOGNITION_TOKENS if self.cfg.projector.evidence_tokens else RECOGNITION)
             self._builders[kind] = PromptBuilder(self.llm.tokenizer, self.llm.embed, template, self.labels)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bodytalk.model import microgestures as mg
-from bodytalk.model.descriptors import FEATURE_DIM, Descriptor, as_features
+from bodytalk.model.skeleton import microgestures as mg
+from bodytalk.model.skeleton.descriptors import FEATURE_DIM, Descriptor, as_features
 
 
 def evidence_dim(mg_cues: bool) -> int:

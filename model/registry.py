@@ -5,7 +5,7 @@ import logging
 import os
 from pathlib import Path
 
-from bodytalk.model.weights import BaseModelNotFound
+from bodytalk.model.llm.weights import BaseModelNotFound
 
 log = logging.getLogger("bodytalk.model")
 
@@ -42,7 +42,7 @@ def load_model(path: str | os.PathLike | None = None, with_llm: bool = True, bac
         return EmotionModel.load(path, with_llm=False)
     try:
         if backend == "vllm":
-            from bodytalk.model.llm_vllm import load_emotion_model
+            from bodytalk.model.llm.vllm import load_emotion_model
             return load_emotion_model(path, vllm)
         return EmotionModel.load(path, with_llm=True, int8=int8)
     except BaseModelNotFound as err:

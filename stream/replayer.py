@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from bodytalk.capture.pacing import Pacer
+from bodytalk.stream.pacing import Pacer
 from bodytalk.stream import topics
 from bodytalk.stream.session_file import SessionFileError, SessionReader
 from bodytalk.stream.transport import AddressInUse, Publisher

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from bodytalk.stream import schema, topics
 from bodytalk.stream.transport import Subscriber

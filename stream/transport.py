@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import errno
-import ipaddress
 import logging
 import math
 import time
@@ -253,11 +252,3 @@ class Heartbeat:
         self.pub.send(schema.Status(component=self.component, state=state, seq=self._seq, **fields))
         return True
 
-
-def is_loopback_host(host: str | None) -> bool:
-    """127.0.0.0/8, ::1 or localhost: reachable from this machine only (an interface name, "*" or
-    another address is reachable from the network)."""
-    try:
-        return host == "localhost" or ipaddress.ip_address(host or "").is_loopback
-    except ValueError:
-        return False

@@ -33,7 +33,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
-from bodytalk.model import checkpoint, evidence_text
+from bodytalk.model import checkpoint
+from bodytalk.model.text import evidence_text
 from bodytalk.train import config as config_io, warmstart
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from bodytalk.capture.layouts import U, UNIFIED_PARENTS
-from bodytalk.model.features import resample
+from bodytalk.model.skeleton.features import resample
 from bodytalk.train.config import strict
 
 Arrays = tuple[np.ndarray, np.ndarray]  # joints [T, 17, 3], confidence [T, 17]

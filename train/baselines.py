@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from bodytalk.model import descriptors as desc
-from bodytalk.model.features import WindowInput
+from bodytalk.model.skeleton import descriptors as desc
+from bodytalk.model.skeleton.features import WindowInput
 from bodytalk.train.data import WindowSet
 
 PATHS = ("llm", "head", "descriptors")

@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from bodytalk.capture.source import SourceError, parse_uri
 from bodytalk.capture.windowing import WindowConfig
-from bodytalk.model.features import WindowInput, prepare
-from bodytalk.model.weights import cache_root
+from bodytalk.model.skeleton.features import WindowInput, prepare
+from bodytalk.model.llm.weights import cache_root
 from bodytalk.train import splits
 from bodytalk.train.config import strict
 from bodytalk.train.labels import FileLabel, LabelError, file_labels, interval_timelines

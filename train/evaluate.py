@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from bodytalk.capture.source import SourceError, parse_uri
-from bodytalk.model import grounding
-from bodytalk.model.features import InsufficientData
+from bodytalk.model.text import grounding
+from bodytalk.model.skeleton.features import InsufficientData
 from bodytalk.train import baselines, config as config_io, report, warmstart
 from bodytalk.train.config import ConfigError
 from bodytalk.train.data import DataConfig, DatasetError, DatasetSpec, WindowSet, load

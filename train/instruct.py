@@ -34,12 +34,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bodytalk.model import evidence_text
+from bodytalk.model.text import evidence_text
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.inference import EmotionModel
-from bodytalk.model.hf_conventions import kv_name
-from bodytalk.model.llm import SkeletonLLM
-from bodytalk.model.prompt import PromptBuilder
+from bodytalk.model.llm.hf_conventions import kv_name
+from bodytalk.model.llm.hf import SkeletonLLM
+from bodytalk.model.llm.prompt import PromptBuilder
 from bodytalk.train import baselines, config as config_io, warmstart
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked

@@ -1,5 +1,5 @@
-"""Micro-gesture probe: fit the learned MG detector (``model/mg_learned.py``) on synthetic MG clips
-and compare it with the geometric rules (``model/mg_rules.py``) on held-out clips, per MG.
+"""Micro-gesture probe: fit the learned MG detector (``model/skeleton/mg_learned.py``) on synthetic MG clips
+and compare it with the geometric rules (``model/skeleton/mg_rules.py``) on held-out clips, per MG.
 
     bodytalk train --config mg_probe --out runs/mg_probe
     bodytalk train --config mg_probe --out runs/mg_probe init=runs/pretrain_stb/checkpoint
@@ -39,10 +39,11 @@ from torch.nn import functional as F
 
 from bodytalk.capture.source import SourceError, parse_uri
 from bodytalk.capture.windowing import WindowConfig
-from bodytalk.model import checkpoint, mg_learned, mg_rules
+from bodytalk.model import checkpoint
+from bodytalk.model.skeleton import mg_learned, mg_rules
 from bodytalk.model.encoder import SkeletonEncoder
-from bodytalk.model.features import WindowInput, prepare
-from bodytalk.model.microgestures import MG, NAMES, MGResult, Tally, tally
+from bodytalk.model.skeleton.features import WindowInput, prepare
+from bodytalk.model.skeleton.microgestures import MG, NAMES, MGResult, Tally, tally
 from bodytalk.train import config as config_io
 from bodytalk.train import pretrain
 from bodytalk.train.config import strict

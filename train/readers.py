@@ -17,7 +17,7 @@ import numpy as np
 
 from bodytalk.capture.source import create
 from bodytalk.capture.windowing import WindowConfig, Windower
-from bodytalk.model.features import InsufficientData, WindowInput
+from bodytalk.model.skeleton.features import InsufficientData, WindowInput
 from bodytalk.train.labels import Timeline
 
 CACHE_VERSION = 1  # bump when the reading or windowing changes what a cached file holds

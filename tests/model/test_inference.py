@@ -5,7 +5,7 @@ import torch
 
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.inference import EmotionModel
-from bodytalk.model.features import WindowInput
+from bodytalk.model.skeleton.features import WindowInput
 from tests.model.motions import random_motion
 
 
@@ -75,7 +75,7 @@ def test_explanations_open_with_the_label_they_explain(model):
     (raw, _), = model.explain(window, ["sad"], max_new_tokens=6, drop_unsupported=False)
     pieces = list(model.explain_stream(window[0], "sad", max_new_tokens=6))
     assert raw.startswith("Sad movement:") and pieces[0] == "Sad movement:"
-    from bodytalk.model.grounding import trim_unfinished
+    from bodytalk.model.text.grounding import trim_unfinished
 
     assert trim_unfinished("".join(pieces)) == raw       # explain trims a clause cut off by the token limit
 

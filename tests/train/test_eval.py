@@ -10,7 +10,6 @@ import pytest
 
 from bodytalk.model import checkpoint
 from bodytalk.train import baselines, data, evaluate, instruct, report, run
-from tests.model.conftest import tiny_model_dir  # noqa: F401  (fixture)
 
 OTHER_SEED = "synthetic:?bodies=2&duration=30&hold=10&seed=5"
 

@@ -11,9 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from bodytalk.model.inference import EmotionModel
-from bodytalk.model.llm import SkeletonLLM
+from bodytalk.model.llm.hf import SkeletonLLM
 from bodytalk.train import baselines, config, data, instruct, warmstart
-from tests.model.conftest import tiny_model_dir  # noqa: F401  (fixture)
 
 
 def tiny(base, *overrides: str) -> instruct.Config:

@@ -8,8 +8,9 @@ import json
 import pytest
 import torch
 
-from bodytalk.model import checkpoint, mg_learned
-from bodytalk.model.microgestures import NAMES
+from bodytalk.model import checkpoint
+from bodytalk.model.skeleton import mg_learned
+from bodytalk.model.skeleton.microgestures import NAMES
 from bodytalk.train import config, mg_probe, run
 from bodytalk.train.config import ConfigError
 from bodytalk.train.splits import SplitError

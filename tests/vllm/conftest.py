@@ -18,9 +18,8 @@ import pytest
 import torch
 
 from bodytalk.model.checkpoint import ModelConfig
-from bodytalk.model.features import WindowInput
+from bodytalk.model.skeleton.features import WindowInput
 from bodytalk.model.inference import EmotionModel
-from tests.model.conftest import smollm2_dir  # noqa: F401 (the real SmolLM2 folder, skips when not pulled)
 from tests.model.motions import random_motion
 
 HERE = Path(__file__).parent
@@ -72,7 +71,7 @@ def model_cfg(smollm2_dir) -> ModelConfig:  # noqa: F811
 @pytest.fixture(scope="session")
 def lora_adapter(model_cfg, tmp_path_factory) -> Path:
     """A random rank-8 LoRA adapter with nonzero B (a fresh one is a no-op), saved in peft format."""
-    from bodytalk.model.llm import SkeletonLLM
+    from bodytalk.model.llm.hf import SkeletonLLM
 
     llm = SkeletonLLM.load(model_cfg.llm)
     llm.add_lora()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bodytalk.model import grounding
-from bodytalk.model.llm import SkeletonLLM
-from bodytalk.model.llm_vllm import VLLMConfig, VLLMSkeletonLLM, merged_weights
-from bodytalk.model.weights import resolve_base
+from bodytalk.model.text import grounding
+from bodytalk.model.llm.hf import SkeletonLLM
+from bodytalk.model.llm.vllm import VLLMConfig, VLLMSkeletonLLM, merged_weights
+from bodytalk.model.llm.weights import resolve_base
 from tests.vllm.conftest import assert_same_readings, emotion_model, windows
 
 pytestmark = pytest.mark.vllm
@@ -80,7 +80,7 @@ def test_a_prefill_group_is_added_without_an_engine_step_in_between():
 
     import torch
 
-    from bodytalk.model.vllm_transport import Engine, Request
+    from bodytalk.model.llm.vllm_client import Engine, Request
 
     calls: list[str] = []
 

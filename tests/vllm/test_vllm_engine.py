@@ -7,9 +7,9 @@ import threading
 import pytest
 import torch
 
-from bodytalk.model import grounding
-from bodytalk.model.llm import SkeletonLLM
-from bodytalk.model.llm_vllm import VLLMSkeletonLLM
+from bodytalk.model.text import grounding
+from bodytalk.model.llm.hf import SkeletonLLM
+from bodytalk.model.llm.vllm import VLLMSkeletonLLM
 from tests.vllm.conftest import PROB_TOL, assert_same_readings, emotion_model, windows
 
 pytestmark = pytest.mark.vllm

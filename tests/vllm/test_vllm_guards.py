@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
-from bodytalk.model import llm_vllm
-from bodytalk.model.llm import LLMConfig
-from bodytalk.model.llm_vllm import VLLMConfig, VLLMSkeletonLLM
-from bodytalk.model.vllm_transport import Request, prefill_groups
+from bodytalk.model.llm import vllm as llm_vllm
+from bodytalk.model.llm.hf import LLMConfig
+from bodytalk.model.llm.vllm import VLLMConfig, VLLMSkeletonLLM
+from bodytalk.model.llm.vllm_client import Request, prefill_groups
 
 
 @pytest.fixture
@@ -83,6 +83,6 @@ def test_prefill_groups_fit_one_engine_step():
 
 def test_importing_the_backend_does_not_import_vllm():
     """vLLM is imported when an engine starts, never by importing bodytalk (fresh interpreter)."""
-    code = ("import sys, bodytalk.model.llm_vllm, bodytalk.model.registry, bodytalk.model.server; "
+    code = ("import sys, bodytalk.model.llm.vllm, bodytalk.model.registry, bodytalk.model.serving.server; "
             "sys.exit('vllm' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

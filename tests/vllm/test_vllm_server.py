@@ -1,4 +1,4 @@
-"""The OpenAI-compatible vLLM server mode: the command `python -m bodytalk.model.llm_vllm CKPT` prints,
+"""The OpenAI-compatible vLLM server mode: the command `python -m bodytalk.model.llm.vllm CKPT` prints,
 started on loopback, read through load_model(backend="vllm") against transformers (float32)."""
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import urllib.request
 
 import pytest
 
-from bodytalk.model import grounding
+from bodytalk.model.text import grounding
 from bodytalk.model.inference import EmotionModel
-from bodytalk.model.llm import SkeletonLLM
-from bodytalk.model.llm_vllm import VLLMConfig
-from bodytalk.model.vllm_transport import Server
+from bodytalk.model.llm.hf import SkeletonLLM
+from bodytalk.model.llm.vllm import VLLMConfig
+from bodytalk.model.llm.vllm_client import Server
 from bodytalk.model.registry import load_model
 from tests.vllm.conftest import assert_same_readings, emotion_model, windows
 
@@ -33,7 +33,7 @@ def server(checkpoint, tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    printed = subprocess.run([sys.executable, "-m", "bodytalk.model.llm_vllm", str(checkpoint), "--port", str(port)],
+    printed = subprocess.run([sys.executable, "-m", "bodytalk.model.llm.vllm", str(checkpoint), "--port", str(port)],
                              capture_output=True, text=True, check=True).stdout.strip()
     assert printed.startswith("python -m vllm.entrypoints.openai.api_server") and "--host 127.0.0.1" in printed
     command = [sys.executable, *shlex.split(printed)[1:], "--enforce-eager", "--max-model-len", "2048",

@@ -1,0 +1,297 @@
+"""The emotion server (``bodytalk serve``): windows in, emotion events out, continuously.
+
+Two ways in:
+  one process (default)  SUB, connects --sub:  skeleton.window.*; the server runs the tokenizer
+                         step (descriptors, encoder, projector) itself
+  split (--work ADDR)    PULL, binds ADDR:     work.<sensor>.<body> from `bodytalk worker`s, which
+                         ran the tokenizer step; their heartbeats are forwarded onto --pub.
+                         Work items carry prompt embeddings: whoever reaches ADDR steers the LLM,
+                         so it is loopback by default; bind another interface only on a trusted
+                         network.
+Publishes (PUB, binds ``--pub``):     emotion.<sensor>.<body>  label, probabilities, stable label,
+                                       evidence, explanation when produced, latency per stage;
+                                       status "insufficient_data" with the reason
+                                       emotion.text.<sensor>.<body>  explanation pieces as they are
+                                       generated (raw; --no-stream-text turns them off)
+                                       status.server            heartbeat: rate, drops, queue depth
+Windows are batched across bodies and sensors (everything waiting, up to --max-batch). Recognition
+runs for every window; an explanation is generated when a body's stable label changes or every
+--explain-every seconds, one step at a time between label batches (explainer.py says why), so a
+window waits for at most one decoding step. Its pieces stream on emotion.text; the checked
+explanation follows on an emotion event of the window. A window that fails
+validation yields an event with status "insufficient_data" and its ``reason``, not silence.
+``latency_ms`` stages: features, encoder (tokenizer step), queue (split only: worker sent ->
+server took it), label, explain (explained events), total (the window's arrival, at the server or
+at the worker in the split, -> the event's publication).
+Drops on status.server: malformed messages, refused work (another checkpoint, wrong shapes) and,
+in ``counters.lost_windows``, windows that never arrived (gaps in a body's window seq).
+
+Examples:
+  bodytalk serve                                   # demo model, capture on :5555, events on :5556
+  bodytalk serve --model runs/bandai/checkpoint --explain-every 5
+  bodytalk serve --work tcp://127.0.0.1:5557       # fed by `bodytalk worker`s
+  bodytalk serve --threads 1                       # on a machine other busy processes share
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import numpy as np
+import torch
+
+from bodytalk.model.serving.explainer import Explainer
+from bodytalk.model.serving.hysteresis import StableLabel
+from bodytalk.model.registry import BACKENDS
+from bodytalk.model.serving.tokenize import Tokenizer
+from bodytalk.stream import schema, topics
+from bodytalk.addresses import is_loopback_host
+from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher, Puller, Subscriber
+
+log = logging.getLogger("bodytalk.serve")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    sub: str = topics.DEFAULT_CAPTURE_ADDR
+    pub: str = topics.DEFAULT_SERVER_ADDR
+    model: str | None = None
+    work: str | None = None       # split mode: PULL work items from workers here instead of --sub
+    path: str = "auto"            # label path: llm | head | auto
+    explain: bool = True
+    explain_every: float = 10.0   # seconds between explanations of one body (and on label change)
+    max_batch: int = 16
+    max_new_tokens: int = 40
+    stream_text: bool = True      # publish explanation pieces on emotion.text.<sensor>.<body>
+    int8: bool = True             # the LLM computes with int8 copies of its weights (int8_copies)
+    threads: int = 0              # torch threads; 0 = torch's default (every core). On a machine shared
+                                  # with other busy processes, 1 avoids oversubscription (measured 6x faster)
+
+    def __post_init__(self) -> None:
+        if self.path not in ("auto", "llm", "head"):
+            raise ValueError(f"path must be auto, llm or head, not {self.path!r}")
+        if self.max_batch < 1 or self.explain_every <= 0 or self.max_new_tokens < 1 or self.threads < 0:
+            raise ValueError("max_batch, explain_every and max_new_tokens must be positive, threads >= 0")
+
+
+class Server:
+    def __init__(self, cfg: ServeConfig, model, pub: Publisher, intake: Subscriber | Puller) -> None:
+        """``intake``: a Subscriber of windows (tokenized here) or a Puller of workers' PromptWork."""
+        self.cfg, self.model, self.pub, self.intake = cfg, model, pub, intake
+        self.tokenizer = Tokenizer(model)
+        self.path = model.label_path(cfg.path)
+        self.token_shape = (model.cfg.prompt_tokens, model.cfg.projector.out_dim)  # [S, H]
+        self.stable: dict[tuple[str, str], StableLabel] = {}
+        self.last_explained: dict[tuple[str, str], float] = {}
+        self.last_seq: dict[tuple[str, str], int] = {}
+        self.heartbeat = Heartbeat(pub, "server")
+        self.counts: Counter[str] = Counter()  # events (labels), explanations, explain_busy, lost_windows
+        self.refused: Counter[str] = Counter()  # work items refused, by reason
+        self.can_explain = cfg.explain and model.llm is not None
+        self.explainer = Explainer(model, self._send, self._send_event, cfg.max_new_tokens, cfg.stream_text)
+
+    @property
+    def events(self) -> int:
+        return self.counts["events"]
+
+    def step(self, timeout: float = 0.5) -> int:
+        """Receive what is waiting (up to max_batch windows or work items), publish one event each."""
+        got = self.intake.recv(timeout)
+        if got is None:
+            return 0
+        batch = [(*got, time.time())]
+        while len(batch) < self.cfg.max_batch and (nxt := self.intake.recv(0)) is not None:
+            batch.append((*nxt, time.time()))
+        windows, work = [], []  # work: (item, latency stages the item does not carry yet)
+        for msg, ts, t_recv in batch:
+            if isinstance(msg, schema.SkeletonWindow):
+                windows.append((msg, t_recv))
+            elif isinstance(msg, schema.PromptWork) and self._accept(msg):
+                # "queue": worker sent -> server took it (transfer + waiting for the server). Wall
+                # clocks of two hosts may disagree by more than that takes: never < 0.
+                work.append((msg, {"queue": max(0.0, t_recv - ts) * 1e3}))
+            elif isinstance(msg, schema.Status) and msg.component.startswith("worker_"):
+                self._send(msg)  # a worker's heartbeat, onto the event bus
+        if windows:
+            work.extend((w, {}) for w in self.tokenizer.tokenize(windows))
+        self._read(work)
+        return len(work)
+
+    def _accept(self, work: schema.PromptWork) -> bool:
+        """Refuse (and count) work this server's LLM cannot read."""
+        reason = None
+        if work.model != self.tokenizer.model_id:
+            reason = "model"
+        elif work.status == "ok" and (work.tokens.shape != self.token_shape
+                                      or work.head_logits.shape != (len(self.model.labels),)):
+            reason = "shape"
+        if reason is None:
+            return True
+        self.refused[reason] += 1
+        if self.refused[reason] == 1:
+            log.warning("refusing work from a worker (%s): checkpoint %s, tokens %s; this server has %s, "
+                        "tokens %s -- start workers and server with the same --model", reason, work.model,
+                        work.tokens.shape, self.tokenizer.model_id, self.token_shape)
+        return False
+
+    def _read(self, work: list[tuple[schema.PromptWork, dict]]) -> None:
+        """Label every readable item in one batch, then publish in arrival order."""
+        ok = [w for w, _ in work if w.status == "ok"]
+        t0 = time.perf_counter()
+        rows: list[list[float]] = []
+        if ok:
+            tokens = torch.from_numpy(np.stack([w.tokens for w in ok]))        # [B, S, H]
+            logits = torch.from_numpy(np.stack([w.head_logits for w in ok]))   # [B, L]
+            rows = self.model.label_probs(tokens, [w.evidence_text for w in ok], logits, self.path).tolist()
+        label_ms = (time.perf_counter() - t0) * 1e3
+        rows_iter = iter(rows)
+        for w, stages in work:
+            probs = dict(zip(self.model.labels, next(rows_iter))) if w.status == "ok" else {}
+            self._publish(w, probs, dict(w.latency_ms, **stages, label=label_ms) if probs else
+                          dict(w.latency_ms, **stages))
+
+    def _publish(self, w: schema.PromptWork, probs: dict[str, float], latency: dict[str, float]) -> None:
+        key = (w.sensor, w.body)
+        self._count_lost(key, w.window_seq)
+        tracker = self.stable.setdefault(key, StableLabel(self.model.labels))
+        changed = tracker.update(probs) if probs else False
+        event = dict(sensor=w.sensor, body=w.body, window_seq=w.window_seq, t_start=w.t_start, t_end=w.t_end,
+                     status=w.status, reason=w.reason, label=max(probs, key=probs.get) if probs else None,
+                     stable_label=tracker.label, probs=probs, evidence=_evidence(w), mgs=_mgs(w),
+                     latency_ms=latency)
+        self._send_event(event, w.t_received)
+        now = time.monotonic()
+        due = changed or now - self.last_explained.get(key, -1e9) >= self.cfg.explain_every
+        if self.can_explain and probs and due and tracker.label:
+            if self.explainer.submit(event, w, tracker.label):
+                self.last_explained[key] = now
+            else:
+                self.counts["explain_busy"] += 1  # this body is explained at its next due window
+
+    def _count_lost(self, key: tuple[str, str], seq: int) -> None:
+        """Windows that never arrived: gaps in a body's window seq (a restarted capture starts over)."""
+        last = self.last_seq.get(key)
+        if last is not None and seq > last + 1:
+            self.counts["lost_windows"] += seq - last - 1
+        self.last_seq[key] = seq
+
+    def _send_event(self, event: dict, t_received: float) -> None:
+        event["latency_ms"]["total"] = max(0.0, time.time() - t_received) * 1e3
+        self._send(schema.EmotionEvent(**event), "explanations" if event.get("explanation") is not None else "events")
+
+    def _send(self, msg: schema.Message, count: str | None = None) -> None:
+        # One thread publishes (labels, explanation pieces and heartbeats): zmq sockets are not thread-safe.
+        self.pub.send(msg)
+        if count:
+            self.counts[count] += 1
+
+    def beat(self, rate_hz: float) -> None:
+        drops = self.intake.dropped + sum(self.refused.values())
+        counters = {**self.counts, **{f"refused_{k}": n for k, n in self.refused.items()},
+                    **{f"decode_{k}": n for k, n in self.intake.drops.items()}}
+        self.heartbeat.tick(rate_hz=rate_hz, drops=drops, queue_depth=self.explainer.queued, counters=counters)
+
+    def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
+        start, n, t_rate = time.monotonic(), 0, time.monotonic()
+        while not (stop and stop.is_set()) and (duration is None or time.monotonic() - start < duration):
+            # Windows first; while an explanation is in progress only those already waiting, then
+            # one step of it.
+            n += self.step(0.0 if self.explainer.busy else 0.5)
+            self.explainer.step()
+            now = time.monotonic()
+            if now - t_rate >= 1.0:
+                self.beat(n / (now - t_rate))
+                n, t_rate = 0, now
+        self.explainer.drain()   # the explanations already queued (a stop, not a crash)
+
+
+def _mgs(w: schema.PromptWork) -> list[dict]:
+    """Detected micro-gestures with times on the capture clock."""
+    return [dict(m, t_start=round(m["t_start"] + w.t_start, 3), t_end=round(m["t_end"] + w.t_start, 3))
+            for m in w.mgs.get("present", [])]
+
+
+def _evidence(w: schema.PromptWork) -> dict:
+    """Descriptor values for the event (None where the window lacked the data)."""
+    return {k: (None if v is None else round(v, 4)) for k, v in w.evidence.items()}
+
+
+def _is_loopback(addr: str) -> bool:
+    """tcp://127.0.0.1:N, tcp://localhost:N, ipc:// and inproc:// stay on this host."""
+    url = urlsplit(addr)
+    return url.scheme in ("ipc", "inproc") or is_loopback_host(url.hostname)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bodytalk serve", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sub", default=topics.DEFAULT_CAPTURE_ADDR, help="capture address (default %(default)s)")
+    p.add_argument("--pub", default=topics.DEFAULT_SERVER_ADDR, help="event address (default %(default)s)")
+    p.add_argument("--work", nargs="?", const=topics.DEFAULT_WORK_ADDR, default=None, metavar="ADDR",
+                   help=f"split mode: take work from `bodytalk worker`s on ADDR (default {topics.DEFAULT_WORK_ADDR}"
+                        f"; loopback unless you trust the network) instead of windows from --sub")
+    p.add_argument("--model", default=None, help="checkpoint folder (default: the demo model)")
+    p.add_argument("--path", default="auto", choices=("auto", "llm", "head"), help="label path")
+    p.add_argument("--no-explain", action="store_true", help="labels only")
+    p.add_argument("--explain-every", type=float, default=10.0, help="seconds between explanations per body")
+    p.add_argument("--stream-text", action=argparse.BooleanOptionalAction, default=True,
+                   help="publish explanation pieces on emotion.text.<sensor>.<body> as they are generated")
+    p.add_argument("--max-batch", type=int, default=16, help="windows per batch")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
+    p.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                   help="transformers backend: compute with int8 copies of the LLM's weights (about 1.8x "
+                        "faster label scoring on CPU; --no-int8: the exact weights)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--backend", default="transformers", choices=BACKENDS,
+                   help="LLM backend (vllm: the extra bodytalk[vllm], in-process unless --vllm-url)")
+    p.add_argument("--vllm-url", default=None, metavar="URL",
+                   help="a vLLM OpenAI server (python -m bodytalk.model.llm.vllm CKPT prints its command); loopback only")
+    p.add_argument("--vllm-allow-remote", action="store_true",
+                   help="accept a non-loopback --vllm-url (use https and $VLLM_API_KEY)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bodytalk.model.registry import load_model
+
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = ServeConfig(sub=args.sub, pub=args.pub, model=args.model, work=args.work, path=args.path,
+                          explain=not args.no_explain, explain_every=args.explain_every, max_batch=args.max_batch,
+                          stream_text=args.stream_text, threads=args.threads, int8=args.int8)
+        vllm = None
+        if args.backend == "vllm":
+            from bodytalk.model.llm.vllm import VLLMConfig
+            vllm = VLLMConfig(url=args.vllm_url, allow_remote=args.vllm_allow_remote)
+        model = load_model(cfg.model, with_llm=cfg.path != "head" or cfg.explain, backend=args.backend, vllm=vllm, int8=cfg.int8)
+        pub = Publisher(cfg.pub)
+    except (ValueError, FileNotFoundError, AddressInUse, ImportError, ConnectionError) as err:
+        log.error("%s", err)
+        return 2
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.work is None:
+        intake = Subscriber(cfg.sub, prefixes=[topics.WINDOW])
+    else:
+        if not _is_loopback(cfg.work):
+            log.warning("work address %s is reachable from the network: anyone who can connect can send "
+                        "prompt embeddings to the LLM; use a loopback address or a trusted network", cfg.work)
+        try:
+            intake = Puller(cfg.work)
+        except AddressInUse as err:
+            pub.close()
+            log.error("%s", err)
+            return 2
+    try:
+        Server(cfg, model, pub, intake).run(args.duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pub.close()
+        intake.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Numpy on one window of unified joints: encoder features, movement descriptors, micro-gestures."""

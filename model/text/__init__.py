@@ -1,0 +1,1 @@
+"""Explanations in words: the evidence line, the movement vocabulary, the grounding check."""
