@@ -49,88 +49,118 @@ class CaptureConfig:
         WindowConfig(self.window, self.hop)  # validates window/hop
 
 
+class Capture:
+    """One source on the bus, shaped like the server and the worker: ``step`` publishes one frame (paced
+    to its time) and the windows it closes, ``beat`` sends the heartbeat, ``run`` reads the source to its
+    end or ``duration``, restarting a file source with ``loop``. The publisher is passed in, so tests
+    drive it step by step."""
+
+    def __init__(self, cfg: CaptureConfig, src: sources.Source, pub: Publisher) -> None:
+        self.cfg, self.src, self.pub = cfg, src, pub
+        self.heartbeat = Heartbeat(pub, f"capture_{src.sensor}")
+        self.counts = {"frames": 0, "windows": 0, "overruns": 0, "loops": 0}
+        self.offset = 0.0   # seconds added to the source's clock, so a looped file's time never goes back
+        self.lsl = self.windower = self.pacer = None
+        if hasattr(src, "on_status"):  # live sources report their disconnects and reconnects
+            src.on_status = lambda state, message: self.heartbeat.tick(
+                state, force=True, counters={**self.counts, **src.counters}, message=message)
+
+    def open(self) -> bool:
+        """Open the source (its SDK, file or socket); False, with an "error" status, when it fails."""
+        try:
+            self.src.open()
+        except sources.SourceError as err:
+            self.heartbeat.tick("error", force=True, message=str(err))
+            log.error("%s", err)
+            return False
+        src = self.src
+        self.lsl = lsl_outlet.FrameOutlet(src.sensor, src.layout, src.fps) if self.cfg.lsl else None
+        self.windower = Windower(WindowConfig(self.cfg.window, self.cfg.hop, fps=src.fps, stagger=self.cfg.stagger))
+        self.pacer = Pacer(0 if src.live else self.cfg.speed, period=1 / src.fps)
+        return True
+
+    def step(self, frame: sources.Frame) -> float:
+        """Publish one frame and the windows it closes; returns its time on the bus clock."""
+        src, t = self.src, frame.t + self.offset
+        self.pacer.wait(t)
+        self.pub.send(schema.SkeletonFrame(
+            sensor=src.sensor, seq=self.counts["frames"], t_capture=t, layout=src.layout.id,
+            body_ids=frame.body_ids, joints=frame.joints, confidence=frame.confidence))
+        if self.lsl is not None:
+            self.lsl.push(frame.body_ids, frame.joints, frame.confidence)
+        unified = src.layout.to_unified(frame.joints, frame.confidence)
+        for w in self.windower.push(t, frame.body_ids, *unified, frame.labels):
+            self.pub.send(schema.SkeletonWindow(
+                sensor=src.sensor, body=str(w.body), seq=w.seq, t_start=w.t_start,
+                t_end=w.t_end, fps=src.fps, layout=src.layout.id, joints=w.joints,
+                confidence=w.confidence, interpolated=w.interpolated, labels=w.labels))
+            self.counts["windows"] += 1
+        self.counts["frames"] += 1
+        return t
+
+    def beat(self, rate_hz: float) -> None:
+        self.counts["overruns"] = self.pacer.overruns
+        self.heartbeat.tick(rate_hz=rate_hz, counters={**self.counts, **getattr(self.src, "counters", {})})
+
+    def end(self, message: str) -> None:
+        self.counts["overruns"] = self.pacer.overruns
+        self.heartbeat.tick("ended", force=True, counters=dict(self.counts), message=message)
+
+    def restart(self, first_t: float, last_t: float) -> None:
+        """Loop a file: continue the clock across the restart so timestamps never go back; the jump in
+        pose must not be bridged by a window, so windows restart."""
+        self.counts["loops"] += 1
+        self.offset = last_t + 1 / self.src.fps - first_t
+        self.windower = Windower(self.windower.cfg)
+        self.src.close()
+        self.src.open()
+
+    def run(self) -> int:
+        """Read the opened source until it ends (or ``duration``); returns a process exit code."""
+        start = rate_t = time.monotonic()
+        rate_n, last_t = 0, None
+        try:
+            while True:
+                first_t = None
+                for frame in self.src.frames():
+                    first_t = frame.t if first_t is None else first_t
+                    last_t = self.step(frame)
+                    rate_n += 1
+                    now = time.monotonic()
+                    if now - rate_t >= 1.0:
+                        self.beat(rate_n / (now - rate_t))
+                        rate_t, rate_n = now, 0
+                    if self.cfg.duration is not None and now - start >= self.cfg.duration:
+                        self.end("duration reached")
+                        return 0
+                if not self.cfg.loop or last_t is None:
+                    break
+                self.restart(first_t, last_t)
+            self.end("source ended")
+            log.info("source ended after %d frames, %d windows", self.counts["frames"], self.counts["windows"])
+            return 0
+        except sources.SourceError as err:
+            self.heartbeat.tick("disconnected", force=True, counters=dict(self.counts), message=str(err))
+            log.error("%s", err)
+            return 1
+
+
 def run(cfg: CaptureConfig, pub: Publisher | None = None) -> int:
-    """Run until the source ends (or ``duration``); returns a process exit code."""
+    """Capture ``cfg.source`` onto ``pub`` (or a publisher bound on ``cfg.pub``); a process exit code."""
     src = sources.create(cfg.source)
     own_pub = pub is None
     pub = pub or Publisher(cfg.pub)
-    heartbeat = Heartbeat(pub, f"capture_{src.sensor}")
-    counts = {"frames": 0, "windows": 0, "overruns": 0, "loops": 0}
-    if hasattr(src, "on_status"):  # live sources report their disconnects and reconnects
-        src.on_status = lambda state, message: heartbeat.tick(
-            state, force=True, counters={**counts, **src.counters}, message=message)
+    capture = Capture(cfg, src, pub)
     try:
         # Subscribers need a moment to connect after the bind (ZeroMQ slow joiner); waiting before
         # opening the source means even an open failure's status reaches them.
         time.sleep(cfg.warmup)
-        try:
-            src.open()
-        except sources.SourceError as err:
-            heartbeat.tick("error", force=True, message=str(err))
-            log.error("%s", err)
-            return 1
-        lsl = lsl_outlet.FrameOutlet(src.sensor, src.layout, src.fps) if cfg.lsl else None
-        windower = Windower(WindowConfig(cfg.window, cfg.hop, fps=src.fps, stagger=cfg.stagger))
-        pacer = Pacer(0 if src.live else cfg.speed, period=1 / src.fps)
-        start = time.monotonic()
-        offset, last_t = 0.0, None
-        rate_t, rate_n = start, 0
-        while True:
-            first_t = None
-            for frame in src.frames():
-                first_t = frame.t if first_t is None else first_t
-                t = frame.t + offset
-                pacer.wait(t)
-                _publish(pub, src, frame, t, counts["frames"])
-                if lsl is not None:
-                    lsl.push(frame.body_ids, frame.joints, frame.confidence)
-                unified = src.layout.to_unified(frame.joints, frame.confidence)
-                for w in windower.push(t, frame.body_ids, *unified, frame.labels):
-                    pub.send(schema.SkeletonWindow(
-                        sensor=src.sensor, body=str(w.body), seq=w.seq, t_start=w.t_start,
-                        t_end=w.t_end, fps=src.fps, layout=src.layout.id, joints=w.joints,
-                        confidence=w.confidence, interpolated=w.interpolated, labels=w.labels))
-                    counts["windows"] += 1
-                counts["frames"] += 1
-                rate_n += 1
-                last_t = t
-                now = time.monotonic()
-                if now - rate_t >= 1.0:
-                    counts["overruns"] = pacer.overruns
-                    heartbeat.tick(rate_hz=rate_n / (now - rate_t),
-                                   counters={**counts, **getattr(src, "counters", {})})
-                    rate_t, rate_n = now, 0
-                if cfg.duration is not None and now - start >= cfg.duration:
-                    heartbeat.tick("ended", force=True, counters=dict(counts), message="duration reached")
-                    return 0
-            if not cfg.loop or last_t is None:
-                break
-            # Continue the clock across the loop so timestamps never go back; the jump in pose
-            # must not be bridged by a window, so windows restart.
-            counts["loops"] += 1
-            offset = last_t + 1 / src.fps - first_t
-            windower = Windower(windower.cfg)
-            src.close()
-            src.open()
-        counts["overruns"] = pacer.overruns
-        heartbeat.tick("ended", force=True, counters=dict(counts), message="source ended")
-        log.info("source ended after %d frames, %d windows", counts["frames"], counts["windows"])
-        return 0
-    except sources.SourceError as err:
-        heartbeat.tick("disconnected", force=True, counters=dict(counts), message=str(err))
-        log.error("%s", err)
-        return 1
+        return capture.run() if capture.open() else 1
     finally:
         src.close()
         if own_pub:
             time.sleep(0.1)  # let the last status leave before the socket closes
             pub.close()
-
-
-def _publish(pub: Publisher, src: sources.Source, frame: sources.Frame, t: float, seq: int) -> None:
-    pub.send(schema.SkeletonFrame(
-        sensor=src.sensor, seq=seq, t_capture=t, layout=src.layout.id, body_ids=frame.body_ids,
-        joints=frame.joints, confidence=frame.confidence))
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -103,3 +103,31 @@ def test_loop_keeps_time_increasing():
     assert rc == 0 and len(frames) > N_FRAMES  # looped at least once at speed 0
     t = np.array([f.t_capture for f in frames])
     assert np.all(np.diff(t) > 0)
+
+
+class _Kept:
+    """Stands in for a Publisher: keeps what is sent."""
+
+    def __init__(self) -> None:
+        self.msgs = []
+
+    def send(self, msg, ts=None) -> bool:
+        self.msgs.append(msg)
+        return True
+
+
+def test_capture_steps_one_frame_at_a_time():
+    # The process's shape (as Server and Worker): a test drives it frame by frame with no socket.
+    pub = _Kept()
+    cap = service.Capture(service.CaptureConfig(source="fake:", speed=0, stagger=False), source.create("fake:"), pub)
+    assert cap.open()
+    frames = cap.src.frames()
+    times = [cap.step(next(frames)) for _ in range(60)]
+    assert times == pytest.approx([i / 30 for i in range(60)])
+    kinds = [type(m) for m in pub.msgs]
+    assert kinds.count(schema.SkeletonFrame) == 60
+    # A 2 s window at 30 fps closes on the 60th frame, one per body.
+    windows = [m for m in pub.msgs if isinstance(m, schema.SkeletonWindow)]
+    assert sorted(w.body for w in windows) == ["4", "9"] and cap.counts == {**cap.counts, "frames": 60, "windows": 2}
+    cap.beat(rate_hz=30.0)
+    assert isinstance(pub.msgs[-1], schema.Status) and pub.msgs[-1].counters["frames"] == 60
