@@ -72,8 +72,7 @@ def measure(args) -> list[tuple[str, str, str]]:
             ("resident memory, loaded model", f"{rss / 2**20:,.0f} MiB (+{(rss - rss0) / 2**20:,.0f})", "< 1.5 GB")]
 
     def tokenizer_side():
-        readings: list = [None]
-        p = model.prepare(one, readings)
+        p = model.prepare(one)
         model.encode(p)
 
     med = lambda xs: f"{statistics.median(xs):.1f} ms"  # noqa: E731

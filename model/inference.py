@@ -25,6 +25,7 @@ from bodytalk.model import checkpoint
 from bodytalk.model.skeleton import descriptors as desc, mg_learned, mg_rules
 from bodytalk.model.text import evidence_text, grounding
 from bodytalk.model.llm import int8_copies
+from bodytalk.model.llm.backend import LLMBackend
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.encoder import SkeletonEncoder
@@ -55,11 +56,19 @@ class Prepared:
     mgs: list[MGResult]         # micro-gestures per window (geometric rules; the learned head's after encode)
     features: torch.Tensor      # [B, evidence_dim] descriptor (+ MG) features: the projector's evidence tokens
     inputs: list[WindowInput]   # the windows themselves (the learned MG head reads their joint validity)
+    rejected: dict[int, str]    # positions in the caller's list that failed validation -> the reason
+
+    def readings(self, count: int) -> list["Reading | None"]:
+        """One slot per window of the caller's list: an insufficient-data reading where it was rejected."""
+        out: list[Reading | None] = [None] * count
+        for i, reason in self.rejected.items():
+            out[i] = Reading(status="insufficient_data", reason=reason)
+        return out
 
 
 class EmotionModel:
-    def __init__(self, cfg: ModelConfig, encoder: SkeletonEncoder, projector: Projector, llm=None,
-                 meta: dict | None = None, mg_detector=None) -> None:
+    def __init__(self, cfg: ModelConfig, encoder: SkeletonEncoder, projector: Projector,
+                 llm: LLMBackend | None = None, meta: dict | None = None, mg_detector=None) -> None:
         self.cfg, self.encoder, self.projector, self.llm = cfg, encoder, projector, llm
         self.mg_detector = mg_detector   # mg_learned.LearnedDetector when the checkpoint has an MG head
         self.meta = meta or {}
@@ -86,7 +95,7 @@ class EmotionModel:
         return cls(ck.cfg, ck.encoder, ck.projector, llm, ck.meta, mg_learned.load(path, ck.encoder))
 
     @classmethod
-    def untrained(cls, cfg: ModelConfig, llm=None, seed: int = 0) -> "EmotionModel":
+    def untrained(cls, cfg: ModelConfig, llm: LLMBackend | None = None, seed: int = 0) -> "EmotionModel":
         torch.manual_seed(seed)
         return cls(cfg, SkeletonEncoder(cfg.encoder).eval(), Projector(cfg.projector).eval(), llm)
 
@@ -94,9 +103,9 @@ class EmotionModel:
         return checkpoint.save(path, self.cfg, self.encoder, self.projector, self.llm, meta or self.meta)
 
     # --- the tokenizer side -----------------------------------------------------------------------
-    def prepare(self, windows: Sequence[WindowInput], readings: list[Reading]) -> Prepared:
-        """Validate and featurise; windows that cannot be read get an insufficient-data reading."""
-        keep, feats, evidence, mgs = [], [], [], []
+    def prepare(self, windows: Sequence[WindowInput]) -> Prepared:
+        """Validate and featurise; windows that cannot be read are listed in ``rejected`` with the reason."""
+        keep, feats, evidence, mgs, rejected = [], [], [], [], {}
         for i, w in enumerate(windows):
             try:
                 feats.append(prepare(w, self.cfg.encoder.frames))
@@ -104,12 +113,12 @@ class EmotionModel:
                 mgs.append(mg_rules.detect(w.joints, w.confidence, w.fps))
                 keep.append(i)
             except InsufficientData as err:
-                readings[i] = Reading(status="insufficient_data", reason=str(err))
+                rejected[i] = str(err)
         x = torch.from_numpy(np.stack(feats)) if feats else torch.zeros(0, self.cfg.encoder.frames, 17, 10)
         ids = self.encoder.layout_ids([windows[i].layout for i in keep])
         ev = torch.from_numpy(np.stack([self.evidence_features(d, m) for d, m in zip(evidence, mgs)]) if evidence
                               else np.zeros((0, self.cfg.projector.evidence_dim), np.float32))
-        return Prepared(keep, x, ids, evidence, mgs, ev, [windows[i] for i in keep])
+        return Prepared(keep, x, ids, evidence, mgs, ev, [windows[i] for i in keep], rejected)
 
     @torch.no_grad()
     def encode(self, p: Prepared) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -126,9 +135,9 @@ class EmotionModel:
     def recognise(self, windows: Sequence[WindowInput], path: str = "auto") -> list[Reading]:
         """One reading per window. ``path``: "llm" (label scoring), "head" (encoder head), "auto"."""
         path = self.label_path(path)
-        readings: list[Reading] = [None] * len(windows)  # type: ignore[list-item]
         t0 = time.perf_counter()
-        p = self.prepare(windows, readings)
+        p = self.prepare(windows)
+        readings = p.readings(len(windows))
         if not p.index:
             return readings
         t1 = time.perf_counter()
@@ -193,11 +202,9 @@ class EmotionModel:
                                      prefix=self._prefix("recognise"))
 
     def _explain_batch(self, windows: Sequence[WindowInput], labels: Sequence[str]):
-        readings: list[Reading] = [None] * len(windows)  # type: ignore[list-item]
-        p = self.prepare(windows, readings)
-        if len(p.index) != len(windows):
-            bad = next(r for r in readings if r is not None)
-            raise InsufficientData(bad.reason)
+        p = self.prepare(windows)
+        if p.rejected:
+            raise InsufficientData(next(iter(p.rejected.values())))
         _, tokens = self.encode(p)
         return self._explain_prompt(tokens, p.evidence, labels, p.mgs), p
 
@@ -253,8 +260,8 @@ class EmotionModel:
 
     def _stream_after_opening(self, batch, label: str, max_new_tokens: int) -> Iterator[str]:
         yield evidence_text.opening(label)
-        yield from self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                     stream=True, prefix=self._prefix("explain"))
+        yield from self.llm.generate_stream(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
+                                            prefix=self._prefix("explain"))
 
     def explain_stream(self, window: WindowInput, label: str, max_new_tokens: int = 40) -> Iterator[str]:
         """Explanation text pieces as they are generated (not yet grounding-filtered); the first is

@@ -1,4 +1,4 @@
-"""Greedy decoding on the caller's thread, streamed piece by piece (SkeletonLLM.generate(stream=True)).
+"""Greedy decoding on the caller's thread, streamed piece by piece (SkeletonLLM.generate_stream).
 
 Why not transformers' TextIteratorStreamer: it needs generate() on a second thread, and torch starts
 every new thread at one intra-op thread (measured: torch.get_num_threads() = 1 there), so streamed

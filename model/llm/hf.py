@@ -231,32 +231,56 @@ class SkeletonLLM(nn.Module):
         return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix, scoring).softmax(-1)
 
     def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                 stream: bool = False, do_sample: bool = False,
-                 prefix: PrefixCache | None = None) -> list[str] | Iterator[str]:
-        """Continue each prompt (inputs_embeds [B, N, H], left-padded attention_mask [B, N]). Greedy by
-        default. Returns B texts, or with stream=True (B must be 1) an iterator of text pieces.
+                 do_sample: bool = False, prefix: PrefixCache | None = None) -> list[str]:
+        """Continue each prompt (inputs_embeds [B, N, H], left-padded attention_mask [B, N]); greedy by
+        default. Returns B texts.
 
         With `prefix` the prompts hold only what follows the cached prefix: the explanation prompt's
         shared system text is then not run again for every explanation (the time to first token)."""
-        from transformers import GenerationConfig, TextIteratorStreamer
+        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix)
+        with torch.inference_mode(), int8_copies.decoding():     # int8 copies, if enabled
+            ids = self.lm.generate(**kwargs)                                        # [B, new tokens]
+        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
-        if stream and inputs_embeds.shape[0] != 1:
-            raise ValueError(f"stream=True generates for one window at a time, got a batch of {inputs_embeds.shape[0]}")
+    def generate_stream(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
+                        do_sample: bool = False, prefix: PrefixCache | None = None) -> Iterator[str]:
+        """generate() for one prompt (B = 1), as text pieces while they are decoded: greedy decoding runs
+        on the caller's thread (greedy.py says why), sampling on transformers' streamer thread."""
+        from transformers import TextIteratorStreamer
+
+        if inputs_embeds.shape[0] != 1:
+            raise ValueError(f"generate_stream generates for one window at a time, got a batch of {inputs_embeds.shape[0]}")
+        if not do_sample:
+            eos, last = self._stops(), self._last()
+            return greedy.stream(self.lm, self.tokenizer, inputs_embeds.to(self.config.device),
+                                 attention_mask.to(self.config.device), max_new_tokens, eos, prefix, last)
+        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
+
+    def _stops(self) -> list[int]:
+        """The token ids that end an answer: EOS, and the chat template's end of turn when it is one token."""
         eos = self.lm.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         end = self.tokenizer(self.turn_end, add_special_tokens=False)["input_ids"] if self.turn_end else []
-        eos += end[:1] if len(end) == 1 else []
-        device, batch = self.config.device, inputs_embeds.shape[0]
+        return eos + (end[:1] if len(end) == 1 else [])
+
+    def _last(self):
         base = self.lm.get_base_model() if self.has_adapter else self.lm
         # See _LAST: +57 MB per batch row otherwise, measured.
-        last = _LAST if "logits_to_keep" in inspect.signature(base.forward).parameters else None
-        if stream and not do_sample:                                # on this thread (greedy.py says why)
-            return greedy.stream(self.lm, self.tokenizer, inputs_embeds.to(device), attention_mask.to(device),
-                                 max_new_tokens, eos, prefix, last)
+        return _LAST if "logits_to_keep" in inspect.signature(base.forward).parameters else None
+
+    def _generate_kwargs(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int,
+                         do_sample: bool, prefix: PrefixCache | None) -> dict:
+        """transformers' generate() arguments for these prompts."""
+        from transformers import GenerationConfig
+
+        eos, last = self._stops(), self._last()
+        batch = inputs_embeds.shape[0]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
         settings = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample, eos_token_id=eos,
                                     pad_token_id=pad)
-        embeds, mask = inputs_embeds.to(device), attention_mask.to(device)
+        embeds, mask = inputs_embeds.to(self.config.device), attention_mask.to(self.config.device)
         kwargs = dict(generation_config=settings)
         if prefix is not None:
             # generate() takes the whole sequence and runs only the positions past the cache, so the
@@ -267,12 +291,7 @@ class SkeletonLLM(nn.Module):
         kwargs.update(inputs_embeds=embeds, attention_mask=mask)
         if last is not None:
             kwargs["logits_to_keep"] = last
-        if not stream:
-            with torch.inference_mode(), int8_copies.decoding():     # int8 copies, if enabled
-                ids = self.lm.generate(**kwargs)                                    # [B, new tokens]
-            return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
+        return kwargs
 
 
 @contextlib.contextmanager

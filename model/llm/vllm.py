@@ -183,18 +183,23 @@ class VLLMSkeletonLLM:
         return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix, scoring).softmax(-1)
 
     def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                 stream: bool = False, do_sample: bool = False,
-                 prefix: Tensor | None = None) -> list[str] | Iterator[str]:
+                 do_sample: bool = False, prefix: Tensor | None = None) -> list[str]:
         """Continue each prompt (inputs_embeds [B, N, H], left-padded attention_mask [B, N]), greedy by
-        default, stopping at EOS or the end of turn. B texts, or with stream=True (B = 1) text pieces.
-        `prefix` (from cache_prefix) is prepended to every row."""
-        if stream and inputs_embeds.shape[0] != 1:
-            raise ValueError(f"stream=True generates for one window at a time, got a batch of {inputs_embeds.shape[0]}")
-        requests = [Request(row, max_new_tokens, stop_ids=self.stop_ids, sample=do_sample)
-                    for row in _rows(inputs_embeds, attention_mask, prefix)]
-        if stream:
-            return self.transport.stream(requests[0])
-        return [r.text for r in self.transport.run(requests)]
+        default, stopping at EOS or the end of turn: B texts. `prefix` (from cache_prefix) is prepended
+        to every row."""
+        return [r.text for r in self.transport.run(self._requests(inputs_embeds, attention_mask, max_new_tokens,
+                                                                  do_sample, prefix))]
+
+    def generate_stream(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
+                        do_sample: bool = False, prefix: Tensor | None = None) -> Iterator[str]:
+        """generate() for one prompt (B = 1), as text pieces while they are decoded."""
+        if inputs_embeds.shape[0] != 1:
+            raise ValueError(f"generate_stream generates for one window at a time, got a batch of {inputs_embeds.shape[0]}")
+        return self.transport.stream(self._requests(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix)[0])
+
+    def _requests(self, inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix) -> list[Request]:
+        return [Request(row, max_new_tokens, stop_ids=self.stop_ids, sample=do_sample)
+                for row in _rows(inputs_embeds, attention_mask, prefix)]
 
     def close(self) -> None:
         """Stop an in-process engine (its memory returns when the object goes)."""

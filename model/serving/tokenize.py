@@ -55,9 +55,8 @@ class Tokenizer:
         """``(window, wall-clock receive time)`` pairs -> one work item each, in order; a window that
         fails validation becomes an "insufficient_data" item carrying the reason."""
         inputs = [WindowInput(m.joints, m.confidence, m.fps, m.layout) for m, _ in windows]
-        readings = [None] * len(inputs)
         t0 = time.perf_counter()
-        p = self.model.prepare(inputs, readings)
+        p = self.model.prepare(inputs)
         t1 = time.perf_counter()
         if p.index:
             enc, tokens = self.model.encode(p)
@@ -71,7 +70,7 @@ class Tokenizer:
                           model=self.model_id, t_received=t_recv, latency_ms=dict(stages))
             row = row_of.get(i)
             if row is None:
-                out.append(schema.PromptWork(status="insufficient_data", reason=readings[i].reason,
+                out.append(schema.PromptWork(status="insufficient_data", reason=p.rejected[i],
                                              tokens=_NO_TOKENS, head_logits=_NO_LOGITS, **common))
                 continue
             d = p.evidence[row]

@@ -6,6 +6,7 @@ import torch
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.inference import EmotionModel
 from bodytalk.model.skeleton.features import WindowInput
+from bodytalk.model.text import evidence_text
 from tests.model.motions import random_motion
 
 
@@ -53,8 +54,7 @@ def test_bad_windows_give_insufficient_data_not_a_crash(model):
 
 
 def test_evidence_tokens_replace_the_descriptor_text_in_the_recognition_prompt(model):
-    readings = [None]
-    p = model.prepare(_windows(1), readings)
+    p = model.prepare(_windows(1))
     _, tokens = model.encode(p)                                  # [1, S, H]
     assert tokens.shape[1] == model.cfg.prompt_tokens
     line = model.evidence_line(p.evidence[0], p.mgs[0])
@@ -63,9 +63,15 @@ def test_evidence_tokens_replace_the_descriptor_text_in_the_recognition_prompt(m
     assert p.features.shape == (1, model.cfg.projector.evidence_dim)
 
 
-def test_explain_returns_filtered_text(model):
-    (text, unsupported), = model.explain(_windows(1), ["sad"], max_new_tokens=8)
-    assert isinstance(text, str) and isinstance(unsupported, list)
+def test_explain_names_the_label_and_serves_the_grounded_text(model):
+    # explain() = the opening that names the label + the generated text, grounding-filtered: the same
+    # text the streamed pieces give once ground() has checked them against the window's own evidence.
+    window = _windows(1)[0]
+    (text, unsupported), = model.explain([window], ["sad"], max_new_tokens=8)
+    assert text.startswith(evidence_text.opening("sad"))
+    raw = "".join(model.explain_stream(window, "sad", max_new_tokens=8))
+    p = model.prepare([window])
+    assert (text, unsupported) == model.ground(raw, p.evidence[0], p.mgs[0])
 
 
 def test_explanations_open_with_the_label_they_explain(model):

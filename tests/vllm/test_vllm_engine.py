@@ -37,7 +37,7 @@ def test_both_label_readings_match_transformers_where_labels_share_tokens(models
     """"sad" and "sadness" share two tokens on SmolLM2: the trie's deeper decisions become requests."""
     ours, theirs = models
     labels = ("sad", "sadness", "surprised", "neutral")
-    p = theirs.prepare(windows(3, seed=5), [None] * 3)
+    p = theirs.prepare(windows(3, seed=5))
     _, tokens = theirs.encode(p)
     texts = [theirs.evidence_line(d, g) for d, g in zip(p.evidence, p.mgs)]
     probs = []

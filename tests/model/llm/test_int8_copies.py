@@ -147,7 +147,7 @@ def test_label_scores_never_use_the_weight_only_copies_generation_does(bf16_lora
         assert torch.equal(llm.label_log_likelihoods(embeds, mask, labels, prefix=prefix), cached)
         assert torch.equal(llm.cache_prefix(embeds[0]).layers[0][0], prefix.layers[0][0])
     assert llm.generate(embeds, mask, max_new_tokens=3) == ["neutral" * 3]
-    assert "".join(llm.generate(embeds, mask, max_new_tokens=3, stream=True)) == "neutral" * 3
+    assert "".join(llm.generate_stream(embeds, mask, max_new_tokens=3)) == "neutral" * 3
 
 
 @pytest.mark.skipif(not int8_copies.dynamic_available(), reason="torch has no fbgemm/x86 quantized engine")

@@ -153,10 +153,10 @@ def test_generate_is_greedy_and_batch_independent(tiny_llm):
         alone = builder.build(skeleton[row:row + 1], DESCRIPTORS[row:row + 1], labels=[["sad", "happy"][row]])
         assert tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=8) == [texts[row]]
         if row == 0:
-            pieces = list(tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=8, stream=True))
+            pieces = list(tiny_llm.generate_stream(alone.inputs_embeds, alone.attention_mask, max_new_tokens=8))
             assert "".join(pieces) == texts[0]
     with pytest.raises(ValueError, match="one window"):
-        tiny_llm.generate(batch.inputs_embeds, batch.attention_mask, stream=True)
+        tiny_llm.generate_stream(batch.inputs_embeds, batch.attention_mask)
 
 
 def test_generate_after_a_cached_prefix_continues_like_the_whole_prompt(tiny_llm):
@@ -169,7 +169,7 @@ def test_generate_after_a_cached_prefix_continues_like_the_whole_prompt(tiny_llm
     expected = tiny_llm.generate(whole.inputs_embeds, whole.attention_mask, max_new_tokens=8)
     assert tiny_llm.generate(part.inputs_embeds, part.attention_mask, max_new_tokens=8, prefix=prefix) == expected
     alone = builder.build(skeleton[:1], DESCRIPTORS[:1], labels=labels[:1], with_prefix=False)
-    streamed = tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=8, stream=True,
+    streamed = tiny_llm.generate_stream(alone.inputs_embeds, alone.attention_mask, max_new_tokens=8,
                                  prefix=prefix)
     assert "".join(streamed) == expected[0]
     # The cache is read, never extended: a second call sees the same prefix.
@@ -204,7 +204,7 @@ def test_streamed_greedy_text_is_decoded_on_the_callers_thread_a_token_at_a_time
     threads, pieces, passes = [], [], []
     hook = tiny_llm.lm.register_forward_hook(lambda *_: threads.append(threading.current_thread()))
     try:
-        for piece in tiny_llm.generate(alone.inputs_embeds, alone.attention_mask, max_new_tokens=12, stream=True):
+        for piece in tiny_llm.generate_stream(alone.inputs_embeds, alone.attention_mask, max_new_tokens=12):
             pieces.append(piece)
             passes.append(len(threads))                        # passes run when this piece came
     finally:

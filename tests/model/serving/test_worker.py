@@ -49,7 +49,7 @@ def test_work_over_the_wire_gives_the_in_process_probabilities(model, windows, p
 
 def test_evidence_survives_the_wire(model, windows):
     (work,) = [_wire(w) for w in Tokenizer(model).tokenize([(windows[0], 12.5)])]
-    before = model.prepare([WindowInput(windows[0].joints, windows[0].confidence, windows[0].fps)], [None]).evidence[0]
+    before = model.prepare([WindowInput(windows[0].joints, windows[0].confidence, windows[0].fps)]).evidence[0]
     after = descriptors_of(work)
     assert list(after) == list(before)
     for name in before:
