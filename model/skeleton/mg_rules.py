@@ -33,7 +33,7 @@ movements, their regularity (normalised autocorrelation one period apart, mapped
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -254,74 +254,127 @@ class _Rules:
         return (self.bits & m) == m
 
     def masks(self, alive: dict[str, list[bool]]) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-        """name -> (mask [T], regularity [T] or None) for every MG."""
-        loc, th, out = self.loc, self.th, {}
+        """name -> (mask [T], regularity [T] or None) for every MG; ``alive``: which of an MG's
+        alternatives (a hand, a limb) are observable in this window."""
+        self.alive = alive
+        out = {"fold_arms": (self.folded, None)}
+        for family in (self._hand_zones, self._hands_on_hips, self._hands_together, self._fidget, self._sway,
+                       self._shrug, self._lean, self._turn_away):
+            out.update(family())
+        return out
 
-        def any_of(name: str, per_alt) -> np.ndarray:   # union over the observable alternatives
-            out = np.zeros(len(loc), dtype=bool)
-            for m, seen in zip(per_alt, alive[name]):
-                if seen:
-                    out |= m
-            return out
+    def _any_of(self, name: str, per_alt) -> np.ndarray:
+        """The union over an MG's observable alternatives (per_alt: one [T] mask each)."""
+        out = np.zeros(len(self.loc), dtype=bool)
+        for m, seen in zip(per_alt, self.alive[name]):
+            if seen:
+                out |= m
+        return out
 
-        # Arms folded: each wrist across the midline, elbows bent, wrists at chest height.
-        elbow = _angle(loc[:, SH] - loc[:, EL], loc[:, WR] - loc[:, EL])             # [T, 2] degrees
+    @cached_property
+    def elbow(self) -> np.ndarray:
+        """Elbow angles [T, 2] in degrees."""
+        loc = self.loc
+        return _angle(loc[:, SH] - loc[:, EL], loc[:, WR] - loc[:, EL])
+
+    @cached_property
+    def wrist_height(self) -> np.ndarray:
+        """Wrists above their shoulders [T, 2], in shoulder widths."""
+        return self.loc[:, WR, 1] - self.loc[:, SH, 1]
+
+    @cached_property
+    def folded(self) -> np.ndarray:
+        """Arms folded [T]: each wrist across the midline, elbows bent, wrists at chest height."""
+        loc, th, height = self.loc, self.th, self.wrist_height
         crossed = (loc[:, WR, 0] - loc[:, SH, 0].mean(axis=1, keepdims=True)) * SIDE < -th.fold_cross
-        height = loc[:, WR, 1] - loc[:, SH, 1]
-        fold = self.valid(*SH, *EL, *WR) & (crossed & (elbow < th.fold_elbow_max)
+        return self.valid(*SH, *EL, *WR) & (crossed & (self.elbow < th.fold_elbow_max)
                                             & (height > th.fold_height[0]) & (height < th.fold_height[1])).all(axis=1)
-        out["fold_arms"] = (fold, None)
-        # Hand zones around the head and neck, per wrist: [T, 2] (folded arms are not touches).
+
+    def _hand_zones(self) -> dict:
+        """Hand zones around the head and neck, per wrist [T, 2] (folded arms are not touches)."""
+        loc, th, fold = self.loc, self.th, self.folded
         rh, rn = loc[:, WR] - loc[:, [HD]], loc[:, WR] - loc[:, [NK]]
         dh, dn, up_h = np.linalg.norm(rh, axis=-1), np.linalg.norm(rn, axis=-1), rh[..., 1]
         hand = self.valid(HD, NK)[:, None] & self.ok[:, WR]
         face = hand & (dh < th.face_radius) & (up_h <= th.head_min_up) & (up_h > th.face_min_up) \
             & (rh[..., 2] > th.face_min_forward)
         cover = face.all(axis=1) & ~fold
-        out["cover_face"] = (cover, None)
+        out = {"cover_face": (cover, None)}
         for name, zone in (("touch_head", hand & (dh < th.head_radius) & (up_h > th.head_min_up)),
                            ("touch_face", face & ~cover[:, None]),
                            ("touch_neck", hand & (dn < th.neck_radius) & (up_h <= th.face_min_up)
                             & (rn[..., 1] > th.neck_min_up))):
-            out[name] = (any_of(name, zone.T) & ~fold, None)
+            out[name] = (self._any_of(name, zone.T) & ~fold, None)
+        return out
+
+    def _hands_on_hips(self) -> dict:
+        loc, th = self.loc, self.th
         akimbo = (self.ok[:, EL] & self.ok[:, WR] & self.ok[:, HIP]
                   & (np.linalg.norm(loc[:, WR] - loc[:, HIP], axis=-1) < th.hip_radius)
-                  & ((loc[:, EL, 0] - loc[:, SH, 0]) * SIDE > th.elbow_out) & (elbow < th.akimbo_elbow_max))
-        out["hands_on_hips"] = (any_of("hands_on_hips", akimbo.T), None)
-        # Hands together in front: rubbing while the wrist-to-wrist vector oscillates, else held.
-        between, centre = loc[:, WR[0]] - loc[:, WR[1]], loc[:, WR].mean(axis=1)
+                  & ((loc[:, EL, 0] - loc[:, SH, 0]) * SIDE > th.elbow_out) & (self.elbow < th.akimbo_elbow_max))
+        return {"hands_on_hips": (self._any_of("hands_on_hips", akimbo.T), None)}
+
+    @cached_property
+    def between(self) -> np.ndarray:
+        """Wrist-to-wrist vector [T, 3] in body axes."""
+        return self.loc[:, WR[0]] - self.loc[:, WR[1]]
+
+    @cached_property
+    def together(self) -> np.ndarray:
+        """Hands together in front of the body [T]."""
+        loc, th = self.loc, self.th
+        centre = loc[:, WR].mean(axis=1)
         low, high = loc[:, P, 1] + th.together_height[0], loc[:, NK, 1] + th.together_height[1]
-        together = self.valid(*WR, P, NK) & ~fold & (np.linalg.norm(between, axis=-1) < th.together_radius) \
+        return self.valid(*WR, P, NK) & ~self.folded & (np.linalg.norm(self.between, axis=-1) < th.together_radius) \
             & (centre[:, 2] - loc[:, P, 2] > th.together_forward) & (centre[:, 1] > low) & (centre[:, 1] < high)
-        # Repeated movements (fidget and sway only while the body is not travelling).
-        still = self._not_travelling()
+
+    def _hands_together(self) -> dict:
+        """Rubbing while the wrist-to-wrist vector oscillates, else crossed (held still)."""
+        th, together = self.th, self.together
+        rub, regular = repeats(self.between[None], together[None], self.fps, th.rub)
+        speed = self._mean_over(np.linalg.norm(self._rate(self.between), axis=-1), th.still_s)
+        return {"rub_hands": (together & rub[0], regular[0]),
+                "cross_hands": (together & ~rub[0] & (speed < th.still_hands), None)}
+
+    @cached_property
+    def still(self) -> np.ndarray:
+        """The body is not travelling [T] (fidget and sway count only then)."""
+        return self._not_travelling()
+
+    def _fidget(self) -> dict:
+        """Repeated small movements of a hand (below the shoulders) or a foot."""
         ends = [(WR[0], SH[0]), (WR[1], SH[1]), (ANK[0], HIP[0]), (ANK[1], HIP[1])]
-        rub, regular = repeats(between[None], together[None], self.fps, th.rub)
-        speed = self._mean_over(np.linalg.norm(self._rate(between), axis=-1), th.still_s)
-        out["rub_hands"] = (together & rub[0], regular[0])
-        out["cross_hands"] = (together & ~rub[0] & (speed < th.still_hands), None)
         limbs = np.stack([self.world[:, e] - self.world[:, r] for e, r in ends])        # [4, T, 3]
-        low = np.concatenate([height < th.fidget_max_height, np.ones((len(loc), 2), bool)], axis=1)   # [T, 4]
-        limbs_ok = np.stack([self.valid(e, r, P) & still & ~together for e, r in ends]) & low.T
-        mask, regular = repeats(limbs, limbs_ok, self.fps, th.fidget)
-        out["fidget"] = (any_of("fidget", mask), regular.max(axis=0))
+        low = np.concatenate([self.wrist_height < self.th.fidget_max_height,
+                              np.ones((len(self.loc), 2), bool)], axis=1)               # [T, 4]
+        limbs_ok = np.stack([self.valid(e, r, P) & self.still & ~self.together for e, r in ends]) & low.T
+        mask, regular = repeats(limbs, limbs_ok, self.fps, self.th.fidget)
+        return {"fidget": (self._any_of("fidget", mask), regular.max(axis=0))}
+
+    def _sway(self) -> dict:
+        """The thorax swinging over planted feet."""
+        th = self.th
         sway = (self.world[:, TH] - self.world[:, ANK].mean(axis=1))[None, :, ::2]      # [1, T, 2]
         feet = np.linalg.norm(self._rate(self.world[:, ANK]), axis=-1).max(axis=1)
         planted = self._mean_over(feet, th.still_s) < th.feet_still
-        mask, regular = repeats(sway, (self.valid(TH, *ANK, P) & still & planted)[None], self.fps, th.sway)
-        out["sway"] = (mask[0], regular[0])
-        # Trunk: shrug, lean, twist.
+        mask, regular = repeats(sway, (self.valid(TH, *ANK, P) & self.still & planted)[None], self.fps, th.sway)
+        return {"sway": (mask[0], regular[0])}
+
+    def _shrug(self) -> dict:
+        """Shoulders rising towards the neck above their usual height (not while an arm is raised)."""
+        loc = self.loc
         raised = ((loc[:, WR, 1] > loc[:, SH, 1]) & self.ok[:, WR]).any(axis=1)
         rise = loc[:, SH, 1].mean(axis=1) - loc[:, NK, 1]
         v = self.valid(*SH, NK)
         base = _quantile(rise[v], 0.2) if v.any() else 0.0
-        out["shrug"] = (v & ~raised & (rise - base > th.shrug_rise), None)
-        out.update(self._lean())
+        return {"shrug": (v & ~raised & (rise - base > self.th.shrug_rise), None)}
+
+    def _turn_away(self) -> dict:
+        """The shoulders twisted against the hips."""
         across, hips = self.world[:, SH[0]] - self.world[:, SH[1]], self.world[:, HIP[0]] - self.world[:, HIP[1]]
         twist = np.degrees(np.angle(np.exp(1j * (np.arctan2(across[:, 0], across[:, 2])
                                                  - np.arctan2(hips[:, 0], hips[:, 2])))))
-        out["turn_away"] = (self.valid(*SH, *HIP) & (np.abs(twist) > th.turn_twist), None)
-        return out
+        return {"turn_away": (self.valid(*SH, *HIP) & (np.abs(twist) > self.th.turn_twist), None)}
 
     def _lean(self) -> dict[str, tuple[np.ndarray, None]]:
         th, trunk = self.th, self.loc[:, TH] - self.loc[:, P]
