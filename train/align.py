@@ -37,8 +37,8 @@ from bodytalk.model import checkpoint
 from bodytalk.model.text import evidence_text
 from bodytalk.train import config as config_io, warmstart
 from bodytalk.train.config import strict
-from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
-from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer, setup, teardown
+from bodytalk.train.data import DataConfig, WindowSet
+from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer
 from bodytalk.train.losses import clip_loss
 from bodytalk.train.rundir import RunDir
 from bodytalk.train.text_encoder import TextEncoder, create as create_text_encoder
@@ -147,23 +147,11 @@ def _retrieval(model: AlignModel, data: warmstart.TaggedWindows, features: torch
 
 def run(cfg: Config, out: str | Path | None = None,
         on_epoch_end: Callable[[int, dict], None] | None = None) -> Path:
-    info = setup(cfg.runtime, cfg.seed)
-    try:
-        out = Path(out or cfg.out)
-        data_cfg = warmstart.data_config(cfg.data, cfg.init)
-        windows, split, train, test = load_split_ranked(data_cfg, info, cfg.runtime.progress)
-        return _run(cfg, out, info, windows, split, train, test, on_epoch_end)
-    finally:
-        teardown()
+    return warmstart.run_stage(cfg, out, lambda c, stage: _run(c, stage, on_epoch_end), "align")
 
 
-def _run(cfg: Config, out: Path, info, windows: WindowSet, split, train: WindowSet, test: WindowSet,
-         on_epoch_end) -> Path:
-    if len(windows.labels) < 2:
-        raise DatasetError(f"need at least 2 labels to align, found {list(windows.labels)}")
-    start = warmstart.start(cfg.init, windows.labels, dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), cfg.seed,
-                            cfg.mg_cues)
-    warmstart.check_no_leak(start.meta, split, cfg.init)
+def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
+    out, info, windows, split, train, test, start = stage
     a = cfg.align
     text = create_text_encoder(a.text_encoder, start.cfg.llm)
     progress = cfg.runtime.progress and info.main

@@ -42,8 +42,8 @@ from bodytalk.model.llm.hf import SkeletonLLM
 from bodytalk.model.llm.prompt import PromptBuilder
 from bodytalk.train import baselines, config as config_io, warmstart
 from bodytalk.train.config import strict
-from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
-from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer, setup, teardown
+from bodytalk.train.data import DataConfig, WindowSet
+from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer
 from bodytalk.train.rundir import RunDir
 
 
@@ -186,23 +186,11 @@ def _trained(key: str) -> bool:
 
 def run(cfg: Config, out: str | Path | None = None,
         on_epoch_end: Callable[[int, dict], None] | None = None) -> Path:
-    info = setup(cfg.runtime, cfg.seed)
-    try:
-        out = Path(out or cfg.out)
-        data_cfg = warmstart.data_config(cfg.data, cfg.init)
-        windows, split, train, test = load_split_ranked(data_cfg, info, cfg.runtime.progress)
-        return _run(cfg, out, info, windows, split, train, test, on_epoch_end)
-    finally:
-        teardown()
+    return warmstart.run_stage(cfg, out, lambda c, stage: _run(c, stage, on_epoch_end), "instruction-tune")
 
 
-def _run(cfg: Config, out: Path, info, windows: WindowSet, split, train: WindowSet, test: WindowSet,
-         on_epoch_end) -> Path:
-    if len(windows.labels) < 2:
-        raise DatasetError(f"need at least 2 labels to instruction-tune, found {list(windows.labels)}")
-    start = warmstart.start(cfg.init, windows.labels, dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), cfg.seed,
-                            cfg.mg_cues)
-    warmstart.check_no_leak(start.meta, split, cfg.init)
+def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
+    out, info, windows, split, train, test, start = stage
     opts = cfg.instruct
     llm_cfg = dataclasses.replace(start.cfg.llm, device=info.device)
     llm = SkeletonLLM.load(llm_cfg)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -30,7 +30,8 @@ from bodytalk.model.skeleton.microgestures import MGResult
 from bodytalk.model.projector import Projector, ProjectorConfig, evidence_dim, evidence_features
 from bodytalk.train import config as config_io
 from bodytalk.train.config import ConfigError
-from bodytalk.train.data import DataConfig, WindowSet
+from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
+from bodytalk.train.loop import setup, teardown
 from bodytalk.train.splits import Split, SplitError
 from bodytalk.train.views import WindowDataset
 
@@ -191,3 +192,30 @@ def _first(meta: dict) -> list[dict]:
         return []
     return [{"stage": meta.get("stage", "pretrain"), "recipe": meta.get("recipe"), "run": meta.get("run"),
              "metrics": meta.get("metrics", {})}]
+
+
+class Stage(NamedTuple):
+    """What a later stage (align, instruct) starts from: its run context, data split and warm start."""
+    out: Path
+    info: Any                # loop.setup's device / rank information
+    windows: WindowSet
+    split: Split
+    train: WindowSet
+    test: WindowSet
+    start: Start
+
+
+def run_stage(cfg, out: str | Path | None, body: Callable[[Any, Stage], Path], doing: str) -> Path:
+    """The prologue align and instruct share: set up the runtime, load and split the data, start from
+    ``cfg.init`` (refusing a leak of the held-out windows into it), run ``body(cfg, stage)``, tear down."""
+    info = setup(cfg.runtime, cfg.seed)
+    try:
+        windows, split, train, test = load_split_ranked(data_config(cfg.data, cfg.init), info, cfg.runtime.progress)
+        if len(windows.labels) < 2:
+            raise DatasetError(f"need at least 2 labels to {doing}, found {list(windows.labels)}")
+        begun = start(cfg.init, windows.labels, dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), cfg.seed,
+                      cfg.mg_cues)
+        check_no_leak(begun.meta, split, cfg.init)
+        return body(cfg, Stage(Path(out or cfg.out), info, windows, split, train, test, begun))
+    finally:
+        teardown()
