@@ -4,13 +4,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from bodytalk.stream import schema
 from bodytalk.stream.session_file import SessionWriter
 from tests.helpers import free_addr, run_bodytalk, start_bodytalk, stop
 
-pytestmark = pytest.mark.slow
 
 
 def tail_windows(capture_args: list[str], count: int = 4) -> list[dict]:

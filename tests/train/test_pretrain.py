@@ -76,7 +76,6 @@ def test_command_line_runs_a_stage_and_reports_bad_input(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()  # refused before training started
 
 
-@pytest.mark.slow
 def test_torchrun_environment_world_size_one(tmp_path):
     """The DDP path (process group, DistributedDataParallel, barriers) at world size 1 on gloo."""
     env = {**os.environ, "WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",

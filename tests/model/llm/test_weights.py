@@ -107,7 +107,6 @@ def test_pull_fetches_converts_once_and_resolves(cache, monkeypatch, tiny_model_
     assert f"{DEFAULT_BASE}" in (out := capsys.readouterr().out) and "pulled" in out and "not pulled" not in out
 
 
-@pytest.mark.slow
 def test_real_gguf_conversion_round_trips(smollm2_dir, tmp_path):
     """Logits of the GGUF-loaded model and of the converted safetensors folder agree (about a minute)."""
     from transformers import AutoModelForCausalLM

@@ -14,7 +14,6 @@ from bodytalk.model.registry import PACKAGED
 from tests.helpers import REPO_ROOT, free_addr, run_bodytalk
 from tests.model.serving.helpers import Processes, encoder_checkpoint, tiny_llm_checkpoint, wait_for
 
-pytestmark = pytest.mark.slow
 EVENT_KEYS = {"sensor", "body", "status", "label", "stable_label", "probs", "explanation", "latency_ms"}
 
 

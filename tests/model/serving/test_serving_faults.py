@@ -140,7 +140,6 @@ def test_a_stalled_server_means_bounded_queues_and_drops_on_status(model, window
     assert status.counters["events"] == worker.counts["sent"] + 1   # + the window that connected
 
 
-@pytest.mark.slow
 def test_killed_and_restarted_server_capture_and_subscribers_carry_on(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     ck = encoder_checkpoint(tmp_path / "ck")

@@ -240,7 +240,6 @@ def test_rendered_evidence_and_template_explanations_stay_grounded_with_mgs(touc
     assert checked >= 3
 
 
-@pytest.mark.slow
 def test_precision_and_recall_per_mg_over_a_batch_of_synthetic_clips():
     """Prints the table: python -m pytest tests/model/test_microgestures.py -k precision -s"""
     counts: dict[str, Tally] = {}
