@@ -1,9 +1,9 @@
 """Projector: encoder tokens -> the LLM's embedding space (LLaVA-1.5 style two-layer MLP).
 
 Optionally also the window's measured movement descriptors -> ``evidence_tokens`` tokens, so the
-recognition prompt carries the evidence as a few embeddings instead of ~130 tokens of text (what
-made LLM label scoring 5x slower than its budget on CPU; the explanation prompt keeps the text,
-because the explanation cites its numbers).
+recognition prompt carries the evidence as a few embeddings instead of a long line of text (which
+made LLM label scoring miss its budget on CPU); the explanation prompt keeps the text, because the
+explanation cites its numbers.
 
 Trained alone in the alignment stage (LLM frozen), then kept trainable or frozen under LoRA.
 """

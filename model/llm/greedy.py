@@ -1,17 +1,16 @@
 """Greedy decoding on the caller's thread, streamed piece by piece (SkeletonLLM.generate_stream).
 
 Why not transformers' TextIteratorStreamer: it needs generate() on a second thread, and torch starts
-every new thread at one intra-op thread (measured: torch.get_num_threads() = 1 there), so streamed
-explanations decoded at half the speed of whole ones (40 tokens 2.68 s vs 1.95 s on 2 cores). Setting
-the caller's count inside that thread gave two OpenMP teams on two cores and bimodal times. This loop
+every new thread at one intra-op thread (torch.get_num_threads() = 1 there), so streamed explanations
+decoded much slower than whole ones (BENCHMARKS.md). Setting the caller's count inside that thread gave
+two OpenMP teams on the same cores and bimodal times. This loop
 runs where its consumer runs: one thread, the caller's thread count, no hand-over.
 
 It is the same computation as generate(do_sample=False) for one prompt: the prompt (after an
 optional cached prefix) in one pass, then one token per pass with the KV cache, stopping at an end
 token (not before the model's generation_config.min_new_tokens, as generate() does) or after
 `max_new_tokens`. Text comes out a token at a time, as soon as it is settled (TextIteratorStreamer
-waits for a whole word, which held the first piece back by 2-3 decoding steps: 350 ms vs 210 in
-the model benchmark on 2 cores): trailing whitespace waits for the next token, which a tokenizer's
+waits for a whole word, which holds the first piece back by a few decoding steps): trailing whitespace waits for the next token, which a tokenizer's
 clean-up may fold it into (" ." -> "."), and so does an incomplete UTF-8 character (U+FFFD until
 its last byte comes). The pieces joined are the whole text.
 """

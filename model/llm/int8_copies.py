@@ -9,25 +9,20 @@ weight plus the adapter's delta, in float32, so the adapter is not lost to round
   call) for longer inputs: label scoring and the explanation prompt, which cost arithmetic, and
   int8 arithmetic is what these CPUs do fastest (VNNI).
 
-Measured on the 2-core Xeon we serve from (no AMX exposed), one [rows, 576] x [576, 1536] product,
-weights streamed from memory (a standalone loop over 30 such matrices in turn), 2 threads, medians
-of one run: 32 rows bf16 580 us, fp32 542, dynamic int8 203; 160 rows 2120 / 1404 / 702;
-500 rows 6134 / 3910 / 1948. Weight-only int8 wins only for a few rows (1 row: 80 us vs bf16 229).
+Which kind wins depends on the rows per product: weight-only int8 for a few rows (decoding), dynamic
+int8 for many (BENCHMARKS.md has the per-product timings on the CPU we serve from).
 
 The dynamic kind quantises activations with one scale per call, which the MLP's down projection
-does not survive as it is: its inputs (SiLU(gate) * up) have outlier channels. On the demo
-checkpoint, 60 held-out windows: every layer dynamic moved a label probability by up to 0.53 (argmax
-agreement 98 %). So a layer whose name ends with a `keep_exact` entry gets a dynamic copy only when
-calibration maxima of its input channels are given (`calibrate`, stored in a checkpoint as
+does not survive as it is: its inputs (SiLU(gate) * up) have outlier channels, and with every layer
+dynamic the label probabilities moved far (BENCHMARKS.md). So a layer whose name ends with a
+`keep_exact` entry gets a dynamic copy only when calibration maxima of its input channels are given (`calibrate`, stored in a checkpoint as
 CALIBRATION_FILE): then its channels are smoothed first (SmoothQuant: x / s and W * s, s = xmax^a /
-wmax^(1-a)), which spreads the outliers into the weights. Without them it stays exact. Demo
-checkpoint, 100 held-out windows: down_proj exact, largest change 0.289 (98 % same label); smoothed,
-a = 0.7, 0.197 (99 %, accuracy equal to the exact weights'), and faster.
+wmax^(1-a)), which spreads the outliers into the weights. Without them it stays exact. Smoothed, the
+down projection moves the probabilities less than kept exact, and is faster (README, BENCHMARKS.md).
 
 Label scoring feeds a model whose every linear layer has copies float32 activations (`score_dtype`):
 the dynamic products take and give float32, so bf16 activations cost two conversions per layer and
-bf16 attention and element-wise ops are slower than float32 ones on these CPUs (sdpa, 16 windows:
-0.96 vs 1.32 ms per layer). Demo model, 16 windows: 2-8 % faster, same accuracy.
+bf16 attention and element-wise ops are slower than float32 ones on CPUs without bf16 units.
 
 Passes choose with a context (a context variable: a server scores labels on one thread while
 another generates; a new thread starts outside both):
@@ -55,7 +50,7 @@ from torch import Tensor, nn
 
 MAX_ROWS = 8                    # above this many rows weight-only int8 loses to the other kernels
 KEEP_EXACT = ("down_proj",)     # layers without a dynamic copy unless calibrated (outlier activations)
-SMOOTH_ALPHA = 0.7              # migration strength (measured 0.5: 0.231, 0.7: 0.197, 0.85: 0.241 above)
+SMOOTH_ALPHA = 0.7              # migration strength: of 0.5 / 0.7 / 0.85, 0.7 moved the probabilities least
 CALIBRATION_FILE = "int8_calibration.safetensors"   # in a checkpoint folder: layer name -> input maxima
 _MODE = contextvars.ContextVar("bodytalk_int8_mode", default=None)   # None | "decode" | "score"
 

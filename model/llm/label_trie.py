@@ -11,9 +11,8 @@ answer is a prefix of another. A *decision* is a tree node whose next-token dist
   one allowed continuation decides nothing (constrained decoding would take it with probability 1).
   When the labels' first tokens differ (the default five on SmolLM2: "angry" -> 604 541 <eot>,
   "happy" -> 45478 <eot>, ...) the prompt's last position decides alone and no answer token is run
-  through the model: 21 instead of 30 positions per window of the demo model, measured 1.4x faster
-  label scoring, same label on 99 of 100 held-out windows (BENCHMARKS.md). It is what recognition
-  uses by default (LLMConfig.label_scoring).
+  through the model, which makes label scoring faster at the same labels (BENCHMARKS.md). It is what
+  recognition uses by default (LLMConfig.label_scoring).
 
 Both readings give probabilities that sum to 1 over the label set after a softmax, and both equal
 what running each prompt + answer alone would give (tests/model/test_label_trie.py).

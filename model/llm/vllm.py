@@ -29,14 +29,14 @@ as fast as with transformers; vLLM's batching pays off on a GPU.
 
 Adapters: a checkpoint's LoRA is merged into the base weights (peft merge_and_unload in float32,
 saved once as safetensors under <cache>/merged/, keyed by a hash of adapter and base) and vLLM serves
-the merged folder. That halved latency (issue 5) and avoids a vLLM CPU bug reported there: a batch mixing prompt-embedding and
+the merged folder. That is faster (README) and avoids a vLLM CPU bug reported there: a batch mixing prompt-embedding and
 token positions while a LoRA request is present kills the engine. merge_adapter=False serves it at run
 time instead: its rank is checked against max_lora_rank before the engine exists (a larger rank kills
 the engine for every later request), and requests run in groups that prefill in one step, so every
 step is all prompt embeddings or all decoded tokens.
 
 CPU threads: vLLM-CPU binds a spinning OpenMP thread to every core. On a machine other busy processes
-share, set VLLM_CPU_OMP_THREADS_BIND=nobind and OMP_NUM_THREADS (measured 10-30x faster on 2 shared cores).
+share, set VLLM_CPU_OMP_THREADS_BIND=nobind and OMP_NUM_THREADS (README: many times faster there).
 
 Security: prompt embeddings steer the model and untrusted tensors are a known vLLM attack surface, so
 only our own processes may send them. A server URL must be loopback unless allow_remote is set; then
@@ -76,7 +76,7 @@ class VLLMConfig:
     max_model_len: int = 2048
     kv_cache_gb: float = 1.0       # in-process KV cache (a 135M model needs little)
     block_size: int = 32           # KV block in tokens, the prefix cache's unit. vLLM-CPU's default 128
-                                   # caches no part of a ~120-token window prompt: 4x slower scoring, measured
+                                   # caches no part of a ~120-token window prompt (much slower scoring)
     timeout_s: float = 60.0        # per server request
     cache: str | None = None       # merged weights go to <cache>/merged; None: the bodytalk cache
 

@@ -66,9 +66,9 @@ def require_vllm() -> None:
 
 
 class Engine:
-    """A vLLM engine in this process, stepped by one driver thread. Callers on any thread (the server
-    labels on one and explains on another) add their requests and wait for them, and vLLM batches
-    whatever is in flight into each step: labels never wait for a whole explanation. With a runtime
+    """A vLLM engine in this process, stepped by one driver thread. Callers on any thread add their
+    requests and wait for them, and vLLM batches whatever is in flight into each step: a label request
+    never waits for a whole explanation. With a runtime
     adapter, calls run one at a time instead, in groups that prefill in one step (prefill_groups)."""
 
     def __init__(self, folder: Path, config: LLMConfig, vcfg: VLLMConfig, adapter: Path | None) -> None:

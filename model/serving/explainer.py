@@ -1,12 +1,11 @@
 """The server's explanations, generated between label batches on the server's own thread.
 
 Why not a thread of their own: on a CPU, two threads running torch are two OpenMP teams on the same
-cores. Measured on the 2-core VM (demo model, one body labelled every 0.5 s): an explainer thread at
-2 intra-op threads took 5.2-6.7 s for 40 tokens, at 1 thread 2.5-2.9 s but then labels waited up to
-170-350 ms; OMP_WAIT_POLICY=passive fixed the contention and made every pass 2x slower. One thread
+cores. An explainer thread either slowed every explanation several-fold or made labels wait hundreds
+of milliseconds, and OMP_WAIT_POLICY=passive traded the contention for slower passes (README). One thread
 stepping both does neither: the server labels whatever is waiting, then runs ONE step of the
 explanation in progress (a decoding step, or the prompt pass for a new one), then looks for windows
-again, so a window waits for at most one step (~40 ms here) and explanations decode at full speed
+again, so a window waits for at most one step and explanations decode at full speed
 while no window is waiting.
 
 At most one job waits behind the one in progress; another is refused (the server counts it and

@@ -87,7 +87,7 @@ def support(descriptors: Mapping[str, Descriptor], label: str) -> dict[str, floa
 def opening(label: str) -> str:
     """How a served explanation of ``label`` starts: "Sad movement:". Recognition decides the label;
     generation continues after this text (one of the training targets' openings), so the explanation
-    always names the label it explains (left to itself, the 135M model named it in 26-27 of 40)."""
+    always names the label it explains (left to itself, the 135M model often did not: README)."""
     return _OPENINGS[2].split(" {evidence}")[0].format(**_label_forms(label))
 
 
