@@ -89,3 +89,15 @@ def smollm2_dir() -> Path:
         return resolve_base(DEFAULT_BASE)
     except BaseModelNotFound as err:
         pytest.skip(f"real SmolLM2 weights not pulled ({err})")
+
+
+@pytest.fixture
+def tiny_emotion_model(tiny_model_dir, tiny_llm):
+    """``tiny_emotion_model(seed)``: an untrained EmotionModel over the tiny llama (float32)."""
+    from bodytalk.model.checkpoint import ModelConfig
+    from bodytalk.model.inference import EmotionModel
+
+    def make(seed: int = 0):
+        cfg = ModelConfig.create(hidden=tiny_llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "float32"})
+        return EmotionModel.untrained(cfg, llm=tiny_llm, seed=seed)
+    return make

@@ -52,3 +52,17 @@ def stop(proc: subprocess.Popen, timeout: float = 10) -> tuple[str, str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.communicate()
+
+
+class Collect:
+    """Stands in for a Publisher: keeps what is sent."""
+
+    def __init__(self) -> None:
+        self.msgs = []
+
+    def send(self, msg, ts=None) -> bool:
+        self.msgs.append(msg)
+        return True
+
+    def of(self, kind):
+        return [m for m in list(self.msgs) if isinstance(m, kind)]

@@ -2,43 +2,18 @@
 ``reconnect=0`` a vanished sender ends capture with a "disconnected" status."""
 import threading
 
-from bodytalk.capture import service
 from bodytalk.stream import schema
-from bodytalk.stream.transport import Publisher, Subscriber
 from tests.capture.fakes.udp import PeriodicSender
 from tests.capture.fakes.xsens import sample_datagrams
-from tests.helpers import free_addr, free_port
-
-
-def _capture(uri: str, **cfg_kw):
-    """Run capture on ``uri`` (a fake sender feeds it); collect everything published."""
-    addr = free_addr()
-    pub, sub = Publisher(addr), Subscriber(addr, prefixes=[""])
-    got, done = [], threading.Event()
-
-    def reader():
-        while (out := sub.recv(timeout=0.2)) is not None or not done.is_set():
-            if out is not None:
-                got.append(out[0])
-
-    th = threading.Thread(target=reader)
-    th.start()
-    try:
-        rc = service.run(service.CaptureConfig(source=uri, pub=addr, warmup=0.5, window=0.5, hop=0.25,
-                                               **cfg_kw), pub=pub)
-    finally:
-        done.set()
-        th.join()
-        pub.close()
-        sub.close()
-    return rc, got
+from tests.capture.helpers import captured
+from tests.helpers import free_port
 
 
 def test_xsens_frames_and_windows_on_the_bus():
     port = free_port()  # UDP on the same number is free in practice; the source says so if not
     sender = PeriodicSender(port, sample_datagrams)
     try:
-        rc, msgs = _capture(f"xsens://127.0.0.1:{port}", duration=1.5)
+        rc, msgs = captured(f"xsens://127.0.0.1:{port}", warmup=0.5, window=0.5, hop=0.25, duration=1.5)
     finally:
         sender.stop()
     frames = [m for m in msgs if isinstance(m, schema.SkeletonFrame)]
@@ -53,7 +28,7 @@ def test_without_reconnect_silence_ends_capture_as_disconnected():
     stopper = threading.Timer(1.5, sender.stop)  # the sender dies while capture runs
     stopper.start()
     try:
-        rc, msgs = _capture(f"xsens://127.0.0.1:{port}?reconnect=0&timeout=0.5")
+        rc, msgs = captured(f"xsens://127.0.0.1:{port}?reconnect=0&timeout=0.5", warmup=0.5, window=0.5, hop=0.25)
     finally:
         stopper.join()
     last = [m for m in msgs if isinstance(m, schema.Status)][-1]

@@ -1,13 +1,12 @@
 """The capture process in-process, with a fake source registered exactly like a real one."""
-import threading
 
 import numpy as np
 import pytest
 
 from bodytalk.capture import layouts_known, service, source
 from bodytalk.stream import schema, topics
-from bodytalk.stream.transport import Publisher, Subscriber
-from tests.helpers import free_addr
+from tests.capture.helpers import captured
+from tests.helpers import Collect
 
 N_FRAMES = 150  # 5 s at 30 Hz
 
@@ -34,32 +33,8 @@ class FakeSource(source.Source):
 source.register("fake", __name__, "FakeSource")
 
 
-def _collect(uri: str, **cfg_kw):
-    addr = free_addr()
-    pub = Publisher(addr)
-    sub = Subscriber(addr, prefixes=[""])
-    got: list = []
-    done = threading.Event()
-
-    def reader():
-        while (out := sub.recv(timeout=0.2)) is not None or not done.is_set():
-            if out is not None:
-                got.append(out[0])
-
-    th = threading.Thread(target=reader)
-    th.start()
-    try:
-        rc = service.run(service.CaptureConfig(source=uri, pub=addr, speed=0, warmup=1.0, **cfg_kw), pub=pub)
-    finally:
-        done.set()
-        th.join()
-        pub.close()
-        sub.close()
-    return rc, got
-
-
 def test_frames_windows_and_end_status():
-    rc, msgs = _collect("fake:")
+    rc, msgs = captured("fake:", speed=0, warmup=1.0)
     assert rc == 0
     frames = [m for m in msgs if isinstance(m, schema.SkeletonFrame)]
     windows = [m for m in msgs if isinstance(m, schema.SkeletonWindow)]
@@ -75,14 +50,14 @@ def test_frames_windows_and_end_status():
 
 
 def test_disconnect_is_reported_on_the_status_topic():
-    rc, msgs = _collect("fake:disconnect")
+    rc, msgs = captured("fake:disconnect", speed=0, warmup=1.0)
     assert rc == 1
     last = [m for m in msgs if isinstance(m, schema.Status)][-1]
     assert last.state == "disconnected" and "unplugged" in last.message
 
 
 def test_open_failure_is_reported_not_raised():
-    rc, msgs = _collect("fake:fail")
+    rc, msgs = captured("fake:fail", speed=0, warmup=1.0)
     assert rc == 1
     assert [m.message for m in msgs if isinstance(m, schema.Status)] == ["fake: device not found"]
 
@@ -98,27 +73,16 @@ def test_cli_exit_codes(capsys):
 
 
 def test_loop_keeps_time_increasing():
-    rc, msgs = _collect("fake:", loop=True, duration=1.0)
+    rc, msgs = captured("fake:", speed=0, warmup=1.0, loop=True, duration=1.0)
     frames = [m for m in msgs if isinstance(m, schema.SkeletonFrame)]
     assert rc == 0 and len(frames) > N_FRAMES  # looped at least once at speed 0
     t = np.array([f.t_capture for f in frames])
     assert np.all(np.diff(t) > 0)
 
 
-class _Kept:
-    """Stands in for a Publisher: keeps what is sent."""
-
-    def __init__(self) -> None:
-        self.msgs = []
-
-    def send(self, msg, ts=None) -> bool:
-        self.msgs.append(msg)
-        return True
-
-
 def test_capture_steps_one_frame_at_a_time():
     # The process's shape (as Server and Worker): a test drives it frame by frame with no socket.
-    pub = _Kept()
+    pub = Collect()
     cap = service.Capture(service.CaptureConfig(source="fake:", speed=0, stagger=False), source.create("fake:"), pub)
     assert cap.open()
     frames = cap.src.frames()

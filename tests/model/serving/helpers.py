@@ -107,20 +107,6 @@ class Processes:
             f.close()
 
 
-class Collect:
-    """Stands in for a Publisher: keeps what is sent."""
-
-    def __init__(self) -> None:
-        self.msgs = []
-
-    def send(self, msg, ts=None) -> bool:
-        self.msgs.append(msg)
-        return True
-
-    def of(self, kind):
-        return [m for m in list(self.msgs) if isinstance(m, kind)]
-
-
 class ListIntake:
     """Stands in for a Subscriber: hands out queued messages, then times out at once."""
 

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from bodytalk.model.checkpoint import ModelConfig
-from bodytalk.model.inference import EmotionModel
 from bodytalk.model.skeleton.microgestures import MGResult
 from bodytalk.model.serving.server import ServeConfig, Server, _is_loopback
 from bodytalk.model.serving.tokenize import Tokenizer, descriptors_of
 from bodytalk.stream import schema
 from bodytalk.stream.tail import json_line
-from tests.model.serving.helpers import Collect, ListIntake, synthetic_windows, unreadable, wait_for
+from tests.helpers import Collect
+from tests.model.serving.helpers import ListIntake, synthetic_windows, unreadable, wait_for
 
 torch.set_num_threads(1)
 
@@ -25,9 +24,8 @@ def windows():
 
 
 @pytest.fixture()
-def model(tiny_model_dir, tiny_llm):
-    cfg = ModelConfig.create(hidden=tiny_llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "float32"})
-    return EmotionModel.untrained(cfg, llm=tiny_llm, seed=4)
+def model(tiny_emotion_model):
+    return tiny_emotion_model(seed=4)
 
 
 def _serve(model, msgs, **cfg):

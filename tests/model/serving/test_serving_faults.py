@@ -18,8 +18,9 @@ from bodytalk.model.serving.server import ServeConfig, Server
 from bodytalk.model.serving.worker import Tokenizer, Worker, WorkerConfig
 from bodytalk.stream import schema, topics
 from bodytalk.stream.transport import Publisher, Puller, Pusher, Subscriber
-from tests.helpers import free_addr
-from tests.model.serving.helpers import (Collect, ListIntake, Processes, encoder_checkpoint, synthetic_windows, unreadable, wait_for)
+from tests.helpers import Collect, free_addr
+from tests.model.serving.helpers import (ListIntake, Processes, encoder_checkpoint, synthetic_windows, unreadable,
+                                         wait_for)
 
 torch.set_num_threads(1)
 

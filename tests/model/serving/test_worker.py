@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.skeleton.features import WindowInput
 from bodytalk.model.inference import EmotionModel
 from bodytalk.model.serving.tokenize import Tokenizer, descriptors_of, model_fingerprint
@@ -24,9 +23,8 @@ def windows():
 
 
 @pytest.fixture()
-def model(tiny_model_dir, tiny_llm):
-    cfg = ModelConfig.create(hidden=tiny_llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "float32"})
-    return EmotionModel.untrained(cfg, llm=tiny_llm, seed=2)
+def model(tiny_emotion_model):
+    return tiny_emotion_model(seed=2)
 
 
 def _wire(msg):
