@@ -31,6 +31,7 @@ import numpy as np
 from bodytalk.capture.layouts import U, UNIFIED_JOINTS
 from bodytalk.model.skeleton import spectral
 from bodytalk.model.skeleton.descriptor_bands import NAMES, SPECS, phrase
+from bodytalk.model.skeleton.features import unified_arrays
 
 __all__ = ["NAMES", "FEATURE_DIM", "Descriptor", "Descriptors", "compute", "as_vector", "as_features"]
 
@@ -123,14 +124,7 @@ def as_features(descriptors: Mapping[str, Descriptor]) -> np.ndarray:
 
 def compute(joints: np.ndarray, confidence: np.ndarray, fps: float = 30.0) -> Descriptors:
     """Descriptors of one window: ``joints [T, 17, 3]`` metres canonical, ``confidence [T, 17]``."""
-    x = np.asarray(joints, dtype=np.float64)
-    c = np.asarray(confidence, dtype=np.float64)
-    if x.ndim != 3 or x.shape[1:] != (len(UNIFIED_JOINTS), 3) or c.shape != x.shape[:2]:
-        raise ValueError(f"expected unified joints [T, {len(UNIFIED_JOINTS)}, 3] and confidence [T, "
-                         f"{len(UNIFIED_JOINTS)}], got {x.shape} and {c.shape}; map the layout with "
-                         "Layout.to_unified first")
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+    x, c = unified_arrays(joints, confidence, fps)
     ok = (c >= MIN_CONFIDENCE) & np.isfinite(x).all(axis=-1)     # [T, 17]
     x = np.where(ok[..., None], x, 0.0)                          # invalid samples never enter a sum
     values: dict[str, float] = {}

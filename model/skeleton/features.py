@@ -46,6 +46,20 @@ class WindowInput:
                 f"only {int(valid.sum())} of {len(valid)} frames have a confident pelvis, hips and shoulders")
 
 
+def unified_arrays(joints: np.ndarray, confidence: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """``joints [T, 17, 3]`` and ``confidence [T, 17]`` of a unified window as float64, after checking
+    their shapes and the frame rate (a ValueError that says what to do otherwise)."""
+    x = np.asarray(joints, dtype=np.float64)
+    c = np.asarray(confidence, dtype=np.float64)
+    if x.ndim != 3 or x.shape[1:] != (len(UNIFIED_JOINTS), 3) or c.shape != x.shape[:2]:
+        raise ValueError(f"expected unified joints [T, {len(UNIFIED_JOINTS)}, 3] and confidence [T, "
+                         f"{len(UNIFIED_JOINTS)}], got {x.shape} and {c.shape}; map the layout with "
+                         "Layout.to_unified first")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    return x, c
+
+
 def _valid_frames(joints: np.ndarray, conf: np.ndarray) -> np.ndarray:
     finite = np.isfinite(joints).all(axis=(1, 2))
     return finite & (np.nan_to_num(conf[:, _CORE]) >= 0.5).all(axis=1)

@@ -39,6 +39,7 @@ import numpy as np
 
 from bodytalk.capture.layouts import U, UNIFIED_JOINTS
 from bodytalk.model.skeleton import spectral
+from bodytalk.model.skeleton.features import unified_arrays
 from bodytalk.model.skeleton.microgestures import (NAMES, VOCABULARY, EventRules, MGResult, assemble, observability,
                                           valid_joints)
 
@@ -122,14 +123,7 @@ class RuleDetector:
         self.th = thresholds or Thresholds()
 
     def detect(self, joints: np.ndarray, confidence: np.ndarray, fps: float) -> MGResult:
-        x = np.asarray(joints, dtype=np.float64)
-        c = np.asarray(confidence, dtype=np.float64)
-        if x.ndim != 3 or x.shape[1:] != (len(UNIFIED_JOINTS), 3) or c.shape != x.shape[:2]:
-            raise ValueError(f"expected unified joints [T, {len(UNIFIED_JOINTS)}, 3] and confidence "
-                             f"[T, {len(UNIFIED_JOINTS)}], got {x.shape} and {c.shape}; map the layout "
-                             "with Layout.to_unified first")
-        if not fps > 0:
-            raise ValueError(f"fps must be > 0, got {fps}")
+        x, c = unified_arrays(joints, confidence, fps)
         ok = valid_joints(x, c, self.th.min_confidence) & (len(x) >= _MIN_FRAMES)   # too short: nothing seen
         rules = _Rules(np.where(ok[..., None], x, 0.0), ok, fps, self.th)
         alive = observability(rules.ok)                                  # joints usable in the body frame
