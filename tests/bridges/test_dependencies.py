@@ -1,0 +1,53 @@
+"""The bridges are bus clients: they never import torch, the model or training code, and each
+integration's library is imported only when its bridge starts."""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bodytalk.bridges.extras import ExtraMissing, need
+
+BRIDGES = Path(__file__).resolve().parents[2] / "bridges"
+FORBIDDEN = ("torch", "transformers", "peft", "bodytalk.model", "bodytalk.train")
+OPTIONAL = ("cyclonedds", "rosbags", "foxglove", "mcap_ros2", "websockets", "playwright")
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_bridges_never_import_torch_or_the_model() -> None:
+    files = sorted(BRIDGES.rglob("*.py"))
+    assert len(files) > 5
+    for path in files:
+        bad = [n for n in _imports(path) if n.split(".")[0] in FORBIDDEN or n.startswith(FORBIDDEN)]
+        assert not bad, f"{path.relative_to(BRIDGES.parent)} imports {bad}"
+
+
+def test_optional_libraries_are_not_imported_at_module_level() -> None:
+    """Importing every bridge module (what `bodytalk --help` and the verb table do) pulls in no
+    optional library; they come through ``extras.need`` when a bridge starts."""
+    modules = [".".join(("bodytalk", *p.relative_to(BRIDGES.parent).with_suffix("").parts))
+               .replace(".__init__", "") for p in BRIDGES.rglob("*.py")]
+    code = (f"import sys\nfor m in {modules!r}: __import__(m)\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {OPTIONAL + ('torch',)!r}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_missing_extra_is_one_line_naming_it(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "cyclonedds", None)  # importing it now fails
+    with pytest.raises(ExtraMissing) as err:
+        need("cyclonedds.domain", "ros2")
+    assert 'pip install "bodytalk[ros2]"' in str(err.value) and "\n" not in str(err.value)
