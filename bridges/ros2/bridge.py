@@ -28,7 +28,7 @@ import signal
 import threading
 import time
 
-from bodytalk.bridges import bus
+from bodytalk.bridges import bus, skeleton
 from bodytalk.bridges.extras import ExtraMissing
 from bodytalk.bridges.ros2 import messages as m
 from bodytalk.stream import schema
@@ -55,14 +55,14 @@ class Ros2Bridge(bus.Bridge):
             ids = [str(b) for b in msg.body_ids.tolist()]
             for body in ids:
                 self.presence.touch((msg.sensor, body), now)
-            self.latest_ids[msg.sensor] = [m.ros_id(msg.sensor, b) for b in ids]
+            self.latest_ids[msg.sensor] = [skeleton.body_id(msg.sensor, b) for b in ids]
             self._tracked(ts)
             if ids:
                 self._publish(m.TF, "tf2_msgs/msg/TFMessage",
-                              m.transforms(msg, _joint_names(msg), ts, self.frame_id))
+                              m.transforms(msg, ts, self.frame_id))
         elif isinstance(msg, schema.EmotionEvent):
             self.presence.touch((msg.sensor, msg.body), now)
-            rid = m.ros_id(msg.sensor, msg.body)
+            rid = skeleton.body_id(msg.sensor, msg.body)
             expression = m.expression(msg, ts)
             if expression is not None:
                 self._publish(m.body_topic(rid, "expression"), m.TYPE_OF_LEAF["expression"], expression)
@@ -76,24 +76,13 @@ class Ros2Bridge(bus.Bridge):
         self._publish(m.TRACKED, "hri_msgs/msg/IdsList", m.ids_list(ids, ts))
 
     def left(self, key: tuple[str, str]) -> None:
-        rid = m.ros_id(*key)
+        rid = skeleton.body_id(*key)
         sensor_ids = self.latest_ids.get(key[0], [])
         if rid in sensor_ids:  # the sensor stopped sending frames: the body is no longer tracked
             sensor_ids.remove(rid)
             self._tracked(time.time())
         self.node.forget(f"/humans/bodies/{rid}/")
         log.info("body %s left", rid)
-
-
-def _joint_names(frame: schema.SkeletonFrame) -> list[str]:
-    """The layout's joint names, or j0, j1, ... for a layout this install does not know."""
-    from bodytalk.capture import layouts
-    n = frame.joints.shape[1]
-    try:
-        names = list(layouts.get(frame.layout).joints)
-    except KeyError:
-        names = []
-    return names if len(names) == n else [f"j{i}" for i in range(n)]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ The typestore is ROS 2 Jazzy's (std_msgs, geometry_msgs, tf2_msgs, ...) plus the
 types we publish, whose definitions below are hri_msgs 2.x's verbatim: the RIHS01 type hash that
 Iron/Jazzy readers compare is computed from them, so they must not be edited.
 
-Mapping (body id ``<sensor>_<body>``, see ``ros_id``):
+Mapping (body id ``<sensor>_<body>``, see ``skeleton.body_id``):
   /humans/bodies/tracked                      hri_msgs/IdsList   bodies in the latest frames
   /humans/bodies/<id>/expression              hri_msgs/Expression  stable label, valence, arousal
   /humans/bodies/<id>/expression_details      std_msgs/String    JSON: probabilities, explanation, latency
@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from bodytalk.bridges import skeleton
 from bodytalk.bridges.extras import need
 from bodytalk.stream import schema
 
@@ -54,13 +55,6 @@ GESTURE = {"touch_face": 1, "cover_face": 1, "fold_arms": 2}
 
 TRACKED = "/humans/bodies/tracked"
 TF = "/tf"
-
-
-def ros_id(sensor: str, body: str) -> str:
-    """ROS4HRI body id: ``<sensor>_<body>``; '-' is not allowed in ROS names, and a name token must
-    not start with a digit."""
-    rid = f"{sensor}_{body}".replace("-", "_")
-    return rid if not rid[0].isdigit() else "b" + rid
 
 
 def body_topic(rid: str, leaf: str) -> str:
@@ -121,21 +115,17 @@ def gestures(ev: schema.EmotionEvent, ts: float) -> list:
     return [T["hri_msgs/msg/Gesture"](_header(ts, ""), np.uint8(c)) for c in codes]
 
 
-def to_ros_axes(joints: np.ndarray) -> np.ndarray:
-    """Canonical (Y up) -> REP-103 (Z up): (x, y, z) -> (z, x, y), a rotation. [..., 3] -> [..., 3]."""
-    return joints[..., [2, 0, 1]]
-
-
-def transforms(frame: schema.SkeletonFrame, joint_names: list[str], ts: float, parent: str):
+def transforms(frame: schema.SkeletonFrame, ts: float, parent: str):
     """tf2_msgs/TFMessage: per body ``body_<id>`` at its first joint and ``body_<id>/<joint>`` for
     each joint, all children of ``parent`` (identity rotations: joints are positions)."""
     T = typestore().types
     Vec, Quat = T["geometry_msgs/msg/Vector3"], T["geometry_msgs/msg/Quaternion"]
     Stamped, Transform = T["geometry_msgs/msg/TransformStamped"], T["geometry_msgs/msg/Transform"]
     out = []
-    pos = to_ros_axes(np.asarray(frame.joints, dtype=np.float64))  # [B, J, 3]
+    pos = skeleton.to_z_up(frame.joints)  # [B, J, 3]
+    joint_names = skeleton.joint_names(frame)
     for b, body in enumerate(frame.body_ids.tolist()):
-        name = "body_" + ros_id(frame.sensor, str(body))
+        name = "body_" + skeleton.body_id(frame.sensor, str(body))
         children = [(name, pos[b, 0])] + [(f"{name}/{j}", pos[b, i]) for i, j in enumerate(joint_names)]
         for child, p in children:
             out.append(Stamped(_header(ts, parent), child,

@@ -47,7 +47,8 @@ def test_optional_libraries_are_not_imported_at_module_level() -> None:
 
 
 def test_a_missing_extra_is_one_line_naming_it(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "cyclonedds", None)  # importing it now fails
+    for name in ("cyclonedds", "cyclonedds.domain"):  # importing them now fails
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ExtraMissing) as err:
         need("cyclonedds.domain", "ros2")
     assert 'pip install "bodytalk[ros2]"' in str(err.value) and "\n" not in str(err.value)
