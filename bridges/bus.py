@@ -52,7 +52,8 @@ class Bridge:
     """A bus client that turns messages into another protocol. Subclasses implement ``handle``
     (one decoded message and its sender ts) and may extend ``beat`` (called about once a second)."""
 
-    def __init__(self, intake: Subscriber, forget_after: float = FORGET_AFTER) -> None:
+    def __init__(self, intake: Subscriber | None, forget_after: float = FORGET_AFTER) -> None:
+        """``intake`` None: the caller feeds ``handle`` itself (a session export)."""
         self.intake = intake
         self.presence = Presence(forget_after)
         self.handled = 0

@@ -10,6 +10,10 @@ Examples:
   bodytalk record --out session.mcap
   bodytalk record --sub tcp://10.0.0.5:5555 --topic skeleton.window. --out windows.mcap --duration 60
   bodytalk record --sub tcp://127.0.0.1:5556 --topic emotion. --out emotions.mcap
+  bodytalk record --sub tcp://127.0.0.1:5555,tcp://127.0.0.1:5556 --foxglove --out session.mcap
+
+``--foxglove`` / ``--ros2`` also write Foxglove-schema / ROS 2 channels derived from the messages
+(as ``bodytalk sessions export`` does), beside the exact payloads; they need those extras.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ class RecordConfig:
     topic: str = ""
     duration: float | None = None
     flush_every: float = 0.25  # seconds: the most a crash can lose
+    derive: tuple[str, ...] = ()  # "foxglove", "ros2": derived channels (bodytalk.bridges)
 
     def __post_init__(self) -> None:
         if self.duration is not None and self.duration <= 0:
@@ -70,6 +75,7 @@ def run(cfg: RecordConfig, stop: threading.Event | None = None) -> RecordSummary
     start = time.monotonic()
     with Subscriber(cfg.sub, prefixes=[cfg.topic], hwm=RECORDER_HWM) as sub, \
             SessionWriter(cfg.out, metadata=metadata, flush_every=cfg.flush_every) as writer:
+        tap = _tap(writer, cfg.derive)
         log.info("recording %s (topics %r) -> %s", cfg.sub, cfg.topic or "*", cfg.out)
         next_progress = start + PROGRESS_EVERY
         try:
@@ -85,10 +91,21 @@ def run(cfg: RecordConfig, stop: threading.Event | None = None) -> RecordSummary
                 if frames is None:
                     writer.tick()
                 else:
-                    writer.write(frames)
+                    log_time = time.time_ns()
+                    writer.write(frames, log_time)
+                    if tap is not None:
+                        tap.write(frames, log_time)
         except KeyboardInterrupt:
             pass  # Ctrl-C is the normal way to end a recording; the with-block finishes the file
         return RecordSummary(writer.count, len(writer.counts), time.monotonic() - start, cfg.out)
+
+
+def _tap(writer: SessionWriter, derive: tuple[str, ...]):
+    """The converter of derived channels, imported only when asked for (optional extras)."""
+    if not derive:
+        return None
+    from bodytalk.bridges.foxglove.export import Tap
+    return Tap(writer, derive)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", default="", help="record only topics starting with this prefix (default: all)")
     p.add_argument("--out", required=True, help="MCAP file to write (overwritten)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--foxglove", action="store_true",
+                   help="also write Foxglove channels (3D skeletons, explanations, probabilities)")
+    p.add_argument("--ros2", action="store_true", help="also write ROS 2 (hri_msgs, tf2) channels")
     return p
 
 
@@ -108,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (docker stop, a supervisor) ends the recording as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        cfg = RecordConfig(out=args.out, sub=args.sub, topic=args.topic, duration=args.duration)
+        derive = tuple(k for k in ("foxglove", "ros2") if getattr(args, k))
+        cfg = RecordConfig(out=args.out, sub=args.sub, topic=args.topic, duration=args.duration, derive=derive)
         summary = run(cfg, stop)
-    except (ValueError, SessionFileError) as err:
+    except (ValueError, SessionFileError, RuntimeError) as err:  # RuntimeError: a missing extra
         log.error("%s", err)
         return 2
     except KeyboardInterrupt:  # before recording started: no file to finish

@@ -7,7 +7,9 @@ Layout of a session file (readable by any MCAP tool, e.g. ``mcap info``, Foxglov
   - ``log_time`` = receive wall clock (ns); ``publish_time`` = the same (the sender's ``ts`` stays
     inside the payload, so recording never has to decode); ``sequence`` = the recorder's receive
     counter, so file order is receive order;
-  - a ``bodytalk`` metadata record (what was recorded, from where).
+  - a ``bodytalk`` metadata record (what was recorded, from where);
+  - optionally, derived channels for other tools (``add``: Foxglove schemas, ROS 2 messages) next
+    to the bus channels; the reader skips them, so the session still replays unchanged.
 
 Crash safety: chunks are small and the writer closes the open chunk at least every
 ``flush_every`` seconds (``Writer.flush``), so a ``kill -9`` loses at most that much. The reader
@@ -71,6 +73,9 @@ class SessionWriter:
         self._writer.start(profile=PROFILE, library=f"bodytalk {__version__}")
         self._writer.add_metadata(METADATA_NAME, {"version": __version__, **(metadata or {})})
         self._channels: dict[str, int] = {}
+        self._derived: dict[tuple, int] = {}  # (topic, encoding, schema) -> channel of a derived message
+        self._schemas: dict[str, int] = {}   # schema name -> id
+        self.derived = 0
         self.counts: dict[str, int] = {}   # topic -> messages written
         self.count = 0
         self.flush_every, self._clock = flush_every, clock
@@ -93,6 +98,22 @@ class SessionWriter:
         self.count += 1
         self.counts[topic] = self.counts.get(topic, 0) + 1
         self.tick()
+
+    def add(self, topic: str, message_encoding: str, data: bytes, log_time: int,
+            schema: tuple[str, str, bytes] | None = None) -> None:
+        """Append a derived message (not a bus message) on its own channel; ``schema`` is
+        ``(name, encoding, data)`` (None: a schemaless channel, e.g. JSON)."""
+        key = (topic, message_encoding, schema[0] if schema else None)  # a topic may carry two kinds
+        channel = self._derived.get(key)
+        if channel is None:
+            schema_id = 0
+            if schema is not None:
+                schema_id = self._schemas.get(schema[0]) or self._writer.register_schema(*schema)
+                self._schemas[schema[0]] = schema_id
+            channel = self._derived[key] = self._writer.register_channel(
+                topic=topic, message_encoding=message_encoding, schema_id=schema_id)
+        self._writer.add_message(channel, log_time=log_time, publish_time=log_time, data=data)
+        self.derived += 1
 
     def tick(self) -> bool:
         """Flush the open chunk if ``flush_every`` has passed; call it when idle too."""
@@ -154,8 +175,8 @@ class SessionReader:
                     return
                 if isinstance(rec, Header):
                     header = rec
-                elif isinstance(rec, Channel):
-                    channels[rec.id] = rec.topic
+                elif isinstance(rec, Channel) and rec.message_encoding == MESSAGE_ENCODING:
+                    channels[rec.id] = rec.topic  # derived channels (Foxglove, ROS 2) are not bus messages
                 elif isinstance(rec, Message):
                     topic = channels.get(rec.channel_id)
                     if topic is None or not topic.startswith(prefix):

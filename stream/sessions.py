@@ -5,9 +5,15 @@ span, messages per topic, the sensors, bodies and skeleton layouts seen (bodies 
 ``skeleton.window.<sensor>.<body>`` and from the body ids inside frame messages), its size and
 whether it was finished. Only skeleton messages are decoded; undecodable ones are counted.
 
+``sessions export IN OUT --to foxglove[,ros2]`` writes a copy of the session with Foxglove-schema
+and/or ROS 2 (ros2msg/CDR) channels beside the bus messages, so the Foxglove app and ``ros2 bag``
+open it and ``bodytalk replay`` still replays it (needs the foxglove / ros2 extra).
+
 Examples:
   bodytalk sessions info session.mcap
   bodytalk sessions info session.mcap --json | jq .topics
+  bodytalk sessions export session.mcap --to foxglove session-foxglove.mcap
+  bodytalk sessions export session.mcap --to foxglove,ros2 session-both.mcap
 """
 from __future__ import annotations
 
@@ -117,15 +123,22 @@ def print_table(summary: dict[str, Any]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bodytalk sessions", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="{info}")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="{info,export}")
     info_p = verbs.add_parser("info", help="time span, topics, bodies and state of a session file")
     info_p.add_argument("file", help="session file written by `bodytalk record`")
     info_p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    exp = verbs.add_parser("export", help="copy a session with Foxglove and/or ROS 2 channels")
+    exp.add_argument("file", help="session file written by `bodytalk record`")
+    exp.add_argument("out", help="MCAP file to write (overwritten)")
+    exp.add_argument("--to", required=True, metavar="foxglove,ros2",
+                     help="channels to add: foxglove (extra foxglove), ros2 (extra ros2), or both")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verb == "export":
+        return _export(args)
     try:
         summary = info(args.file)
     except SessionFileError as err:
@@ -136,6 +149,21 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write("\n")
     else:
         print_table(summary)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    # The converters are bus clients in bodytalk.bridges, imported only for this verb.
+    from bodytalk.bridges.extras import ExtraMissing
+    from bodytalk.bridges.foxglove import export
+
+    try:
+        done = export.export(args.file, args.out, export.parse_kinds(args.to))
+    except (SessionFileError, ExtraMissing, ValueError) as err:
+        log.error("%s", err)
+        return 2
+    print(f"{done['bus_messages']} bus messages and {done['derived_messages']} {args.to} messages "
+          f"-> {done['out']}", flush=True)
     return 0
 
 

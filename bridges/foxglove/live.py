@@ -20,7 +20,7 @@ import time
 
 from bodytalk.bridges import bus
 from bodytalk.bridges.extras import ExtraMissing, need
-from bodytalk.bridges.foxglove.scene import EXTRA, Scene
+from bodytalk.bridges.foxglove.scene import EMOTION_SCHEMA, EXTRA, Scene
 from bodytalk.stream import schema
 from bodytalk.stream.transport import is_loopback_host
 
@@ -41,7 +41,7 @@ class ServerSink:
         ch = self.channels.get(topic)
         if ch is None:
             ch = self.channels[topic] = (
-                self.fg.Channel(topic, message_encoding="json") if isinstance(msg, dict)
+                self.fg.Channel(topic, schema=EMOTION_SCHEMA, message_encoding="json") if isinstance(msg, dict)
                 else getattr(self.channels_mod, type(msg).__name__ + "Channel")(topic))
         ch.log(msg, log_time=log_time)
 

@@ -3,7 +3,7 @@
 Topics (Z up, parent frame ``frame_id``; body id ``<sensor>_<body>``, see ``skeleton.body_id``):
   /bodytalk/scene                  SceneUpdate: per body a sphere per joint, bone lines and a text
                                    with the stable label and latest explanation, coloured by label
-  /tf                              FrameTransforms: frame ``body_<id>`` at the body's root joint
+  /bodytalk/tf                     FrameTransforms: frame ``body_<id>`` at the body's root joint
   /bodytalk/explanations           Log: each explanation, named by body
   /bodytalk/bodies/<id>/emotion    JSON: label, stable label, confidence and probabilities (plot
                                    ``.probs.happy`` etc.)
@@ -18,11 +18,22 @@ from bodytalk.bridges.extras import need
 from bodytalk.stream import schema
 
 EXTRA = "foxglove"
-SCENE, TF, LOG = "/bodytalk/scene", "/tf", "/bodytalk/explanations"
+SCENE, TF, LOG = "/bodytalk/scene", "/bodytalk/tf", "/bodytalk/explanations"
 JOINT_SIZE = 0.06    # m, sphere diameter
 BONE_WIDTH = 0.02    # m
 TEXT_ABOVE = 0.35    # m above the highest joint
 LIFETIME_NS = 500_000_000  # an entity a frame did not renew disappears after this
+
+
+# JSON schema of the emotion channel, so Foxglove's Plot panel offers the fields.
+EMOTION_SCHEMA = {
+    "title": "bodytalk.Emotion", "type": "object",
+    "properties": {"body": {"type": "string"}, "status": {"type": "string"},
+                   "label": {"type": ["string", "null"]}, "stable_label": {"type": ["string", "null"]},
+                   "confidence": {"type": "number"},
+                   "probs": {"type": "object", "additionalProperties": {"type": "number"}},
+                   "mgs": {"type": "array", "items": {"type": "string"}},
+                   "latency_ms": {"type": ["number", "null"]}}}
 
 
 def emotion_topic(rid: str) -> str:

@@ -46,7 +46,7 @@ def test_a_websocket_client_sees_the_channels_and_their_messages() -> None:
                     if isinstance(msg, str) and json.loads(msg)["op"] == "advertise":
                         channels.update({c["topic"]: c for c in json.loads(msg)["channels"]})
                 assert channels["/bodytalk/scene"]["schemaName"] == "foxglove.SceneUpdate"
-                assert channels["/tf"]["schemaName"] == "foxglove.FrameTransforms"
+                assert channels["/bodytalk/tf"]["schemaName"] == "foxglove.FrameTransforms"
                 assert channels["/bodytalk/explanations"]["schemaName"] == "foxglove.Log"
                 probs = channels[emotion_topic("kinect0_3")]
                 assert probs["encoding"] == "json"
