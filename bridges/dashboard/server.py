@@ -65,12 +65,19 @@ class Dashboard:
 
     async def _client(self, connection) -> None:
         box = self.hub.connect()
+        closed = asyncio.ensure_future(connection.wait_closed())  # noticed even while idle
         try:
             while True:
-                await connection.send(json.dumps(await box.get(), separators=(",", ":")))
+                update = asyncio.ensure_future(box.get())
+                await asyncio.wait({update, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if closed.done():
+                    update.cancel()
+                    return
+                await connection.send(json.dumps(update.result(), separators=(",", ":")))
         except self.closed:
-            pass  # the browser went away
+            pass  # the browser went away mid-send
         finally:
+            closed.cancel()
             self.hub.disconnect(box)
 
     async def serve(self, stop: threading.Event, duration: float | None = None) -> None:
