@@ -4,6 +4,7 @@ statement of the source tree, lazy ones inside functions included:
 - capture/ and stream/ never import torch, transformers, peft or bodytalk.model / bodytalk.train: the
   PC beside a sensor runs them on the light install;
 - stream/ never imports capture/: the bus is below the sources (capture publishes through stream);
+- bridges/ (ROS 2, Foxglove, dashboard) are bus clients: no torch, no model, no training code;
 - inside model/, only model/serving/ touches the bus (bodytalk.stream, zmq): everything else is a
   library a notebook can import without one.
 """
@@ -26,6 +27,7 @@ RULES = {
     "capture": (HEAVY, ()),
     "stream": (HEAVY + ("bodytalk.capture",), ()),
     "model": (BUS, ("model/serving",)),
+    "bridges": (HEAVY, ()),
 }
 
 

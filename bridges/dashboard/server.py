@@ -25,7 +25,8 @@ from importlib import resources
 from bodytalk.bridges import bus
 from bodytalk.bridges.dashboard.hub import DashboardBridge, Hub
 from bodytalk.bridges.extras import ExtraMissing, need
-from bodytalk.stream.transport import AddressInUse, is_loopback_host
+from bodytalk.addresses import is_loopback_host
+from bodytalk.stream.transport import AddressInUse
 
 log = logging.getLogger("bodytalk.dashboard")
 EXTRA = "dashboard"

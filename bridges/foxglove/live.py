@@ -22,7 +22,7 @@ from bodytalk.bridges import bus
 from bodytalk.bridges.extras import ExtraMissing, need
 from bodytalk.bridges.foxglove.scene import EMOTION_SCHEMA, EXTRA, Scene
 from bodytalk.stream import schema
-from bodytalk.stream.transport import is_loopback_host
+from bodytalk.addresses import is_loopback_host
 
 log = logging.getLogger("bodytalk.foxglove")
 

@@ -18,8 +18,8 @@ from bodytalk.bridges.dashboard.hub import OUTBOX, Outbox  # noqa: E402
 from bodytalk.bridges.dashboard.server import Dashboard  # noqa: E402
 from bodytalk.stream import schema  # noqa: E402
 from bodytalk.stream.transport import Publisher, Subscriber  # noqa: E402
-from helpers import free_addr  # noqa: E402
-from test_ros2 import event, frame  # noqa: E402
+from tests.helpers import free_addr  # noqa: E402
+from tests.bridges.messages import event, frame  # noqa: E402
 
 
 @pytest.fixture

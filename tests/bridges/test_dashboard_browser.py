@@ -17,7 +17,7 @@ if CHROMIUM is None:
 
 from bodytalk.stream import schema  # noqa: E402
 from bodytalk.stream.transport import Publisher  # noqa: E402
-from helpers import free_addr, free_port, start_bodytalk, stop  # noqa: E402
+from tests.helpers import free_addr, free_port, start_bodytalk, stop  # noqa: E402
 
 BODIES = {"1": ("sad", 0.82), "2": ("happy", 0.71), "3": ("angry", 0.64)}
 EXPLANATION = "Sad movement: the head hangs and the arms stay close, moving slowly."

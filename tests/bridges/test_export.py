@@ -19,8 +19,8 @@ from mcap.reader import make_reader  # noqa: E402
 from bodytalk.stream import schema  # noqa: E402
 from bodytalk.stream.session_file import SessionReader, SessionWriter  # noqa: E402
 from bodytalk.stream.transport import Publisher  # noqa: E402
-from helpers import free_addr, run_bodytalk, start_bodytalk, stop  # noqa: E402
-from test_ros2 import event  # noqa: E402
+from tests.helpers import free_addr, run_bodytalk, start_bodytalk, stop  # noqa: E402
+from tests.bridges.messages import event  # noqa: E402
 
 FRAMES, BODIES = 12, 2
 

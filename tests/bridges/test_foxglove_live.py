@@ -14,8 +14,8 @@ ws_client = pytest.importorskip("websockets.sync.client", reason="websockets is 
 from bodytalk.bridges.foxglove.live import FoxgloveBridge, ServerSink  # noqa: E402
 from bodytalk.bridges.foxglove.scene import emotion_topic  # noqa: E402
 from bodytalk.stream.transport import Publisher, Subscriber  # noqa: E402
-from helpers import free_addr  # noqa: E402
-from test_ros2 import event, frame  # noqa: E402
+from tests.helpers import free_addr  # noqa: E402
+from tests.bridges.messages import event, frame  # noqa: E402
 
 BINARY_MESSAGE_DATA = 1  # opcode of a server -> client message on a subscription
 

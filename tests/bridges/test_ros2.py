@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("cyclonedds", reason="the ros2 extra (cyclonedds) is not installed")
@@ -21,9 +20,9 @@ pytest.importorskip("rosbags", reason="the ros2 extra (rosbags) is not installed
 
 from bodytalk.bridges.ros2 import dds, messages as m  # noqa: E402
 from bodytalk.bridges.ros2.bridge import Ros2Bridge  # noqa: E402
-from bodytalk.stream import schema  # noqa: E402
 from bodytalk.stream.transport import Publisher, Subscriber  # noqa: E402
-from helpers import free_addr, start_bodytalk, stop  # noqa: E402
+from tests.bridges.messages import event, frame  # noqa: E402
+from tests.helpers import free_addr, start_bodytalk, stop  # noqa: E402
 
 READER = Path(__file__).with_name("dds_reader.py")
 # Discovery by unicast on the loopback interface only: no multicast, nothing leaves the machine.
@@ -40,20 +39,6 @@ TOPICS = {m.TRACKED: "hri_msgs/msg/IdsList", m.TF: "tf2_msgs/msg/TFMessage",
 def domain(monkeypatch) -> int:
     monkeypatch.setenv("CYCLONEDDS_URI", LOOPBACK)
     return random.randrange(100, 232)  # apart from other tests and from ROS nodes on domain 0
-
-
-def frame(seq: int) -> schema.SkeletonFrame:
-    return schema.SkeletonFrame(sensor="kinect0", seq=seq, t_capture=seq / 30, layout="kinect_v2",
-                                body_ids=np.array([3], np.int32),
-                                joints=np.full((1, 25, 3), 0.5, np.float32), confidence=np.ones((1, 25), np.float32))
-
-
-def event(seq: int) -> schema.EmotionEvent:
-    return schema.EmotionEvent(sensor="kinect0", body="3", window_seq=seq, t_start=0.0, t_end=2.0,
-                               status="ok", label="fearful", stable_label="fearful",
-                               probs={"fearful": 0.6, "sad": 0.4}, explanation="Arms drawn in.",
-                               mgs=[{"name": "fold_arms", "t_start": 0.2, "t_end": 1.0, "confidence": 0.9}],
-                               latency_ms={"total": 40.0})
 
 
 class Reader:
