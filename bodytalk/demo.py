@@ -12,6 +12,7 @@ Examples:
   bodytalk demo --source "synthetic:?bodies=4&emotion=sad,happy,angry,fearful" --duration 30
   bodytalk demo --headless --duration 10 > events.jsonl
   bodytalk demo --source bvh:walk_sad.bvh --loop --record demo.mcap
+  bodytalk demo --dashboard            # and the browser dashboard on http://127.0.0.1:8080/
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="label path: LLM label scoring or the encoder's fast head (default: the checkpoint's "
                         "recommended path)")
     p.add_argument("--explain-every", type=float, default=8.0, help="seconds between explanations per body")
+    p.add_argument("--dashboard", nargs="?", type=int, const=8080, default=None, metavar="PORT",
+                   help="also serve the live browser dashboard on loopback (port default 8080; "
+                        "extra dashboard)")
     p.add_argument("--capture-pub", default=topics.DEFAULT_CAPTURE_ADDR, help="capture address")
     p.add_argument("--events-pub", default=topics.DEFAULT_SERVER_ADDR, help="event address")
     return p
@@ -66,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         path = args.path or (recommended if recommended != "llm" or model.llm is not None else "head")
         serve_cfg = ServeConfig(sub=args.capture_pub, pub=args.events_pub, model=args.model, path=path,
                                 explain=not args.no_explain, explain_every=args.explain_every)
+        if args.dashboard is not None:  # the extra is missing? say so before anything starts
+            from bodytalk.bridges.extras import need
+            need("websockets.asyncio.server", "dashboard")
         Publisher(args.capture_pub).close()   # taken? say so now; the capture process binds it
         events_pub = Publisher(args.events_pub)
-    except (ValueError, FileNotFoundError, AddressInUse) as err:
+    except (ValueError, FileNotFoundError, AddressInUse, RuntimeError) as err:  # RuntimeError: an extra
         log.error("%s", err)
         return 2
     if model.llm is None and not args.no_explain:
@@ -84,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         from bodytalk.stream.recorder import RecordConfig, run as record
         rec_cfg = RecordConfig(out=args.record, sub=f"{args.capture_pub},{args.events_pub}")
         threads.append(threading.Thread(target=record, args=(rec_cfg, stop), daemon=True))
+    if args.dashboard is not None:
+        threads.append(_dashboard(args, stop))
     # Capture in its own process: on a thread here its per-frame Python work took the GIL from the
     # server's decoding steps (explanations 1.5-2x slower, label p95 55-105 ms vs 33-41 measured).
     capture = multiprocessing.get_context("spawn").Process(target=_capture, args=(capture_cfg,), daemon=True)
@@ -103,6 +112,35 @@ def main(argv: list[str] | None = None) -> int:
         for sock in (windows, events, events_pub):
             sock.close()
     return 0 if capture.exitcode in (0, -15) else 1
+
+
+def _dashboard(args, stop: threading.Event) -> threading.Thread:
+    """The dashboard on a thread with its own event loop; its URL goes to stderr (and a browser)."""
+    import asyncio
+    import webbrowser
+
+    from bodytalk.bridges.bus import PREFIXES
+    from bodytalk.bridges.dashboard.server import Dashboard
+
+    sub = Subscriber(f"{args.capture_pub},{args.events_pub}", prefixes=PREFIXES)
+    dash = Dashboard(sub, port=args.dashboard)
+
+    def serve() -> None:
+        try:
+            asyncio.run(dash.serve(stop))
+        except AddressInUse as err:  # the port is taken: the demo goes on without the dashboard
+            log.error("dashboard: %s", err)
+        finally:
+            sub.close()
+
+    def announce() -> None:
+        if dash.ready.wait(30):
+            url = f"http://127.0.0.1:{dash.port}/"
+            sys.stderr.write(f"bodytalk demo: dashboard at {url}\n")
+            if not args.headless:
+                webbrowser.open(url)
+    threading.Thread(target=announce, daemon=True).start()
+    return threading.Thread(target=serve, daemon=True)
 
 
 def _capture(cfg) -> None:
