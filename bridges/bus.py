@@ -32,13 +32,15 @@ class Presence:
         self.forget_after, self.max_bodies = forget_after, max_bodies
         self.seen: dict[tuple[str, str], float] = {}
 
-    def touch(self, key: tuple[str, str], now: float) -> bool:
-        """Mark a body present; True when it is new."""
+    def touch(self, key: tuple[str, str], now: float) -> tuple[str, str] | None:
+        """Mark a body present; returns the body forgotten to make room for it, if any."""
         new = key not in self.seen
         self.seen[key] = now
         if new and len(self.seen) > self.max_bodies:
-            self.seen.pop(min(self.seen, key=self.seen.get))
-        return new
+            oldest = min(self.seen, key=self.seen.get)
+            del self.seen[oldest]
+            return oldest
+        return None
 
     def expire(self, now: float) -> list[tuple[str, str]]:
         """Forget and return the bodies unseen for ``forget_after`` seconds."""
@@ -64,11 +66,27 @@ class Bridge:
     def left(self, key: tuple[str, str]) -> None:
         """A body has left (called by ``beat``)."""
 
+    def present(self, msg: schema.Message) -> None:
+        """Mark the bodies a frame or event names as present; a body pushed out by the
+        ``max_bodies`` bound leaves at once (its per-body state goes, so memory stays bounded)."""
+        now = time.monotonic()
+        if isinstance(msg, schema.SkeletonFrame):
+            keys = [(msg.sensor, str(b)) for b in msg.body_ids.tolist()]
+        elif isinstance(msg, schema.EmotionEvent):
+            keys = [(msg.sensor, msg.body)]
+        else:
+            return
+        for key in keys:
+            gone = self.presence.touch(key, now)
+            if gone is not None:
+                self.left(gone)
+
     def step(self, timeout: float = 0.1) -> int:
         """Handle the messages waiting (at least one within ``timeout``); returns how many."""
         n = 0
         got = self.intake.recv(timeout)
         while got is not None and n < 1000:  # bounded: beat still runs under a flood
+            self.present(got[0])
             self.handle(*got)
             n += 1
             got = self.intake.recv(0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 
 from bodytalk.bridges import bus, skeleton
 from bodytalk.stream import schema
@@ -100,17 +99,13 @@ class DashboardBridge(bus.Bridge):
         self.hub = hub
 
     def handle(self, msg: schema.Message, ts: float) -> None:
-        now = time.monotonic()
         update = None
         if isinstance(msg, schema.SkeletonFrame):
             ids = [str(b) for b in msg.body_ids.tolist()]
-            for body in ids:
-                self.presence.touch((msg.sensor, body), now)
             joints = msg.joints.round(DIGITS).tolist()  # [B, J, 3] canonical metres, Y up
             update = {"t": "frame", "sensor": msg.sensor, "ts": ts, "bones": skeleton.bones(msg),
                       "bodies": [{"id": skeleton.body_id(msg.sensor, b), "joints": j} for b, j in zip(ids, joints)]}
         elif isinstance(msg, schema.EmotionEvent):
-            self.presence.touch((msg.sensor, msg.body), now)
             label = msg.stable_label or msg.label
             update = {"t": "emotion", "id": skeleton.body_id(msg.sensor, msg.body), "ts": ts,
                       "status": msg.status, "reason": msg.reason, "label": msg.label,

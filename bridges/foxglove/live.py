@@ -18,9 +18,9 @@ import signal
 import threading
 import time
 
-from bodytalk.bridges import bus
+from bodytalk.bridges import bus, skeleton
 from bodytalk.bridges.extras import ExtraMissing, need
-from bodytalk.bridges.foxglove.scene import EMOTION_SCHEMA, EXTRA, Scene
+from bodytalk.bridges.foxglove.scene import EMOTION_SCHEMA, EXTRA, Scene, emotion_topic
 from bodytalk.stream import schema
 from bodytalk.addresses import is_loopback_host
 
@@ -45,6 +45,12 @@ class ServerSink:
                 else getattr(self.channels_mod, type(msg).__name__ + "Channel")(topic))
         ch.log(msg, log_time=log_time)
 
+    def forget(self, topic: str) -> None:
+        """Close a body's channel when it leaves (the app drops it from its topic list)."""
+        ch = self.channels.pop(topic, None)
+        if ch is not None:
+            ch.close()
+
     def close(self) -> None:
         self.server.stop()
 
@@ -56,12 +62,6 @@ class FoxgloveBridge(bus.Bridge):
         self.logged = 0
 
     def handle(self, msg: schema.Message, ts: float) -> None:
-        now = time.monotonic()
-        if isinstance(msg, schema.SkeletonFrame):
-            for body in msg.body_ids.tolist():
-                self.presence.touch((msg.sensor, str(body)), now)
-        elif isinstance(msg, schema.EmotionEvent):
-            self.presence.touch((msg.sensor, msg.body), now)
         log_time = time.time_ns()
         for topic, out in self.scene.convert(msg, ts):
             self.sink.log(topic, out, log_time)
@@ -69,6 +69,7 @@ class FoxgloveBridge(bus.Bridge):
 
     def left(self, key: tuple[str, str]) -> None:
         self.scene.forget(key)
+        self.sink.forget(emotion_topic(skeleton.body_id(*key)))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,18 +50,14 @@ class Ros2Bridge(bus.Bridge):
         self.published += 1
 
     def handle(self, msg: schema.Message, ts: float) -> None:
-        now = time.monotonic()
         if isinstance(msg, schema.SkeletonFrame):
             ids = [str(b) for b in msg.body_ids.tolist()]
-            for body in ids:
-                self.presence.touch((msg.sensor, body), now)
             self.latest_ids[msg.sensor] = [skeleton.body_id(msg.sensor, b) for b in ids]
             self._tracked(ts)
             if ids:
                 self._publish(m.TF, "tf2_msgs/msg/TFMessage",
                               m.transforms(msg, ts, self.frame_id))
         elif isinstance(msg, schema.EmotionEvent):
-            self.presence.touch((msg.sensor, msg.body), now)
             rid = skeleton.body_id(msg.sensor, msg.body)
             expression = m.expression(msg, ts)
             if expression is not None:

@@ -9,7 +9,6 @@ import time
 import urllib.error
 import urllib.request
 
-import numpy as np
 import pytest
 
 ws_client = pytest.importorskip("websockets.sync.client", reason="the dashboard extra (websockets) is not installed")
