@@ -3,12 +3,16 @@ present (a body leaves when no frame or event has named it for ``forget_after`` 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import threading
 import time
 
+from bodytalk.addresses import is_loopback_host
 from bodytalk.stream import schema, topics
 from bodytalk.stream.transport import Subscriber
 
+log = logging.getLogger("bodytalk.bridges")
 DEFAULT_SUB = f"{topics.DEFAULT_CAPTURE_ADDR},{topics.DEFAULT_SERVER_ADDR}"
 PREFIXES = (topics.FRAME, topics.EMOTION, topics.STATUS)  # EMOTION also covers emotion.text.
 FORGET_AFTER = 5.0  # seconds: a body absent this long has left (its per-body state goes)
@@ -21,6 +25,23 @@ def add_bus_arguments(p: argparse.ArgumentParser) -> None:
                         "skeletons and the server for emotion events (default %(default)s)")
     p.add_argument("--forget-after", type=float, default=FORGET_AFTER, metavar="S",
                    help="seconds without a frame or event before a body counts as gone (default %(default)s)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+
+
+def add_server_arguments(p: argparse.ArgumentParser, port: int, what: str) -> None:
+    """``--host`` (loopback by default) and ``--port`` of a bridge that serves clients."""
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s: this machine only)")
+    p.add_argument("--port", type=int, default=port, help=f"{what} port (default %(default)s; 0 picks a free one)")
+
+
+def start(args: argparse.Namespace) -> threading.Event:
+    """What every bridge's ``main`` does first: SIGTERM stops it as Ctrl-C does, and serving
+    beyond loopback is said out loud. Returns the stop event."""
+    if not is_loopback_host(getattr(args, "host", "127.0.0.1")):
+        log.warning("serving on %s: anyone who can reach this port sees the skeletons", args.host)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
 
 
 class Presence:

@@ -18,14 +18,12 @@ import asyncio
 import http
 import json
 import logging
-import signal
 import threading
 from importlib import resources
 
 from bodytalk.bridges import bus
 from bodytalk.bridges.dashboard.hub import DashboardBridge, Hub
 from bodytalk.bridges.extras import ExtraMissing, need
-from bodytalk.addresses import is_loopback_host
 from bodytalk.stream.transport import AddressInUse
 
 log = logging.getLogger("bodytalk.dashboard")
@@ -106,9 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bodytalk dashboard", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     bus.add_bus_arguments(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s: this machine only)")
-    p.add_argument("--port", type=int, default=8080, help="HTTP port (default %(default)s; 0 picks a free one)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    bus.add_server_arguments(p, 8080, "HTTP")
     return p
 
 
@@ -116,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from bodytalk.stream.transport import Subscriber
 
-    if not is_loopback_host(args.host):
-        log.warning("serving on %s: anyone who can reach this port sees the skeletons", args.host)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = bus.start(args)
     try:
         with Subscriber(args.sub, prefixes=bus.PREFIXES) as sub:
             dash = Dashboard(sub, args.host, args.port, args.forget_after)

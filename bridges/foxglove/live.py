@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 import time
 
 from bodytalk.bridges import bus, skeleton
 from bodytalk.bridges.extras import ExtraMissing, need
 from bodytalk.bridges.foxglove.scene import EMOTION_SCHEMA, EXTRA, Scene, emotion_topic
 from bodytalk.stream import schema
-from bodytalk.addresses import is_loopback_host
 
 log = logging.getLogger("bodytalk.foxglove")
 
@@ -76,10 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bodytalk foxglove", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     bus.add_bus_arguments(p)
-    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s: this machine only)")
-    p.add_argument("--port", type=int, default=8765, help="WebSocket port (default %(default)s; 0 picks a free one)")
+    bus.add_server_arguments(p, 8765, "WebSocket")
     p.add_argument("--frame-id", default="bodytalk", help="frame of the skeletons (default %(default)s)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     return p
 
 
@@ -87,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from bodytalk.stream.transport import Subscriber
 
-    if not is_loopback_host(args.host):
-        log.warning("serving on %s: anyone who can reach this port sees the skeletons", args.host)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = bus.start(args)
     sink = None
     try:
         sink = ServerSink(args.host, args.port)

@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
 import time
 
 from bodytalk.bridges import bus, skeleton
@@ -90,7 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame-id", default="bodytalk",
                    help="TF parent frame of the bodies: the sensor's frame in your robot's tree "
                         "(default %(default)s)")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     return p
 
 
@@ -102,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from bodytalk.bridges.ros2.dds import Node
     from bodytalk.stream.transport import Subscriber
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = bus.start(args)
     try:
         node = Node(args.domain)
         with Subscriber(args.sub, prefixes=bus.PREFIXES) as sub:

@@ -18,3 +18,15 @@ def event(seq: int) -> schema.EmotionEvent:
                                probs={"fearful": 0.6, "sad": 0.4}, explanation="Arms drawn in.",
                                mgs=[{"name": "fold_arms", "t_start": 0.2, "t_end": 1.0, "confidence": 0.9}],
                                latency_ms={"total": 40.0})
+
+
+def feeder(pub, bridge):
+    """A function that publishes the next frame and event and lets ``bridge`` take them in."""
+    seq = iter(range(1, 1_000_000))
+
+    def feed() -> None:
+        n = next(seq)
+        pub.send(frame(n))
+        pub.send(event(n))
+        bridge.step(0.05)
+    return feed

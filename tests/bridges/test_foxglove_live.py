@@ -15,7 +15,7 @@ from bodytalk.bridges.foxglove.live import FoxgloveBridge, ServerSink  # noqa: E
 from bodytalk.bridges.foxglove.scene import emotion_topic  # noqa: E402
 from bodytalk.stream.transport import Publisher, Subscriber  # noqa: E402
 from tests.helpers import free_addr  # noqa: E402
-from tests.bridges.messages import event, frame  # noqa: E402
+from tests.bridges.messages import feeder  # noqa: E402
 
 BINARY_MESSAGE_DATA = 1  # opcode of a server -> client message on a subscription
 
@@ -26,14 +26,7 @@ def test_a_websocket_client_sees_the_channels_and_their_messages() -> None:
     try:
         with Publisher(addr) as pub, Subscriber(addr, prefixes=("",)) as sub:
             bridge = FoxgloveBridge(sink, sub)
-            seq = iter(range(1, 10_000))
-
-            def feed() -> None:
-                n = next(seq)
-                pub.send(frame(n))
-                pub.send(event(n))
-                bridge.step(0.05)
-
+            feed = feeder(pub, bridge)
             with ws_client.connect(f"ws://127.0.0.1:{sink.port}", subprotocols=["foxglove.sdk.v1", "foxglove.websocket.v1"],
                                    open_timeout=10) as ws:
                 channels, end = {}, time.monotonic() + 20

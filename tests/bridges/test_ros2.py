@@ -21,7 +21,7 @@ pytest.importorskip("rosbags", reason="the ros2 extra (rosbags) is not installed
 from bodytalk.bridges.ros2 import dds, messages as m  # noqa: E402
 from bodytalk.bridges.ros2.bridge import Ros2Bridge  # noqa: E402
 from bodytalk.stream.transport import Publisher, Subscriber  # noqa: E402
-from tests.bridges.messages import event, frame  # noqa: E402
+from tests.bridges.messages import event, feeder, frame  # noqa: E402
 from tests.helpers import free_addr, start_bodytalk, stop  # noqa: E402
 
 READER = Path(__file__).with_name("dds_reader.py")
@@ -99,14 +99,7 @@ def test_a_reader_in_another_process_receives_every_topic(domain, bus) -> None:
     pub, sub = bus
     bridge = Ros2Bridge(dds.Node(domain), sub)
     reader = Reader(domain)
-    seq = iter(range(1, 10_000))
-
-    def feed() -> None:
-        n = next(seq)
-        pub.send(frame(n))
-        pub.send(event(n))
-        bridge.step(0.05)
-
+    feed = feeder(pub, bridge)
     try:
         lines = reader.until(lambda got: all(samples(got, t) for t in TOPICS)
                              and sum("publication" in x for x in got) >= len(TOPICS), feed)
