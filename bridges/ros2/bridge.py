@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.domain <= 232:
         log.error("--domain must be 0..232 (ROS_DOMAIN_ID), got %d", args.domain)
         return 2
-    from bodytalk.bridges.ros2.dds import Node
+    from bodytalk.bridges.ros2.dds import DDSUnavailable, Node
     from bodytalk.stream.transport import Subscriber
 
     stop = bus.start(args)
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             bridge = Ros2Bridge(node, sub, args.frame_id, args.forget_after)
             log.info("ROS 2 bridge: %s -> DDS domain %d (/humans/bodies/...)", args.sub, args.domain)
             bridge.run(args.duration, stop)
-    except (ExtraMissing, ValueError) as err:
+    except (ExtraMissing, DDSUnavailable, ValueError) as err:
         log.error("%s", err)
         return 2
     except KeyboardInterrupt:

@@ -106,6 +106,10 @@ def qos(ros_type: str):
                  q.Policy.Userdata(f"typehash={typehash};".encode()))
 
 
+class DDSUnavailable(RuntimeError):
+    """The DDS domain could not be joined (a bad CYCLONEDDS_URI, no usable network interface)."""
+
+
 class Node:
     """One DDS participant with a writer per (ROS topic, type), created on first use."""
 
@@ -113,7 +117,12 @@ class Node:
         self.domain = need("cyclonedds.domain", EXTRA)
         self.topic_mod = need("cyclonedds.topic", EXTRA)
         self.pub_mod = need("cyclonedds.pub", EXTRA)
-        self.participant = self.domain.DomainParticipant(domain_id)
+        core = need("cyclonedds.core", EXTRA)
+        try:
+            self.participant = self.domain.DomainParticipant(domain_id)
+        except core.DDSException as err:
+            raise DDSUnavailable(f"cannot join DDS domain {domain_id} ({err}); check CYCLONEDDS_URI "
+                                 f"and the network interfaces") from None
         self.writers: dict[str, Any] = {}
 
     def publish(self, ros_topic: str, ros_type: str, msg) -> None:

@@ -33,3 +33,19 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch) -> None:
     with pytest.raises(ExtraMissing) as err:
         need("cyclonedds.domain", "ros2")
     assert 'pip install "bodytalk[ros2]"' in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("module, extra, blocked", [
+    ("bodytalk.bridges.ros2.bridge", "ros2", ("cyclonedds", "cyclonedds.domain", "cyclonedds.core")),
+    ("bodytalk.bridges.foxglove.live", "foxglove", ("foxglove",)),
+    ("bodytalk.bridges.dashboard.server", "dashboard", ("websockets", "websockets.asyncio.server")),
+])
+def test_each_bridge_without_its_extra_exits_2_with_one_line(module, extra, blocked, monkeypatch, caplog) -> None:
+    import importlib
+
+    for name in blocked:
+        monkeypatch.setitem(sys.modules, name, None)
+    main = importlib.import_module(module).main
+    assert main(["--sub", "tcp://127.0.0.1:1", "--duration", "0.1", "--port" if extra != "ros2" else "--domain", "0"]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and f'pip install "bodytalk[{extra}]"' in errors[0]
