@@ -18,6 +18,7 @@ from bodytalk.stream import schema
 OUTBOX = 256          # queued non-frame updates per browser
 TIMELINE = 600        # readings kept for a browser that connects later (all bodies)
 DIGITS = 3            # joint coordinates are sent in mm
+MAX_COMPONENTS = 64   # heartbeats shown
 
 
 class Outbox:
@@ -66,15 +67,22 @@ class Hub:
     def _deliver(self, update: dict) -> None:
         kind = update["t"]
         if kind == "frame":
-            self.frames[update["sensor"]] = update
+            if update["bodies"]:
+                self.frames[update["sensor"]] = update
+            else:
+                self.frames.pop(update["sensor"], None)
         elif kind == "emotion":
             self.readings[update["id"]] = update
             if update["status"] == "ok":
                 self.timeline.append({k: update[k] for k in ("id", "ts", "stable_label", "confidence", "color")})
         elif kind == "status":
             self.health[update["component"]] = update
+            if len(self.health) > MAX_COMPONENTS:  # bounded whatever names a peer sends
+                del self.health[min(self.health, key=lambda c: self.health[c]["ts"])]
         elif kind == "left":
             self.readings.pop(update["id"], None)
+            for sensor in [s for s, f in self.frames.items() if any(b["id"] == update["id"] for b in f["bodies"])]:
+                del self.frames[sensor]  # the sensor's next frame brings it back without the body
         for client in self.clients:
             client.put(update)
 

@@ -50,7 +50,10 @@ class Ros2Bridge(bus.Bridge):
     def handle(self, msg: schema.Message, ts: float) -> None:
         if isinstance(msg, schema.SkeletonFrame):
             ids = [str(b) for b in msg.body_ids.tolist()]
-            self.latest_ids[msg.sensor] = [skeleton.body_id(msg.sensor, b) for b in ids]
+            if ids:
+                self.latest_ids[msg.sensor] = [skeleton.body_id(msg.sensor, b) for b in ids]
+            else:
+                self.latest_ids.pop(msg.sensor, None)  # bounded by the sensors that have bodies now
             self._tracked(ts)
             if ids:
                 self._publish(m.TF, "tf2_msgs/msg/TFMessage",
@@ -74,6 +77,8 @@ class Ros2Bridge(bus.Bridge):
         sensor_ids = self.latest_ids.get(key[0], [])
         if rid in sensor_ids:  # the sensor stopped sending frames: the body is no longer tracked
             sensor_ids.remove(rid)
+            if not sensor_ids:
+                del self.latest_ids[key[0]]
             self._tracked(time.time())
         self.node.forget(f"/humans/bodies/{rid}/")
         log.info("body %s left", rid)
@@ -83,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bodytalk ros2", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     bus.add_bus_arguments(p)
-    p.add_argument("--domain", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0),
+    p.add_argument("--domain", type=int, default=None,
                    help="DDS domain id, as ROS_DOMAIN_ID (default: $ROS_DOMAIN_ID or 0)")
     p.add_argument("--frame-id", default="bodytalk",
                    help="TF parent frame of the bodies: the sensor's frame in your robot's tree "
@@ -93,9 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 0 <= args.domain <= 232:
-        log.error("--domain must be 0..232 (ROS_DOMAIN_ID), got %d", args.domain)
+    domain = args.domain if args.domain is not None else os.environ.get("ROS_DOMAIN_ID") or "0"
+    if not str(domain).isdigit() or not 0 <= int(domain) <= 232:
+        log.error("the DDS domain (--domain or ROS_DOMAIN_ID) must be 0..232, got %r", domain)
         return 2
+    args.domain = int(domain)
     from bodytalk.bridges.ros2.dds import DDSUnavailable, Node
     from bodytalk.stream.transport import Subscriber
 
