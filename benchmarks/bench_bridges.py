@@ -1,13 +1,15 @@
 """Bridge benchmark: the latency each bridge adds, emotion event published on the bus -> received
-by a ROS 2 DDS reader (``bodytalk ros2``) / by a browser (``bodytalk dashboard``), at 4 bodies.
+by a ROS 2 DDS reader (``bodytalk ros2``), by a Foxglove WebSocket client (``bodytalk foxglove``)
+and by a browser (``bodytalk dashboard``), at 4 bodies.
 
 Not part of the test run. This process publishes what capture and the server would for 4 bodies:
 25-joint frames at 30 Hz and one emotion event per body every 0.5 s, each stamped (``ts``, wall
 clock) as it is sent. The bridge runs as its own process (the CLI, unchanged), the receiver as
 another: a cyclonedds reader of ``/humans/bodies/<id>/expression`` (latency = receive clock -
-``header.stamp``, which the bridge copies from ``ts``), or headless chromium (Playwright) with a
-WebSocket to the dashboard (latency = ``Date.now()`` - the update's ``ts``). One machine, one
-clock. Discovery is loopback-only (as in the tests).
+``header.stamp``, which the bridge copies from ``ts``), a Foxglove protocol client subscribed to
+the bodies' emotion channels (receive clock - the JSON's ``stamp``), or headless chromium
+(Playwright) with a WebSocket to the dashboard (latency = ``Date.now()`` - the update's ``ts``).
+One machine, one clock. Discovery is loopback-only (as in the tests).
 
 Examples:
     python benchmarks/bench_bridges.py                       # 30 s per bridge, Markdown table
@@ -111,6 +113,57 @@ def bench_ros2(seconds: float, warmup: float) -> list[float]:
     return lat[int(len(lat) * warmup / (seconds + warmup)):]  # drop the warm-up (discovery, first writers)
 
 
+def foxglove_client(port: int, seconds: float, warmup: float, out: mp.Queue) -> None:
+    """Subscribes to every ``/bodytalk/bodies/*/emotion`` channel the server advertises."""
+    import json
+
+    from websockets.sync.client import connect
+
+    lat, t0, next_id = [], time.monotonic(), 1
+    with connect(f"ws://127.0.0.1:{port}", subprotocols=["foxglove.sdk.v1", "foxglove.websocket.v1"]) as ws:
+        while time.monotonic() - t0 < seconds + warmup:
+            try:
+                msg = ws.recv(timeout=0.5)
+            except TimeoutError:
+                continue
+            now = time.time()
+            if isinstance(msg, str):
+                body = json.loads(msg)
+                if body.get("op") == "advertise":
+                    subs = [{"id": next_id + i, "channelId": c["id"]} for i, c in enumerate(body["channels"])
+                            if c["topic"].endswith("/emotion")]
+                    next_id += len(body["channels"])
+                    if subs:
+                        ws.send(json.dumps({"op": "subscribe", "subscriptions": subs}))
+            elif msg[0] == 1 and time.monotonic() - t0 > warmup:
+                # message data: opcode (1 byte), subscription id (4), log time (8), then the JSON
+                lat.append(now - json.loads(msg[13:])["stamp"])
+    out.put(lat)
+
+
+def bench_foxglove(seconds: float, warmup: float) -> list[float]:
+    addr, port = f"tcp://127.0.0.1:{free_port()}", free_port()
+    fox = subprocess.Popen([sys.executable, "-m", "bodytalk.cli", "foxglove", "--sub", addr, "--port", str(port)],
+                           stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    stop = threading.Event()
+    feeder = threading.Thread(target=feed, args=(addr, seconds + warmup + 30, stop))
+    q: mp.Queue = mp.get_context("spawn").Queue()
+    client = mp.get_context("spawn").Process(target=foxglove_client, args=(port, seconds, warmup, q))
+    try:
+        time.sleep(2.0)  # the server binds
+        client.start()
+        feeder.start()
+        lat = q.get(timeout=seconds + warmup + 60)
+    finally:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join()
+        client.join(10)
+        fox.terminate()
+        fox.wait(10)
+    return lat
+
+
 def bench_browser(seconds: float, warmup: float) -> list[float]:
     from playwright.sync_api import sync_playwright
 
@@ -161,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     machine = report.machine()
     rows = [row("bus → `bodytalk ros2` → DDS reader (hri_msgs/Expression)", bench_ros2(args.seconds, args.warmup)),
+            row("bus → `bodytalk foxglove` → WebSocket client (emotion JSON channel)",
+                bench_foxglove(args.seconds, args.warmup)),
             row("bus → `bodytalk dashboard` → browser (WebSocket in chromium)", bench_browser(args.seconds, args.warmup))]
     table = "\n".join([
         f"Measured {time.strftime('%Y-%m-%d')} on {machine}.",

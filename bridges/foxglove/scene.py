@@ -28,7 +28,7 @@ LIFETIME_NS = 500_000_000  # an entity a frame did not renew disappears after th
 # JSON schema of the emotion channel, so Foxglove's Plot panel offers the fields.
 EMOTION_SCHEMA = {
     "title": "bodytalk.Emotion", "type": "object",
-    "properties": {"body": {"type": "string"}, "status": {"type": "string"},
+    "properties": {"body": {"type": "string"}, "stamp": {"type": "number"}, "status": {"type": "string"},
                    "label": {"type": ["string", "null"]}, "stable_label": {"type": ["string", "null"]},
                    "confidence": {"type": "number"},
                    "probs": {"type": "object", "additionalProperties": {"type": "number"}},
@@ -110,7 +110,7 @@ class Scene:
         if ev.status == "ok":
             reading.label = label
         out: list[tuple[str, object]] = [(emotion_topic(rid), {
-            "body": rid, "status": ev.status, "label": ev.label, "stable_label": ev.stable_label,
+            "body": rid, "stamp": ts, "status": ev.status, "label": ev.label, "stable_label": ev.stable_label,
             "confidence": ev.probs.get(label, 0.0) if label else 0.0, "probs": dict(ev.probs),
             "mgs": [m.get("name") for m in ev.mgs if isinstance(m, dict)],
             "latency_ms": ev.latency_ms.get("total")})]
