@@ -28,6 +28,12 @@ def add_bus_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
 
 
+def subscribe(args: argparse.Namespace) -> Subscriber:
+    """The bridge's intake: frames, emotion events and heartbeats from ``--sub``. (The one place
+    where transport options such as CurveZMQ keys will reach the bridges.)"""
+    return Subscriber(args.sub, prefixes=PREFIXES)
+
+
 def add_server_arguments(p: argparse.ArgumentParser, port: int, what: str) -> None:
     """``--host`` (loopback by default) and ``--port`` of a bridge that serves clients."""
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (default %(default)s: this machine only)")

@@ -110,11 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from bodytalk.stream.transport import Subscriber
-
     stop = bus.start(args)
     try:
-        with Subscriber(args.sub, prefixes=bus.PREFIXES) as sub:
+        with bus.subscribe(args) as sub:
             dash = Dashboard(sub, args.host, args.port, args.forget_after)
             threading.Thread(target=_announce, args=(dash,), daemon=True).start()
             asyncio.run(dash.serve(stop, args.duration))

@@ -80,14 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from bodytalk.stream.transport import Subscriber
-
     stop = bus.start(args)
     sink = None
     try:
         sink = ServerSink(args.host, args.port)
         print(f"Foxglove: open ws://{args.host}:{sink.port} in the Foxglove app", flush=True)
-        with Subscriber(args.sub, prefixes=bus.PREFIXES) as sub:
+        with bus.subscribe(args) as sub:
             FoxgloveBridge(sink, sub, args.frame_id, args.forget_after).run(args.duration, stop)
     except (ExtraMissing, ValueError) as err:
         log.error("%s", err)

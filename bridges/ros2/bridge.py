@@ -104,12 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.domain = int(domain)
     from bodytalk.bridges.ros2.dds import DDSUnavailable, Node
-    from bodytalk.stream.transport import Subscriber
-
     stop = bus.start(args)
     try:
         node = Node(args.domain)
-        with Subscriber(args.sub, prefixes=bus.PREFIXES) as sub:
+        with bus.subscribe(args) as sub:
             bridge = Ros2Bridge(node, sub, args.frame_id, args.forget_after)
             log.info("ROS 2 bridge: %s -> DDS domain %d (/humans/bodies/...)", args.sub, args.domain)
             bridge.run(args.duration, stop)
