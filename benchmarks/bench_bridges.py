@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import random
@@ -69,6 +70,24 @@ def feed(addr: str, seconds: float, stop: threading.Event) -> None:
             time.sleep(max(0.0, start + n / 30 - time.monotonic()))
 
 
+@contextlib.contextmanager
+def bridge(verb: str, extra: list[str], seconds: float, env: dict | None = None):
+    """``bodytalk VERB --sub ADDR EXTRA...`` running; yields the function that starts the feed."""
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([sys.executable, "-m", "bodytalk.cli", verb, "--sub", addr, *extra], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop = threading.Event()
+    feeder = threading.Thread(target=feed, args=(addr, seconds, stop))
+    try:
+        yield feeder.start
+    finally:
+        stop.set()
+        if feeder.is_alive():
+            feeder.join()
+        proc.terminate()
+        proc.wait(10)
+
+
 def dds_reader(domain: int, seconds: float, out: mp.Queue) -> None:
     os.environ["CYCLONEDDS_URI"] = LOOPBACK_DDS
     from cyclonedds.domain import DomainParticipant
@@ -93,22 +112,15 @@ def dds_reader(domain: int, seconds: float, out: mp.Queue) -> None:
 
 
 def bench_ros2(seconds: float, warmup: float) -> list[float]:
-    addr, domain = f"tcp://127.0.0.1:{free_port()}", random.randrange(100, 232)
-    env = {**os.environ, "CYCLONEDDS_URI": LOOPBACK_DDS}
-    bridge = subprocess.Popen([sys.executable, "-m", "bodytalk.cli", "ros2", "--sub", addr, "--domain", str(domain)],
-                              env=env, stderr=subprocess.DEVNULL)
+    domain = random.randrange(100, 232)
     q: mp.Queue = mp.get_context("spawn").Queue()
     reader = mp.get_context("spawn").Process(target=dds_reader, args=(domain, seconds + warmup, q))
-    reader.start()
-    q.get(timeout=60)
-    stop = threading.Event()
-    feeder = threading.Thread(target=feed, args=(addr, seconds + warmup + 2, stop))
-    feeder.start()
-    lat = q.get(timeout=seconds + warmup + 60)
-    stop.set()
-    feeder.join()
-    bridge.terminate()
-    bridge.wait(10)
+    env = {**os.environ, "CYCLONEDDS_URI": LOOPBACK_DDS}
+    with bridge("ros2", ["--domain", str(domain)], seconds + warmup + 2, env) as start_feed:
+        reader.start()
+        q.get(timeout=60)
+        start_feed()
+        lat = q.get(timeout=seconds + warmup + 60)
     reader.join(10)
     return lat[int(len(lat) * warmup / (seconds + warmup)):]  # drop the warm-up (discovery, first writers)
 
@@ -142,61 +154,40 @@ def foxglove_client(port: int, seconds: float, warmup: float, out: mp.Queue) -> 
 
 
 def bench_foxglove(seconds: float, warmup: float) -> list[float]:
-    addr, port = f"tcp://127.0.0.1:{free_port()}", free_port()
-    fox = subprocess.Popen([sys.executable, "-m", "bodytalk.cli", "foxglove", "--sub", addr, "--port", str(port)],
-                           stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    stop = threading.Event()
-    feeder = threading.Thread(target=feed, args=(addr, seconds + warmup + 30, stop))
+    port = free_port()
     q: mp.Queue = mp.get_context("spawn").Queue()
     client = mp.get_context("spawn").Process(target=foxglove_client, args=(port, seconds, warmup, q))
-    try:
+    with bridge("foxglove", ["--port", str(port)], seconds + warmup + 30) as start_feed:
         time.sleep(2.0)  # the server binds
         client.start()
-        feeder.start()
+        start_feed()
         lat = q.get(timeout=seconds + warmup + 60)
-    finally:
-        stop.set()
-        if feeder.is_alive():
-            feeder.join()
-        client.join(10)
-        fox.terminate()
-        fox.wait(10)
+    client.join(10)
     return lat
 
 
 def bench_browser(seconds: float, warmup: float) -> list[float]:
     from playwright.sync_api import sync_playwright
 
-    addr, port = f"tcp://127.0.0.1:{free_port()}", free_port()
-    dash = subprocess.Popen([sys.executable, "-m", "bodytalk.cli", "dashboard", "--sub", addr, "--port", str(port)],
-                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    stop = threading.Event()
-    feeder = threading.Thread(target=feed, args=(addr, seconds + warmup + 30, stop))
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-            page = browser.new_page(bypass_csp=True)
-            for _ in range(100):
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/", timeout=2000)
-                    break
-                except Exception:
-                    time.sleep(0.2)
-            feeder.start()
-            lat = page.evaluate("""([seconds, warmup]) => new Promise((done) => {
-                const lat = [], ws = new WebSocket("ws://" + location.host + "/ws"), t0 = Date.now();
-                ws.onmessage = (m) => { const u = JSON.parse(m.data);
-                    if (u.t === "emotion" && Date.now() - t0 > warmup * 1000) lat.push(Date.now() / 1000 - u.ts); };
-                setTimeout(() => { ws.close(); done(lat); }, (seconds + warmup) * 1000);
-            })""", [seconds, warmup])
-            browser.close()
-    finally:
-        stop.set()
-        if feeder.is_alive():
-            feeder.join()
-        dash.terminate()
-        dash.wait(10)
+    port = free_port()
+    with bridge("dashboard", ["--port", str(port)], seconds + warmup + 30) as start_feed, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
+        page = browser.new_page(bypass_csp=True)
+        for _ in range(100):
+            try:
+                page.goto(f"http://127.0.0.1:{port}/", timeout=2000)
+                break
+            except Exception:
+                time.sleep(0.2)
+        start_feed()
+        lat = page.evaluate("""([seconds, warmup]) => new Promise((done) => {
+            const lat = [], ws = new WebSocket("ws://" + location.host + "/ws"), t0 = Date.now();
+            ws.onmessage = (m) => { const u = JSON.parse(m.data);
+                if (u.t === "emotion" && Date.now() - t0 > warmup * 1000) lat.push(Date.now() / 1000 - u.ts); };
+            setTimeout(() => { ws.close(); done(lat); }, (seconds + warmup) * 1000);
+        })""", [seconds, warmup])
+        browser.close()
     return lat
 
 
