@@ -8,7 +8,9 @@
 Label paths, scored on the same windows: the LLM label path, the encoder's head (baseline b), and
 descriptors + logistic regression fitted on the checkpoint's training windows (baseline a). Per
 path: accuracy, macro-F1, per-class recall and confusion matrix per window, and accuracy and
-macro-F1 per clip (mean probabilities over its windows). Explanations are generated for
+macro-F1 per clip (mean probabilities over its windows). Every clip counts: a clip shorter than
+the window is scored on its one padded window, and results count the padded clips and windows
+(``padded``). Explanations are generated for
 ``--explain N`` windows (for the LLM's label) and graded by the grounding check: the grounding
 rate is the share of their sentences without an unsupported claim (graded as served: a clause cut
 off by the token limit is trimmed first, nothing else is dropped).
@@ -175,7 +177,7 @@ def scored(args: argparse.Namespace, command: str,
     graded = explanations(model, inputs, source, test.label, args.explain) if source is not None else None
     results = {"model": str(path), "data": [d.uri for d in sel.cfg.datasets], "split": sel.name,
                "split_note": sel.note, "labels": list(model.labels), "windows": len(test),
-               "clips": len(np.unique(test.clip)), "paths": paths, "skipped": skipped,
+               "clips": len(np.unique(test.clip)), "padded": test.padding(), "paths": paths, "skipped": skipped,
                "explanations": graded,
                "trained_on": {"split": model.meta.get("split_name"), "stages": model.meta.get("stages", [])},
                "command": command}

@@ -43,11 +43,18 @@ def _clip_vote(rows: np.ndarray) -> int:
     return int(rows[ok].mean(0).argmax()) if ok.any() else -1
 
 
+def padded_text(p: dict | None) -> str:
+    """``{"clips": c, "windows": w}`` as report text (results written before padding: unknown)."""
+    return "not recorded" if p is None else f"{p['clips']} clip(s), {p['windows']} window(s)"
+
+
 def markdown(r: dict) -> str:
     """A short human report of ``results``."""
     lines = [f"# bodytalk eval: {r['model']}", "",
              f"- data: `{'`, `'.join(r['data'])}`", f"- split: **{r['split']}** ({r['split_note']})",
-             f"- windows: {r['windows']} in {r['clips']} clips; labels: {', '.join(r['labels'])}", "",
+             f"- windows: {r['windows']} in {r['clips']} clips; labels: {', '.join(r['labels'])}",
+             f"- padded (clips shorter than the window, one reflected window each): "
+             f"{padded_text(r.get('padded'))}", "",
              "| path | window acc | window macro-F1 | clip acc | clip macro-F1 | windows/s |",
              "|---|---|---|---|---|---|"]
     for path, m in r["paths"].items():
