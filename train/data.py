@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bodytalk.capture.source import SourceError, parse_uri
+from bodytalk.capture.source import SCHEMES, SourceError, create, parse_uri
 from bodytalk.capture.windowing import WindowConfig
 from bodytalk.model.skeleton.features import WindowInput, prepare
 from bodytalk.model.llm.weights import cache_root
@@ -46,6 +46,21 @@ class DatasetError(ValueError):
     """Data that cannot train; the message names the datasets, files and labels involved."""
 
 
+def check_uri(uri: str) -> None:
+    """Refuse (ValueError, one line) a URI that is no dataset: an unknown scheme, or a source that
+    never ends (a live sensor, ``synthetic:`` without ``duration``), with how to bound it."""
+    try:
+        scheme = parse_uri(uri)[0]
+        endless = create(uri).endless() if scheme in SCHEMES else None
+    except SourceError as err:
+        raise ValueError(str(err)) from None
+    if endless:
+        raise ValueError(f"dataset {uri} never ends: {endless}")
+    if scheme not in FILE_SUFFIX and scheme not in ("synthetic", "session"):
+        raise ValueError(f"dataset {uri}: scheme {scheme!r} is not a dataset; use one of "
+                         + ", ".join([*FILE_SUFFIX, "synthetic", "session"]))
+
+
 @strict
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -59,13 +74,8 @@ class DatasetSpec:
     name: str | None = None     # prefix of clip ids (default: the folder or scheme)
 
     def __post_init__(self) -> None:
-        try:
-            scheme, _, _ = parse_uri(self.uri)
-        except SourceError as err:
-            raise ValueError(str(err)) from None
-        if scheme not in FILE_SUFFIX and scheme not in ("synthetic", "session"):
-            raise ValueError(f"dataset {self.uri}: scheme {scheme!r} is not a dataset; use one of "
-                             + ", ".join([*FILE_SUFFIX, "synthetic", "session"]))
+        check_uri(self.uri)
+        scheme = parse_uri(self.uri)[0]
         if scheme == "session" and self.labels is None:
             raise ValueError(f"dataset {self.uri}: a session needs `labels:` (a CSV of start,end,"
                              f"{self.label_key} intervals)")

@@ -15,6 +15,9 @@ the window is scored on its one padded window, and results count the padded clip
 rate is the share of their sentences without an unsupported claim (graded as served: a clause cut
 off by the token limit is trimmed first, nothing else is dropped).
 
+``--data`` must end: a live sensor or ``synthetic:`` without ``duration`` is refused up front
+with how to bound it (``synthetic:?duration=60``; record a live take and use ``session:``).
+
 Which windows (``--split``):
   test  the test clips recorded in the checkpoint (the data must be its training data);
   all   every clip of ``--data``, refused if the checkpoint trained on any of them;
@@ -39,7 +42,7 @@ from bodytalk.model.text import grounding
 from bodytalk.model.skeleton.features import InsufficientData
 from bodytalk.train import baselines, config as config_io, report, warmstart
 from bodytalk.train.config import ConfigError
-from bodytalk.train.data import DataConfig, DatasetError, DatasetSpec, WindowSet, load
+from bodytalk.train.data import DataConfig, DatasetError, DatasetSpec, WindowSet, check_uri, load
 from bodytalk.train.labels import LabelError
 from bodytalk.train.splits import Split, SplitError
 
@@ -209,6 +212,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    try:
+        if args.data:
+            check_uri(args.data)   # before torch and the model load: an endless source is refused at once
+    except ValueError as err:
+        print(f"bodytalk eval: {err}", file=sys.stderr)
+        return 2
     import torch
     torch.set_num_threads(args.threads)
     try:

@@ -132,7 +132,7 @@ def test_dataset_specs_are_checked_on_construction(tmp_path):
     with pytest.raises(ConfigError, match="not a dataset"):
         data_config(tmp_path, {"uri": "nosuch:x"})
     with pytest.raises(ConfigError, match="distinct `name:`"):
-        data_config(tmp_path, {"uri": "synthetic:?seed=1"}, {"uri": "synthetic:?seed=2"})
+        data_config(tmp_path, {"uri": "synthetic:?seed=1&duration=9"}, {"uri": "synthetic:?seed=2&duration=9"})
 
 
 def test_session_with_interval_labels(tmp_path):
