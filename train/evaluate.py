@@ -13,7 +13,10 @@ the window is scored on its one padded window, and results count the padded clip
 (``padded``). Explanations are generated for
 ``--explain N`` windows (for the LLM's label) and graded by the grounding check: the grounding
 rate is the share of their sentences without an unsupported claim (graded as served: a clause cut
-off by the token limit is trimmed first, nothing else is dropped).
+off by the token limit is trimmed first, nothing else is dropped), and the explanations are counted:
+``grounded`` (no unsupported claim), ``names_label`` (the first label they name is the one they
+explain), ``repeated`` / ``contradictory`` (holding a claim that repeats or contradicts an earlier
+one about the same quantity, which serving drops).
 
 ``--data`` must end: a live sensor or ``synthetic:`` without ``duration`` is refused up front
 with how to bound it (``synthetic:?duration=60``; record a live take and use ``session:``).
@@ -38,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from bodytalk.capture.source import SourceError, parse_uri
-from bodytalk.model.text import grounding
 from bodytalk.model.skeleton.features import InsufficientData
+from bodytalk.model.text import evidence_text, grounding
 from bodytalk.train import baselines, config as config_io, report, warmstart
 from bodytalk.train.config import ConfigError
 from bodytalk.train.data import DataConfig, DatasetError, DatasetSpec, WindowSet, check_uri, load
@@ -118,6 +121,7 @@ def explanations(model, inputs, probs: np.ndarray, truth: np.ndarray, count: int
     chosen = ok[np.linspace(0, len(ok) - 1, min(count, len(ok))).round().astype(int)]
     labels = [model.labels[i] for i in probs[chosen].argmax(1)]
     rows, sentences, grounded = [], 0, 0
+    counts = dict.fromkeys(("grounded", "names_label", "repeated", "contradictory"), 0)
     for s in range(0, len(chosen), batch):
         idx = chosen[s:s + batch]
         try:
@@ -129,13 +133,19 @@ def explanations(model, inputs, probs: np.ndarray, truth: np.ndarray, count: int
             n = len(grounding.sentences(text))
             sentences += n
             grounded += n - len({c.sentence for c in bad})
-            rows.append({"window": int(i), "label": label, "truth": model.labels[truth[i]], "text": text,
-                         "unsupported": [c.text for c in bad]})
+            row = {"window": int(i), "label": label, "truth": model.labels[truth[i]], "text": text,
+                   "unsupported": [c.text for c in bad],
+                   "names_label": evidence_text.named_label(text, model.labels) == label,
+                   "repeated": [c.text for c in bad if c.issue == "repeated"],
+                   "contradictory": [c.text for c in bad if c.issue == "contradictory"]}
+            rows.append(row)
+            for key in counts:   # explanations: fully grounded, naming their label, with such a claim
+                counts[key] += bool(row[key] if key != "grounded" else not bad)
     if not rows:
         return None
     return {"count": len(rows), "sentences": sentences, "grounded_sentences": grounded,
             "grounding_rate": grounded / sentences if sentences else 1.0,
-            "fully_grounded": float(np.mean([not r["unsupported"] for r in rows])), "examples": rows}
+            "fully_grounded": counts["grounded"] / len(rows), **counts, "examples": rows}
 
 
 def evaluate(args: argparse.Namespace, command: str) -> dict:

@@ -220,7 +220,9 @@ def summarise(done: dict[str, tuple[dict, dict]], left_out: dict[str, str], data
     graded = [r["explanations"] for r, _ in done.values() if r.get("explanations")]
     sentences = sum(e["sentences"] for e in graded)
     grounding = {"explanations": sum(e["count"] for e in graded), "sentences": sentences,
-                 "grounding_rate": sum(e["grounded_sentences"] for e in graded) / sentences} if sentences else None
+                 "grounding_rate": sum(e["grounded_sentences"] for e in graded) / sentences,
+                 **({k: sum(e[k] for e in graded) for k in ("grounded", "names_label", "repeated", "contradictory")}
+                    if all("names_label" in e for e in graded) else {})} if sentences else None
     return {"config": cfg.config, "overrides": list(cfg.overrides), "command": command,
             "data": [d.uri for d in data_cfg.datasets], "group": data_cfg.split.group, "labels": list(labels),
             "paths": list(cfg.paths), "windows": sum(f["windows"] for f in folds),
@@ -257,7 +259,8 @@ def markdown(s: dict) -> str:
                      + " | ".join(f"{m['mean']:.3f} ± {m['std']:.3f}" for m in s["over_folds"][path].values()) + " |")
     if g := s["grounding"]:
         lines += ["", f"Explanations: {g['explanations']} over all folds; grounding rate {g['grounding_rate']:.3f} "
-                      f"of {g['sentences']} sentences (per fold: OUT/<fold>/eval/report.md)."]
+                      f"of {g['sentences']} sentences (per fold: OUT/<fold>/eval/report.md). "
+                      + (report.grading_text({"count": g["explanations"], **g}) if "names_label" in g else "")]
     skipped = {f"{p}: {why}" for f in s["folds"] for p, why in f["skipped"].items()}
     lines += [""] + [f"Not scored: {x}" for x in sorted(skipped)]
     lines += ["", f"Command: `{s['command']}`", ""]

@@ -48,6 +48,12 @@ def padded_text(p: dict | None) -> str:
     return "not recorded" if p is None else f"{p['clips']} clip(s), {p['windows']} window(s)"
 
 
+def grading_text(e: dict) -> str:
+    """The explanation counts of eval's grounding grading, as one line."""
+    return (f"Of {e['count']} explanations: {e['grounded']} fully grounded, {e['names_label']} name the label "
+            f"they explain, {e['repeated']} repeat a claim, {e['contradictory']} contradict one.")
+
+
 def markdown(r: dict) -> str:
     """A short human report of ``results``."""
     lines = [f"# bodytalk eval: {r['model']}", "",
@@ -73,6 +79,8 @@ def markdown(r: dict) -> str:
         lines += ["", f"Explanations: {e['count']} generated; grounding rate {e['grounding_rate']:.3f} "
                       f"({e['grounded_sentences']}/{e['sentences']} sentences without an unsupported claim); "
                       f"{e['fully_grounded']:.0%} of explanations fully grounded.", ""]
+        if "names_label" in e:   # results written before these counts have none
+            lines += [grading_text(e), ""]
         lines += [f"- *{x['label']}* (truth {x['truth']}): {x['text']}"
                   + (f"  — unsupported: {'; '.join(x['unsupported'])}" if x["unsupported"] else "")
                   for x in e["examples"]]
