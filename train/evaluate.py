@@ -86,6 +86,9 @@ def select(meta: dict, labels: tuple[str, ...], uri: str | None, split: str, opt
     windows = load(cfg, progress=False)
     kind = ("test" if own else "all") if split == "auto" else split
     if kind == "test":
+        if own and recorded is not None and not recorded.test:
+            raise SplitError(f"this checkpoint trained on every clip of its data (split {recorded.name}): "
+                             "evaluate it on data it never saw, with --data URI --split all")
         if not own or recorded is None:
             raise SplitError("--split test needs the checkpoint's own training data and recorded split; "
                              "for other data use --split all")
