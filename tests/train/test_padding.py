@@ -13,7 +13,7 @@ from bodytalk.train import run
 from bodytalk.train.config import parse
 from bodytalk.train.data import DataConfig, load
 from bodytalk.train.views import WindowDataset
-from tests.capture.test_bvh import CMU_RIG, bvh_text, rest_rows
+from tests.train.test_datasets import write_bandai_like
 
 FULL, SHORT, GLIMPSE = 76, 20, 3  # frames: two windows; one padded window; too short to read
 # "Frame Time: 0.0333333" runs a hair faster than the 30 fps grid, so the grid holds one point less
@@ -25,18 +25,8 @@ GRID = -1
 def short_clips(tmp_path) -> Path:
     """Bandai-style folder: 2 contents x 3 styles; content 1 / style 2 lasts 20 frames, and one
     extra take (content 0 / style 0) only 3."""
-    root = tmp_path / "ds"
-    (root / "cfg").mkdir(parents=True)
-    (root / "cfg" / "style_label.txt").write_text("ds-1_happy\nds-1_sad\nds-1_normal\n")
-    (root / "cfg" / "content_label.txt").write_text("ds-1_walk\nds-1_bow\n")
-    data = root / "data"
-    data.mkdir()
     takes = {f"take_{c}_{s}": (c, s, SHORT if (c, s) == (1, 2) else FULL) for c in range(2) for s in range(3)}
-    takes["glimpse_0_0"] = (0, 0, GLIMPSE)
-    for stem, (content, style, frames) in takes.items():
-        (data / f"{stem}.bvh").write_text(bvh_text(CMU_RIG, rest_rows(CMU_RIG, frames=frames)))
-        (data / f"{stem}.json").write_text(json.dumps({"content": content, "style": style}))
-    return data
+    return write_bandai_like(tmp_path / "ds", {**takes, "glimpse_0_0": (0, 0, GLIMPSE)})
 
 
 def _config(tmp_path: Path, data: Path) -> DataConfig:
@@ -79,18 +69,3 @@ def test_the_sweep_and_eval_results_count_padded_clips(tmp_path, short_clips):
     assert "padded (clips shorter than the window, one reflected window each): 1 clip(s), 1 window(s)" \
         in (out / "summary.md").read_text()
     assert "1 clip(s), 1 window(s)" in (out / "bow" / "eval" / "report.md").read_text()
-
-
-@pytest.mark.shared_data
-def test_bandai_ds1_counts_all_86_clips(shared_data, tmp_path):
-    data = shared_data("bandai-namco-ds1", "data")
-    spec = {"uri": f"bvh:{data}", "name": "bandai", "label_key": "style",
-            "classes": ["angry", "happy", "sad", "proud", "not-confident", "tired", "normal"],
-            "rename": {"normal": "neutral"}}
-    ws = load(parse(DataConfig, {"datasets": [spec], "cache": str(tmp_path / "cache")}), progress=False)
-    assert len(ws.clips) == 86
-    assert ws.padding() == {"windows": 5, "clips": 5}
-    padded = sorted(ws.clips[i].id.split("/")[1] for i in set(ws.clip[ws.padded].tolist()))
-    assert padded == ["dataset-1_byebye_angry_001.bvh", "dataset-1_dash_normal_001.bvh",
-                      "dataset-1_run_normal_001.bvh", "dataset-1_walk-back_normal_001.bvh",
-                      "dataset-1_walk_normal_002.bvh"]
