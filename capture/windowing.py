@@ -18,7 +18,7 @@ than the window, a body that leaves early, a source that ends, a gap that restar
 gives exactly one window: its real frames, then the same frames reflected in time (0 1 2 3 2 1 0 1
 ...: the motion plays back and forth, it never freezes) up to the window length, flagged
 ``padded`` with its ``real_frames``. ``t_end`` is then the time of the last real frame. Whether
-a few real frames are enough to read is the model's call (``model.features.MIN_REAL_SECONDS``),
+a few real frames are enough to read is the model's call (``model.skeleton.features.MIN_REAL_SECONDS``),
 not the windower's: a 3-frame glimpse still gives its window, and its reading says why it has none.
 """
 from __future__ import annotations
@@ -129,11 +129,13 @@ class BodyWindower:
     def flush(self) -> list[Window]:
         """The stretch ended (the body left, the source ended): its one padded window if it never
         filled a window, else nothing. The stretch then counts as read (a second flush gives nothing)."""
+        if self._emitted:
+            return []
         # The whole stretch, with the grid points the phase dropped (they only stagger full windows).
         js, cs, interp = [*zip(*self._dropped)] or [(), (), ()]
         js, cs, interp = [*js, *self._j], [*cs, *self._c], [*interp, *self._interp]
         n = len(js)
-        if self._emitted or not n:
+        if not n:
             return []
         self._emitted = True
         dt, idx = 1.0 / self.cfg.fps, reflect_index(n, self.cfg.length)
