@@ -3,7 +3,10 @@
 Publishes (PUB, binds ``--pub``):
   skeleton.frame.<sensor>          every frame, source layout, canonical space
   skeleton.window.<sensor>.<body>  sliding windows per body, unified joint set (``layout`` names
-                                   the source joint set, for the model's layout embedding)
+                                   the source joint set, for the model's layout embedding); a
+                                   body that leaves, or a source that ends, before one window is
+                                   full gives one window padded by reflection (``padded``,
+                                   ``real_frames``)
   status.capture_<sensor>          heartbeat: rate, frames, windows, overruns; "ended"/"error"
 
 Examples:
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from bodytalk.capture import lsl_outlet
 from bodytalk.capture import source as sources
 from bodytalk.stream.pacing import Pacer
-from bodytalk.capture.windowing import WindowConfig, Windower
+from bodytalk.capture.windowing import Window, WindowConfig, Windower
 from bodytalk.stream import schema, topics
 from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher
 
@@ -89,29 +92,38 @@ class Capture:
         if self.lsl is not None:
             self.lsl.push(frame.body_ids, frame.joints, frame.confidence)
         unified = src.layout.to_unified(frame.joints, frame.confidence)
-        for w in self.windower.push(t, frame.body_ids, *unified, frame.labels):
+        self._send(self.windower.push(t, frame.body_ids, *unified, frame.labels))
+        self.counts["frames"] += 1
+        return t
+
+    def _send(self, windows: list[Window]) -> None:
+        src = self.src
+        for w in windows:
             self.pub.send(schema.SkeletonWindow(
                 sensor=src.sensor, body=str(w.body), seq=w.seq, t_start=w.t_start,
                 t_end=w.t_end, fps=src.fps, layout=src.layout.id, joints=w.joints,
-                confidence=w.confidence, interpolated=w.interpolated, labels=w.labels))
+                confidence=w.confidence, interpolated=w.interpolated, labels=w.labels,
+                padded=w.padded, real_frames=w.real_frames))
             self.counts["windows"] += 1
-        self.counts["frames"] += 1
-        return t
 
     def beat(self, rate_hz: float) -> None:
         self.counts["overruns"] = self.pacer.overruns
         self.heartbeat.tick(rate_hz=rate_hz, counters={**self.counts, **getattr(self.src, "counters", {})})
 
     def end(self, message: str) -> None:
+        """The source ended (or ``duration``): the padded window of every body that never filled one,
+        then the "ended" status."""
+        self._send(self.windower.flush())
         self.counts["overruns"] = self.pacer.overruns
         self.heartbeat.tick("ended", force=True, counters=dict(self.counts), message=message)
 
     def restart(self, first_t: float, last_t: float) -> None:
         """Loop a file: continue the clock across the restart so timestamps never go back; the jump in
-        pose must not be bridged by a window, so windows restart."""
+        pose must not be bridged by a window, so windows restart (after the padded window of a body
+        that never filled one)."""
         self.counts["loops"] += 1
         self.offset = last_t + 1 / self.src.fps - first_t
-        self.windower = Windower(self.windower.cfg)
+        self._send(self.windower.flush())
         self.src.close()
         self.src.open()
 

@@ -73,6 +73,14 @@ class Source(abc.ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def endless(self) -> str | None:
+        """None when the source ends by itself; else how to bound it (training and evaluation read
+        every frame of their data, so they refuse a source that never ends)."""
+        if self.live:
+            return ("it is a live sensor: record a take first (bodytalk capture + bodytalk record "
+                    "--out take.mcap) and use session:take.mcap")
+        return None
+
     def option(self, name: str, default, cast=str):
         """A typed ``?name=value`` option with a clear error when it does not parse."""
         if name not in self.options:

@@ -145,15 +145,21 @@ def _check_plain(name: str, value: Any, depth: int) -> None:
                          f"(use list for tuples, .item() for numpy scalars)")
 
 
-def spec(kind: Any, default: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field checked by ``kind`` (a type is shorthand for ``Scalar(type)``)."""
+def spec(kind: Any, default: Any = dataclasses.MISSING, *, omit_default: bool = False) -> Any:
+    """A dataclass field checked by ``kind`` (a type is shorthand for ``Scalar(type)``).
+
+    ``omit_default``: the header leaves the field out while it holds its (scalar) default, so a
+    receiver built before the field existed still decodes every message that does not use it."""
     if isinstance(kind, type):
         kind = Scalar(kind)
+    meta = {"kind": kind, "omit_default": omit_default}
+    if omit_default and (default is dataclasses.MISSING or isinstance(default, (dict, list))):
+        raise TypeError("omit_default needs a scalar default")
     if default is dataclasses.MISSING:
-        return field(metadata={"kind": kind})
+        return field(metadata=meta)
     if isinstance(default, (dict, list)):
-        return field(default_factory=type(default), metadata={"kind": kind})
-    return field(default=default, metadata={"kind": kind})
+        return field(default_factory=type(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 OPT_STR = Scalar(str, optional=True)
@@ -168,6 +174,7 @@ class FieldTable:
     arrays: tuple[tuple[str, Array], ...]
     names: frozenset[str]
     required: frozenset[str]
+    omitted: dict[str, Any]  # name -> the default that ``encode`` leaves out of the header
 
 
 class Message:
@@ -193,7 +200,8 @@ class Message:
             table = FieldTable(specs, tuple((n, k) for n, k in specs if isinstance(k, Array)),
                                frozenset(f.name for f in fs),
                                frozenset(f.name for f in fs if f.default is dataclasses.MISSING
-                                         and f.default_factory is dataclasses.MISSING))
+                                         and f.default_factory is dataclasses.MISSING),
+                               {f.name: f.default for f in fs if f.metadata["omit_default"]})
             cls._fields_table = table
         return table
 

@@ -13,7 +13,10 @@ text says what was wrong. Decode checks the wire (frame count, sizes, utf-8 topi
 the values are then checked once, by the same constructor a producer uses (see ``fields``).
 The header holds ``v``, ``type``, ``ts`` and the type's fields, nothing else: an unknown key is
 rejected (a typo must not drop data silently). A new field with a default keeps older messages
-and recordings readable; a change that breaks them bumps ``SCHEMA_VERSION``.
+and recordings readable; a change that breaks them bumps ``SCHEMA_VERSION``. A field added later
+is declared ``omit_default``: encode leaves it out while it holds its default, so older receivers
+also decode the new sender's ordinary messages (only a message that uses the field is refused
+by them, as ``unknown_field``).
 Arrays of a decoded message are read-only views of the received buffers.
 """
 from __future__ import annotations
@@ -58,8 +61,12 @@ def encode(msg: Message, ts: float | None = None) -> list[bytes]:
     header: dict[str, Any] = {"v": SCHEMA_VERSION, "type": msg.TYPE, "ts": ts}
     buffers: list[Any] = []
     values = msg.__dict__
-    for name, kind in msg.fields_table().specs:
+    table = msg.fields_table()
+    omitted = table.omitted
+    for name, kind in table.specs:
         value = values[name]
+        if omitted and name in omitted and value == omitted[name]:
+            continue
         if isinstance(kind, Array):
             header[name] = {"nd": len(buffers), "dtype": kind.dtype, "shape": list(value.shape)}
             value = memoryview(value).cast("B") if value.size else b""  # cast refuses empty arrays
@@ -177,6 +184,22 @@ def to_jsonable(msg: Message) -> dict[str, Any]:
 
 JOINTS = Array("<f4", 3)
 CONFIDENCE = Array("<f4", 2, unit=True)
+# A padded window (a stretch shorter than the window, see capture.windowing) says so on every
+# message about it; ``real_frames`` counts its frames of real motion (None: all of them).
+# (Functions, not shared constants: a dataclass field object belongs to one class.)
+def _padded() -> Any:
+    return spec(bool, False, omit_default=True)
+
+
+def _real_frames() -> Any:
+    return spec(Scalar(int, optional=True, lo=1), None, omit_default=True)
+
+
+def _check_padding(padded: bool, real_frames: int | None, frames: int | None) -> None:
+    if padded != (real_frames is not None):
+        raise ValueError(f"padded={padded} needs real_frames {'set' if padded else 'None'}, got {real_frames!r}")
+    if padded and frames is not None and real_frames >= frames:
+        raise ValueError(f"real_frames {real_frames} of a padded window must be < its {frames} frames")
 
 
 @dataclass(frozen=True)
@@ -221,9 +244,12 @@ class SkeletonWindow(Message):
     confidence: np.ndarray = spec(CONFIDENCE)         # [T, J] in [0, 1]
     interpolated: np.ndarray = spec(Array("|b1", 1))  # [T] frame filled across a short gap
     labels: dict = spec(dict, {})                     # ground truth when the source knows it
+    padded: bool = _padded()                          # frames after real_frames reflect the real ones
+    real_frames: int | None = _real_frames()
 
     def validate(self) -> None:
         t, j, three = self.joints.shape
+        _check_padding(self.padded, self.real_frames, t)
         if t < 1 or j < 1 or three != 3:
             raise ValueError(f"joints shape {self.joints.shape} is not T >= 1 x J >= 1 x 3")
         if self.confidence.shape != (t, j):
@@ -249,6 +275,9 @@ class EmotionEvent(Message):
     t_start: float = spec(float)
     t_end: float = spec(float)
     status: str = spec(str)                    # "ok" | "insufficient_data" | "error"
+    # (declared here, not last, so `bodytalk tail` shows them before its line is cut)
+    padded: bool = _padded()                   # read from a padded window (a short stretch)
+    real_frames: int | None = _real_frames()
     reason: str | None = spec(OPT_STR, None)   # why there is no reading (status not "ok")
     label: str | None = spec(OPT_STR, None)    # required when status is "ok"
     stable_label: str | None = spec(OPT_STR, None)
@@ -260,6 +289,7 @@ class EmotionEvent(Message):
     latency_ms: dict = spec(dict, {})          # stage -> ms; "total" = window received -> published
 
     def validate(self) -> None:
+        _check_padding(self.padded, self.real_frames, None)
         if self.status not in ("ok", "insufficient_data", "error"):
             raise ValueError(f"status {self.status!r} unknown (ok, insufficient_data, error)")
         if self.t_end < self.t_start:
@@ -342,8 +372,11 @@ class PromptWork(Message):
     reason: str | None = spec(OPT_STR, None)     # why the window could not be read
     t_received: float = spec(float, 0.0)         # worker wall clock when the window arrived (s)
     latency_ms: dict = spec(dict, {})            # worker stages -> ms
+    padded: bool = _padded()                     # read from a padded window (a short stretch)
+    real_frames: int | None = _real_frames()
 
     def validate(self) -> None:
+        _check_padding(self.padded, self.real_frames, None)
         if self.status not in ("ok", "insufficient_data"):
             raise ValueError(f"status {self.status!r} unknown (ok, insufficient_data)")
         if self.t_end < self.t_start:

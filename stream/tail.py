@@ -37,10 +37,10 @@ def json_line(topic: str, msg: schema.Message, ts: float) -> str:
 
 def human_line(topic: str, msg: schema.Message, ts: float) -> str:
     clock = datetime.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
-    parts = []
+    parts, omitted = [], msg.fields_table().omitted
     for name, value in schema.to_jsonable(msg).items():
-        if name == "type" or value is None or value == {} or value == []:
-            continue
+        if name == "type" or value is None or value == {} or value == [] or omitted.get(name, ...) == value:
+            continue  # empty, or a later field at its default (``padded=False``)
         if isinstance(value, dict) and set(value) == {"shape", "dtype"}:
             value = "x".join(map(str, value["shape"])) or "scalar"  # an array: its shape
         elif isinstance(value, float):

@@ -160,16 +160,18 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
     model = AlignModel(start.encoder, start.projector, text.dim, bank, evidence.features, len(windows.labels), a)
     enc = start.cfg.encoder
     data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed)
-    test_set = warmstart.TaggedWindows(test, enc.layouts, enc.frames)
-    test_features = warmstart.evidence_of(test, start.cfg.mg_cues, progress).features
-    prompts = bank[:len(windows.labels)]
-    evaluate = lambda m: _retrieval(m, test_set, test_features, prompts, test.label, info.device)  # noqa: E731
+    evaluate = None   # a split that holds out nothing (``none``) measures nothing
+    if len(test):
+        test_set = warmstart.TaggedWindows(test, enc.layouts, enc.frames)
+        test_features = warmstart.evidence_of(test, start.cfg.mg_cues, progress).features
+        prompts = bank[:len(windows.labels)]
+        evaluate = lambda m: _retrieval(m, test_set, test_features, prompts, test.label, info.device)  # noqa: E731
 
     resolved = config_io.to_dict(dataclasses.replace(cfg, out=str(out)))
     rundir = RunDir(out, resolved, main=info.main, resume=cfg.runtime.resume)
     trainer = Trainer(rundir, model, cfg.optim, cfg.runtime, cfg.seed, info)
     baseline = {}
-    if info.main:   # retrieval before training: what alignment adds
+    if info.main and evaluate:   # retrieval before training: what alignment adds
         with torch.no_grad():
             baseline = {f"init_{k}": v for k, v in evaluate(model.eval()).items()}
     history = trainer.fit(data, _step, evaluate, on_epoch_end)

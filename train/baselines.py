@@ -24,9 +24,10 @@ PATHS = ("llm", "head", "descriptors")
 
 
 def windows_of(ws: WindowSet) -> list[WindowInput]:
-    """A WindowSet as model inputs (each window with its source layout)."""
-    layouts = ws.layouts()
-    return [WindowInput(ws.joints[i], ws.confidence[i], ws.fps, layouts[i]) for i in range(len(ws))]
+    """A WindowSet as model inputs (each window with its source layout and, padded, its real length)."""
+    layouts, padded = ws.layouts(), ws.padded
+    return [WindowInput(ws.joints[i], ws.confidence[i], ws.fps, layouts[i],
+                        int(ws.real_frames[i]) if padded[i] else None) for i in range(len(ws))]
 
 
 def model_probs(model, inputs: Sequence[WindowInput], path: str, batch: int = 16) -> np.ndarray:

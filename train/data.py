@@ -11,12 +11,16 @@ Every clip is read through its source and the ``Windower`` (2 s windows every 0.
 grid) into unified ``joints [T, 17, 3]`` + ``confidence [T, 17]``. A *clip* is a file's body, or
 one body's stretch of a stream under one label; windows whose label changes inside are dropped,
 so no window mixes two labels. File windows are cached as .npz keyed by path, size and mtime.
+Every clip counts: a clip shorter than the window gives one window padded by reflection in time
+(``WindowSet.real_frames`` < T), trained and scored like the others and counted as padded; a clip
+with no readable window at all is named in a warning, with the reason.
 
 Everything that can be wrong with the data is checked here, before training: files without
 labels, unknown class names, files whose layout has no unified mapping (all named at once).
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from bodytalk.capture.source import SourceError, parse_uri
+from bodytalk.capture.source import SCHEMES, SourceError, create, parse_uri
 from bodytalk.capture.windowing import WindowConfig
 from bodytalk.model.skeleton.features import WindowInput, prepare
 from bodytalk.model.llm.weights import cache_root
@@ -34,11 +38,27 @@ from bodytalk.train.labels import FileLabel, LabelError, file_labels, interval_t
 from bodytalk.train.readers import cached_read, read
 from bodytalk.train.splits import Split, SplitConfig
 
+log = logging.getLogger("bodytalk.data")
 FILE_SUFFIX = {"bvh": ".bvh", "kinect-csv": ".csv", "ntu": ".skeleton", "c3d": ".c3d"}
 
 
 class DatasetError(ValueError):
     """Data that cannot train; the message names the datasets, files and labels involved."""
+
+
+def check_uri(uri: str) -> None:
+    """Refuse (ValueError, one line) a URI that is no dataset: an unknown scheme, or a source that
+    never ends (a live sensor, ``synthetic:`` without ``duration``), with how to bound it."""
+    try:
+        scheme = parse_uri(uri)[0]
+        endless = create(uri).endless() if scheme in SCHEMES else None
+    except SourceError as err:
+        raise ValueError(str(err)) from None
+    if endless:
+        raise ValueError(f"dataset {uri} never ends: {endless}")
+    if scheme not in FILE_SUFFIX and scheme not in ("synthetic", "session"):
+        raise ValueError(f"dataset {uri}: scheme {scheme!r} is not a dataset; use one of "
+                         + ", ".join([*FILE_SUFFIX, "synthetic", "session"]))
 
 
 @strict
@@ -54,13 +74,8 @@ class DatasetSpec:
     name: str | None = None     # prefix of clip ids (default: the folder or scheme)
 
     def __post_init__(self) -> None:
-        try:
-            scheme, _, _ = parse_uri(self.uri)
-        except SourceError as err:
-            raise ValueError(str(err)) from None
-        if scheme not in FILE_SUFFIX and scheme not in ("synthetic", "session"):
-            raise ValueError(f"dataset {self.uri}: scheme {scheme!r} is not a dataset; use one of "
-                             + ", ".join([*FILE_SUFFIX, "synthetic", "session"]))
+        check_uri(self.uri)
+        scheme = parse_uri(self.uri)[0]
         if scheme == "session" and self.labels is None:
             raise ValueError(f"dataset {self.uri}: a session needs `labels:` (a CSV of start,end,"
                              f"{self.label_key} intervals)")
@@ -115,9 +130,24 @@ class WindowSet:
     clips: tuple[Clip, ...]
     labels: tuple[str, ...]
     fps: float
+    real_frames: np.ndarray | None = None  # [N] int64 frames of real motion (T unless padded; None: all T)
+
+    def __post_init__(self) -> None:
+        if self.real_frames is None:
+            self.real_frames = np.full(len(self.label), self.joints.shape[1], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.label)
+
+    @property
+    def padded(self) -> np.ndarray:
+        """[N] bool: windows padded from a stretch shorter than the window."""
+        return self.real_frames < self.joints.shape[1]
+
+    def subset(self, keep: np.ndarray) -> "WindowSet":
+        """The windows selected by ``keep`` (a mask or indices)."""
+        return WindowSet(self.joints[keep], self.confidence[keep], self.label[keep], self.clip[keep],
+                         self.clips, self.labels, self.fps, self.real_frames[keep])
 
     def layouts(self) -> list[str]:
         return [self.clips[i].layout for i in self.clip]
@@ -129,8 +159,7 @@ class WindowSet:
     def take(self, clip_ids) -> "WindowSet":
         """The windows of these clips."""
         keep = np.isin(self.clip, [i for i, c in enumerate(self.clips) if c.id in set(clip_ids)])
-        return WindowSet(self.joints[keep], self.confidence[keep], self.label[keep], self.clip[keep],
-                         self.clips, self.labels, self.fps)
+        return self.subset(keep)
 
     def split(self, split: Split) -> tuple["WindowSet", "WindowSet"]:
         return self.take(split.train), self.take(split.test)
@@ -139,10 +168,14 @@ class WindowSet:
         """Encoder input of one window, ``[frames, 17, C]``."""
         return prepare(WindowInput(self.joints[index], self.confidence[index], self.fps), frames)
 
+    def padding(self) -> dict[str, int]:
+        """How many windows, and clips with a padded window (a clip shorter than the window)."""
+        return {"windows": int(self.padded.sum()), "clips": len(set(self.clip[self.padded].tolist()))}
+
     def summary(self) -> dict:
         per_label = Counter(self.labels[i] for i in self.label)
         clips = Counter(self.clips[i].label for i in set(self.clip.tolist()))
-        return {"windows": len(self), "clips": sum(clips.values()),
+        return {"windows": len(self), "clips": sum(clips.values()), "padded": self.padding(),
                 "per_label": {lab: {"windows": per_label[lab], "clips": clips[lab]} for lab in self.labels}}
 
 
@@ -168,7 +201,8 @@ def _file_uri(spec: DatasetSpec, path: Path) -> str:
 @dataclass
 class _Labelled:
     clips: list[Clip] = field(default_factory=list)
-    windows: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)  # clip, joints, conf
+    windows: list[tuple[int, np.ndarray, np.ndarray, int]] = field(default_factory=list)  # clip, joints, conf, real
+    unreadable: list[str] = field(default_factory=list)  # "<file>: <reason>" of clips that gave no window
 
 
 def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool) -> _Labelled:
@@ -188,13 +222,15 @@ def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool)
             errors.append(str(err) if str(path) in str(err) else f"{path}: {err}")
             continue
         bodies = sorted(set(raw.body))
+        if not bodies and _keep(spec, labels[path].label) is not None:
+            out.unreadable.append(f"{path.name}: {raw.unreadable[0] if raw.unreadable else 'no frames'}")
         for body in bodies:
             suffix = f"#b{body}" if len(bodies) > 1 else ""
             clip = Clip(f"{spec.key}/{path.relative_to(root).as_posix()}{suffix}", _keep(spec, labels[path].label),
                         raw.layout, spec.key, dict(labels[path].groups))
             out.clips.append(clip)
-            out.windows += [(len(out.clips) - 1, j, c) for j, c, b in zip(raw.joints, raw.confidence, raw.body)
-                            if b == body]
+            out.windows += [(len(out.clips) - 1, j, c, r) for j, c, b, r in
+                            zip(raw.joints, raw.confidence, raw.body, raw.real_frames) if b == body]
     if errors:
         raise DatasetError(f"dataset {spec.key}: {len(errors)} file(s) could not be read:\n  " + "\n  ".join(errors))
     return out
@@ -215,7 +251,7 @@ def _load_stream(spec: DatasetSpec, cfg: DataConfig) -> _Labelled:
     found = {v for tl in raw.timelines.values() if tl for v in tl.values if v is not None}
     _check_classes(spec, found)
     out, index = _Labelled(), {}
-    for j, c, body, (t_start, t_end) in zip(raw.joints, raw.confidence, raw.body, raw.span):
+    for j, c, body, (t_start, t_end), real in zip(raw.joints, raw.confidence, raw.body, raw.span, raw.real_frames):
         timeline = raw.timelines.get(body)
         seg = timeline.segment(t_start - t0, t_end - t0) if timeline else None
         if seg is None or _keep(spec, seg[1]) is None:
@@ -224,7 +260,7 @@ def _load_stream(spec: DatasetSpec, cfg: DataConfig) -> _Labelled:
             index[body, seg[0]] = len(out.clips)
             out.clips.append(Clip(f"{spec.key}/b{body}/s{seg[0]}", _keep(spec, seg[1]), raw.layout, spec.key,
                                   {"body": str(body)}))
-        out.windows.append((index[body, seg[0]], j, c))
+        out.windows.append((index[body, seg[0]], j, c, real))
     return out
 
 
@@ -259,13 +295,16 @@ def load(cfg: DataConfig, progress: bool = True) -> WindowSet:
                            "add them, rename them or leave them out with a dataset's classes")
     clips = [c for p in parts for c in p.clips]
     offsets = np.cumsum([0] + [len(p.clips) for p in parts])
-    items = [(off + i, j, c) for off, p in zip(offsets, parts) for i, j, c in p.windows]
-    clip = np.array([i for i, _, _ in items], dtype=np.int64)
+    if unreadable := [f"{spec.key}/{u}" for spec, p in zip(cfg.datasets, parts) for u in p.unreadable]:
+        log.warning("%d clip(s) gave no readable window and are left out: %s", len(unreadable),
+                    "; ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else ""))
+    items = [(off + i, j, c, r) for off, p in zip(offsets, parts) for i, j, c, r in p.windows]
+    clip = np.array([i for i, _, _, _ in items], dtype=np.int64)
     index = {lab: i for i, lab in enumerate(labels)}
-    return WindowSet(np.stack([j for _, j, _ in items]).astype(np.float32),
-                     np.stack([c for _, _, c in items]).astype(np.float32),
+    return WindowSet(np.stack([j for _, j, _, _ in items]).astype(np.float32),
+                     np.stack([c for _, _, c, _ in items]).astype(np.float32),
                      np.array([index[clips[i].label] for i in clip], dtype=np.int64), clip,
-                     tuple(clips), labels, cfg.fps)
+                     tuple(clips), labels, cfg.fps, np.array([r for *_, r in items], dtype=np.int64))
 
 
 def load_split(cfg: DataConfig, progress: bool = True) -> tuple[WindowSet, Split, WindowSet, WindowSet]:

@@ -8,10 +8,18 @@
 Label paths, scored on the same windows: the LLM label path, the encoder's head (baseline b), and
 descriptors + logistic regression fitted on the checkpoint's training windows (baseline a). Per
 path: accuracy, macro-F1, per-class recall and confusion matrix per window, and accuracy and
-macro-F1 per clip (mean probabilities over its windows). Explanations are generated for
+macro-F1 per clip (mean probabilities over its windows). Every clip counts: a clip shorter than
+the window is scored on its one padded window, and results count the padded clips and windows
+(``padded``). Explanations are generated for
 ``--explain N`` windows (for the LLM's label) and graded by the grounding check: the grounding
 rate is the share of their sentences without an unsupported claim (graded as served: a clause cut
-off by the token limit is trimmed first, nothing else is dropped).
+off by the token limit is trimmed first, nothing else is dropped), and the explanations are counted:
+``grounded`` (no unsupported claim), ``names_label`` (the first label they name is the one they
+explain), ``repeated`` / ``contradictory`` (holding a claim that repeats or contradicts an earlier
+one about the same quantity, which serving drops).
+
+``--data`` must end: a live sensor or ``synthetic:`` without ``duration`` is refused up front
+with how to bound it (``synthetic:?duration=60``; record a live take and use ``session:``).
 
 Which windows (``--split``):
   test  the test clips recorded in the checkpoint (the data must be its training data);
@@ -33,11 +41,11 @@ from pathlib import Path
 import numpy as np
 
 from bodytalk.capture.source import SourceError, parse_uri
-from bodytalk.model.text import grounding
 from bodytalk.model.skeleton.features import InsufficientData
+from bodytalk.model.text import evidence_text, grounding
 from bodytalk.train import baselines, config as config_io, report, warmstart
 from bodytalk.train.config import ConfigError
-from bodytalk.train.data import DataConfig, DatasetError, DatasetSpec, WindowSet, load
+from bodytalk.train.data import DataConfig, DatasetError, DatasetSpec, WindowSet, check_uri, load
 from bodytalk.train.labels import LabelError
 from bodytalk.train.splits import Split, SplitError
 
@@ -78,6 +86,9 @@ def select(meta: dict, labels: tuple[str, ...], uri: str | None, split: str, opt
     windows = load(cfg, progress=False)
     kind = ("test" if own else "all") if split == "auto" else split
     if kind == "test":
+        if own and recorded is not None and not recorded.test:
+            raise SplitError(f"this checkpoint trained on every clip of its data (split {recorded.name}): "
+                             "evaluate it on data it never saw, with --data URI --split all")
         if not own or recorded is None:
             raise SplitError("--split test needs the checkpoint's own training data and recorded split; "
                              "for other data use --split all")
@@ -113,6 +124,7 @@ def explanations(model, inputs, probs: np.ndarray, truth: np.ndarray, count: int
     chosen = ok[np.linspace(0, len(ok) - 1, min(count, len(ok))).round().astype(int)]
     labels = [model.labels[i] for i in probs[chosen].argmax(1)]
     rows, sentences, grounded = [], 0, 0
+    counts = dict.fromkeys(("grounded", "names_label", "repeated", "contradictory"), 0)
     for s in range(0, len(chosen), batch):
         idx = chosen[s:s + batch]
         try:
@@ -124,13 +136,19 @@ def explanations(model, inputs, probs: np.ndarray, truth: np.ndarray, count: int
             n = len(grounding.sentences(text))
             sentences += n
             grounded += n - len({c.sentence for c in bad})
-            rows.append({"window": int(i), "label": label, "truth": model.labels[truth[i]], "text": text,
-                         "unsupported": [c.text for c in bad]})
+            row = {"window": int(i), "label": label, "truth": model.labels[truth[i]], "text": text,
+                   "unsupported": [c.text for c in bad],
+                   "names_label": evidence_text.named_label(text, model.labels) == label,
+                   "repeated": [c.text for c in bad if c.issue == "repeated"],
+                   "contradictory": [c.text for c in bad if c.issue == "contradictory"]}
+            rows.append(row)
+            for key in counts:   # explanations: fully grounded, naming their label, with such a claim
+                counts[key] += bool(row[key] if key != "grounded" else not bad)
     if not rows:
         return None
     return {"count": len(rows), "sentences": sentences, "grounded_sentences": grounded,
             "grounding_rate": grounded / sentences if sentences else 1.0,
-            "fully_grounded": float(np.mean([not r["unsupported"] for r in rows])), "examples": rows}
+            "fully_grounded": counts["grounded"] / len(rows), **counts, "examples": rows}
 
 
 def evaluate(args: argparse.Namespace, command: str) -> dict:
@@ -175,7 +193,7 @@ def scored(args: argparse.Namespace, command: str,
     graded = explanations(model, inputs, source, test.label, args.explain) if source is not None else None
     results = {"model": str(path), "data": [d.uri for d in sel.cfg.datasets], "split": sel.name,
                "split_note": sel.note, "labels": list(model.labels), "windows": len(test),
-               "clips": len(np.unique(test.clip)), "paths": paths, "skipped": skipped,
+               "clips": len(np.unique(test.clip)), "padded": test.padding(), "paths": paths, "skipped": skipped,
                "explanations": graded,
                "trained_on": {"split": model.meta.get("split_name"), "stages": model.meta.get("stages", [])},
                "command": command}
@@ -207,6 +225,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    try:
+        if args.data:
+            check_uri(args.data)   # before torch and the model load: an endless source is refused at once
+    except ValueError as err:
+        print(f"bodytalk eval: {err}", file=sys.stderr)
+        return 2
     import torch
     torch.set_num_threads(args.threads)
     try:

@@ -19,7 +19,8 @@ and left out.
 
 ``OUT/summary.json`` and ``OUT/summary.md``: per fold and pooled (every held-out window of every
 fold in one set; each clip is held out exactly once) window accuracy / macro-F1 and clip accuracy /
-macro-F1 of each label path, with the mean and std (ddof 0) over folds.
+macro-F1 of each label path, with the mean and std (ddof 0) over folds, and how many held-out
+clips and windows were padded (clips shorter than the window count, with one reflected window).
 """
 from __future__ import annotations
 
@@ -148,7 +149,7 @@ def run_fold(cfg: SweepConfig, split: Split, windows: WindowSet, data_cfg: DataC
         results = {"model": None, "data": [d.uri for d in data_cfg.datasets], "split": split.name,
                    "split_note": f"held-out side of fold {split.name}; baseline (a) only, no model trained",
                    "labels": list(windows.labels), "windows": len(test), "clips": len(np.unique(test.clip)),
-                   "paths": {"descriptors": scores}, "skipped": {}, "explanations": None, "trained_on": None,
+                   "padded": test.padding(), "paths": {"descriptors": scores}, "skipped": {}, "explanations": None, "trained_on": None,
                    "command": ""}
     report.write(results, ev)
     np.savez(ev / "predictions.npz", **preds)   # written last: its presence marks the fold done
@@ -203,7 +204,7 @@ def summarise(done: dict[str, tuple[dict, dict]], left_out: dict[str, str], data
     folds, pooled, over = [], {}, {}
     for value, (r, _) in done.items():
         folds.append({"fold": value, "split": r["split"], "windows": r["windows"], "clips": r["clips"],
-                      "paths": {p: {k: m[k] for k in METRICS} for p, m in r["paths"].items()},
+                      "padded": r.get("padded"), "paths": {p: {k: m[k] for k in METRICS} for p, m in r["paths"].items()},
                       "skipped": r["skipped"]})
     for path in [p for p in cfg.paths if any(p in r["paths"] for r, _ in done.values())]:
         preds = [p for r, p in done.values() if path in r["paths"]]
@@ -219,12 +220,21 @@ def summarise(done: dict[str, tuple[dict, dict]], left_out: dict[str, str], data
     graded = [r["explanations"] for r, _ in done.values() if r.get("explanations")]
     sentences = sum(e["sentences"] for e in graded)
     grounding = {"explanations": sum(e["count"] for e in graded), "sentences": sentences,
-                 "grounding_rate": sum(e["grounded_sentences"] for e in graded) / sentences} if sentences else None
+                 "grounding_rate": sum(e["grounded_sentences"] for e in graded) / sentences,
+                 **({k: sum(e[k] for e in graded) for k in ("grounded", "names_label", "repeated", "contradictory")}
+                    if all("names_label" in e for e in graded) else {})} if sentences else None
     return {"config": cfg.config, "overrides": list(cfg.overrides), "command": command,
             "data": [d.uri for d in data_cfg.datasets], "group": data_cfg.split.group, "labels": list(labels),
             "paths": list(cfg.paths), "windows": sum(f["windows"] for f in folds),
-            "clips": sum(f["clips"] for f in folds), "folds": folds, "left_out": left_out,
+            "clips": sum(f["clips"] for f in folds), "padded": _padded_total(folds), "folds": folds, "left_out": left_out,
             "pooled": pooled, "over_folds": over, "grounding": grounding}
+
+
+def _padded_total(folds: list[dict]) -> dict[str, int] | None:
+    """Padded clips and windows over the folds (None when a fold's results predate the count)."""
+    if not folds or any(f["padded"] is None for f in folds):
+        return None
+    return {k: sum(f["padded"][k] for f in folds) for k in ("clips", "windows")}
 
 
 def markdown(s: dict) -> str:
@@ -232,7 +242,9 @@ def markdown(s: dict) -> str:
     lines = [f"# Leave-one-{s['group']}-out: `{s['config']}`, {len(s['folds'])} fold(s)", "",
              f"- data: `{'`, `'.join(s['data'])}`; labels: {', '.join(s['labels'])}",
              f"- {s['windows']} held-out windows in {s['clips']} clips; pooled = all folds' held-out windows "
-             "as one set (each clip is held out once); mean ± std over folds (ddof 0)"]
+             "as one set (each clip is held out once); mean ± std over folds (ddof 0)",
+             f"- padded (clips shorter than the window, one reflected window each): "
+             f"{report.padded_text(s.get('padded'))}"]
     lines += [f"- left out: {v} ({why})" for v, why in s["left_out"].items()]
     for path, pooled in s["pooled"].items():
         lines += ["", f"## {report.PATH_NAMES.get(path, path)}", "",
@@ -247,7 +259,8 @@ def markdown(s: dict) -> str:
                      + " | ".join(f"{m['mean']:.3f} ± {m['std']:.3f}" for m in s["over_folds"][path].values()) + " |")
     if g := s["grounding"]:
         lines += ["", f"Explanations: {g['explanations']} over all folds; grounding rate {g['grounding_rate']:.3f} "
-                      f"of {g['sentences']} sentences (per fold: OUT/<fold>/eval/report.md)."]
+                      f"of {g['sentences']} sentences (per fold: OUT/<fold>/eval/report.md). "
+                      + (report.grading_text({"count": g["explanations"], **g}) if "names_label" in g else "")]
     skipped = {f"{p}: {why}" for f in s["folds"] for p, why in f["skipped"].items()}
     lines += [""] + [f"Not scored: {x}" for x in sorted(skipped)]
     lines += ["", f"Command: `{s['command']}`", ""]

@@ -207,11 +207,12 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
 
     def evaluate(m: InstructModel) -> dict[str, float]:
         return recognition_scores(EmotionModel(start.cfg, m.encoder, m.projector, m.llm), held)
+    # (a split that holds out nothing measures nothing: better_path then keeps the head)
 
     resolved = config_io.to_dict(dataclasses.replace(cfg, out=str(out)))
     rundir = RunDir(out, resolved, main=info.main, resume=cfg.runtime.resume)
     trainer = Trainer(rundir, model, cfg.optim, cfg.runtime, cfg.seed, info)
-    history = trainer.fit(data, lambda m, batch: m(*batch), evaluate, on_epoch_end)
+    history = trainer.fit(data, lambda m, batch: m(*batch), evaluate if len(held) else None, on_epoch_end)
     if info.main:
         final = {k: v for k, v in history[-1].items() if k.startswith("test_")}
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -176,19 +176,19 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
     if p.recipe == "supervised":
         module, step, find_unused = encoder, _supervised_step, False
         data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment or None, 1, cfg.seed)
-        evaluate = _supervised_eval(test, fixed(test), info.device)
+        evaluate = _supervised_eval(test, fixed(test), info.device) if len(test) else None
     else:
         loss = STBLoss(enc_cfg.dim, len(BODY_PARTS), enc_cfg.time_chunks, p.proj_dim, p.temperature,
                        p.fusion, p.cross_weight)
         module, step, find_unused = STBModel(encoder, loss), _stb_step, True  # label head, queries unused
         data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment, 2, cfg.seed)
-        evaluate = _probe_eval(train, test, (fixed(train), fixed(test)), info.device, p.probe_c)
+        evaluate = _probe_eval(train, test, (fixed(train), fixed(test)), info.device, p.probe_c) if len(test) else None
 
     resolved = config_io.to_dict(dataclasses.replace(cfg, out=str(out)))
     rundir = RunDir(out, resolved, main=info.main, resume=cfg.runtime.resume)
     trainer = Trainer(rundir, module, cfg.optim, cfg.runtime, cfg.seed, info, find_unused)
     baseline = {}
-    if p.recipe == "stb" and info.main:  # the probe on the untrained encoder: what pre-training adds
+    if p.recipe == "stb" and info.main and evaluate:  # the probe on the untrained encoder: what pre-training adds
         with torch.no_grad():
             baseline = {f"init_{k}": v for k, v in evaluate(module.eval()).items()}
     history = trainer.fit(data, step, evaluate, on_epoch_end)

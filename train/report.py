@@ -43,11 +43,24 @@ def _clip_vote(rows: np.ndarray) -> int:
     return int(rows[ok].mean(0).argmax()) if ok.any() else -1
 
 
+def padded_text(p: dict | None) -> str:
+    """``{"clips": c, "windows": w}`` as report text (results written before padding: unknown)."""
+    return "not recorded" if p is None else f"{p['clips']} clip(s), {p['windows']} window(s)"
+
+
+def grading_text(e: dict) -> str:
+    """The explanation counts of eval's grounding grading, as one line."""
+    return (f"Of {e['count']} explanations: {e['grounded']} fully grounded, {e['names_label']} name the label "
+            f"they explain, {e['repeated']} repeat a claim, {e['contradictory']} contradict one.")
+
+
 def markdown(r: dict) -> str:
     """A short human report of ``results``."""
     lines = [f"# bodytalk eval: {r['model']}", "",
              f"- data: `{'`, `'.join(r['data'])}`", f"- split: **{r['split']}** ({r['split_note']})",
-             f"- windows: {r['windows']} in {r['clips']} clips; labels: {', '.join(r['labels'])}", "",
+             f"- windows: {r['windows']} in {r['clips']} clips; labels: {', '.join(r['labels'])}",
+             f"- padded (clips shorter than the window, one reflected window each): "
+             f"{padded_text(r.get('padded'))}", "",
              "| path | window acc | window macro-F1 | clip acc | clip macro-F1 | windows/s |",
              "|---|---|---|---|---|---|"]
     for path, m in r["paths"].items():
@@ -66,6 +79,8 @@ def markdown(r: dict) -> str:
         lines += ["", f"Explanations: {e['count']} generated; grounding rate {e['grounding_rate']:.3f} "
                       f"({e['grounded_sentences']}/{e['sentences']} sentences without an unsupported claim); "
                       f"{e['fully_grounded']:.0%} of explanations fully grounded.", ""]
+        if "names_label" in e:   # results written before these counts have none
+            lines += [grading_text(e), ""]
         lines += [f"- *{x['label']}* (truth {x['truth']}): {x['text']}"
                   + (f"  — unsupported: {'; '.join(x['unsupported'])}" if x["unsupported"] else "")
                   for x in e["examples"]]

@@ -5,11 +5,13 @@
     bodytalk train --config my.yaml data.split.kind=logo data.split.fold=bow runtime.threads=1
     bodytalk train --config bandai --folds all --out runs/bandai-folds            # every fold, then a summary
     bodytalk train --config bandai --folds all --paths descriptors               # baseline (a) only, no training
+    bodytalk train --config bandai_full --out runs/bandai_full   # all of ds1, nothing held out (non-commercial)
     torchrun --nproc-per-node 4 -m bodytalk.train.run --config pretrain_stb   # DDP, same config
 
 The config's ``stage:`` picks the stage module from ``STAGES``; each stage module has a ``Config``
 dataclass and ``run(cfg, out) -> run folder``. Overrides are ``dotted.key=value`` (value in YAML).
 An interrupted run resumes from its last finished epoch when started again with the same command.
+Every dataset must end: ``synthetic:`` without ``duration`` or a live sensor is refused up front.
 """
 from __future__ import annotations
 

@@ -7,7 +7,9 @@ a stream) and carried as clip ids:
 - ``clip``: a seeded share of each class's clips is held out (stratified, so every class with
   two or more clips appears on both sides);
 - ``logo``: leave-one-group-out over a clip field such as ``content`` in Bandai (every fold holds
-  out all clips of one group value; the folds together test every clip exactly once).
+  out all clips of one group value; the folds together test every clip exactly once);
+- ``none``: every clip trains, nothing is held out (a model for use, e.g. ``bandai_full``: its
+  stages measure nothing, and it is evaluated on other data).
 
 ``Split.to_dict()`` is what checkpoints and results record.
 """
@@ -35,7 +37,7 @@ class ClipLike(Protocol):
 @strict
 @dataclass(frozen=True)
 class SplitConfig:
-    kind: Literal["clip", "logo"] = "clip"
+    kind: Literal["clip", "logo", "none"] = "clip"
     test: float = 0.2               # clip: share of each class's clips held out
     seed: int = 0                   # clip: which clips
     group: str = "content"          # logo: the clip field left out one value at a time
@@ -62,6 +64,8 @@ class Split:
 
     @property
     def name(self) -> str:
+        if self.kind == "none":
+            return "none"
         return f"{self.group}={self.held_out}" if self.kind == "logo" else f"clip(seed={self.seed})"
 
     def to_dict(self) -> dict:
@@ -114,13 +118,15 @@ def make(clips: Sequence[ClipLike], cfg: SplitConfig) -> list[Split]:
     """Every split the config describes: one for ``clip``, one per fold for ``logo``."""
     if cfg.kind == "clip":
         return [by_clip(clips, cfg.test, cfg.seed)]
+    if cfg.kind == "none":
+        return [Split("none", tuple(sorted(c.id for c in clips)), ())]
     return leave_one_group_out(clips, cfg.group)
 
 
 def select(clips: Sequence[ClipLike], cfg: SplitConfig) -> Split:
     """The one split a single training run uses (``logo``: the fold holding out ``cfg.fold``)."""
     splits = make(clips, cfg)
-    if cfg.kind == "clip" or cfg.fold is None:
+    if cfg.kind != "logo" or cfg.fold is None:
         return splits[0]
     for split in splits:
         if split.held_out == cfg.fold:
@@ -136,6 +142,8 @@ def check(split: Split, clips: Sequence[ClipLike], counts: dict[str, int]) -> No
     label = {c.id: c.label for c in clips}
     sides = {side: [i for i in getattr(split, side) if counts.get(i, 0) > 0] for side in ("train", "test")}
     for side, ids in sides.items():
+        if side == "test" and split.kind == "none":
+            continue   # held out nothing, by design
         if not ids:
             raise SplitError(f"split {split.name}: the {side} side has no windows "
                              f"({len(getattr(split, side))} clips, all empty or absent); use more data "

@@ -160,8 +160,7 @@ def pick(windows: WindowSet, count: int | None, seed: int) -> WindowSet:
     if count is None or count >= len(windows):
         return windows
     keep = np.sort(np.random.default_rng(seed).choice(len(windows), count, replace=False))
-    return WindowSet(windows.joints[keep], windows.confidence[keep], windows.label[keep], windows.clip[keep],
-                     windows.clips, windows.labels, windows.fps)
+    return windows.subset(keep)
 
 
 class TaggedWindows(WindowDataset):

@@ -1,7 +1,10 @@
 """``bodytalk analyze``: label (and explain) every window of any source, offline.
 
 Prints per window and body: time span, label, probabilities, the movement descriptors, and with
---explain the explanation and the claims in it that the descriptors do not support.
+--explain the explanation and the claims in it that the descriptors do not support. A body (or a
+file) shorter than the window gives one window padded by reflection in time, printed as
+``padded (N real frames)`` (JSON: ``padded``, ``real_frames``); under 0.5 s of real motion it is
+read as insufficient data, with the reason. A source with no frames at all exits 1.
 
 Examples:
   bodytalk analyze --source synthetic:?bodies=2&duration=10
@@ -34,7 +37,7 @@ def analyze(model, src: sources.Source, explain: bool, path: str, batch: int, wi
             hop: float) -> Iterator[dict]:
     """One result dict per window (the --json schema)."""
     for wins in _batches(windows_of(src, window, hop), batch):
-        inputs = [WindowInput(w.joints, w.confidence, src.fps, src.layout.id) for w in wins]
+        inputs = [WindowInput(w.joints, w.confidence, src.fps, src.layout.id, w.real_frames) for w in wins]
         readings = model.recognise(inputs, path=path)
         ok = [i for i, r in enumerate(readings) if r.status == "ok"]
         texts = {}
@@ -49,11 +52,14 @@ def analyze(model, src: sources.Source, explain: bool, path: str, batch: int, wi
                    "mgs": [dict(m, t_start=round(m["t_start"] + w.t_start, 3), t_end=round(m["t_end"] + w.t_start, 3))
                            for m in r.mgs.to_jsonable()["present"]] if r.mgs else [],
                    "explanation": text, "unsupported": [c.text for c in bad],
-                   "truth": w.labels or None, "reason": r.reason}
+                   "truth": w.labels or None, "reason": r.reason,
+                   "padded": w.padded, "real_frames": w.real_frames}
 
 
 def _human(row: dict, out) -> None:
     head = f"{row['t_start']:7.2f}-{row['t_end']:7.2f}s  body {row['body']:>3}  "
+    if row["padded"]:
+        head += f"padded ({row['real_frames']} real frames)  "
     if row["status"] != "ok":
         out.write(head + f"insufficient data: {row['reason']}\n")
         return
@@ -83,19 +89,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hop", type=float, default=0.5, help="hop seconds (default %(default)s)")
     args = p.parse_args(argv)
     try:
-        model = load_model(args.model, with_llm=args.path != "head")
+        # The source first: a missing file is named at once, not after seconds of model loading.
         src = sources.create(args.source)
         src.open()
     except (sources.SourceError, FileNotFoundError, ValueError) as err:
         log.error("%s", err)
         return 2
+    rows = 0
     try:
+        model = load_model(args.model, with_llm=args.path != "head")
         for row in analyze(model, src, args.explain, args.path, args.batch, args.window, args.hop):
             if args.json:
                 sys.stdout.write(json.dumps(row) + "\n")
             else:
                 _human(row, sys.stdout)
             sys.stdout.flush()
+            rows += 1
+    except (FileNotFoundError, ValueError) as err:   # the checkpoint
+        log.error("%s", err)
+        return 2
     except sources.SourceError as err:
         log.error("%s", err)
         return 1
@@ -103,4 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         src.close()
+    if not rows:
+        log.error("%s gave no frames: nothing to analyze", args.source)
+        return 1
     return 0

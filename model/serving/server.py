@@ -163,7 +163,7 @@ class Server:
         event = dict(sensor=w.sensor, body=w.body, window_seq=w.window_seq, t_start=w.t_start, t_end=w.t_end,
                      status=w.status, reason=w.reason, label=max(probs, key=probs.get) if probs else None,
                      stable_label=tracker.label, probs=probs, evidence=_evidence(w), mgs=_mgs(w),
-                     latency_ms=latency)
+                     latency_ms=latency, padded=w.padded, real_frames=w.real_frames)
         self._send_event(event, w.t_received)
         now = time.monotonic()
         due = changed or now - self.last_explained.get(key, -1e9) >= self.cfg.explain_every

@@ -54,7 +54,7 @@ class Tokenizer:
     def tokenize(self, windows: Sequence[tuple[schema.SkeletonWindow, float]]) -> list[schema.PromptWork]:
         """``(window, wall-clock receive time)`` pairs -> one work item each, in order; a window that
         fails validation becomes an "insufficient_data" item carrying the reason."""
-        inputs = [WindowInput(m.joints, m.confidence, m.fps, m.layout) for m, _ in windows]
+        inputs = [WindowInput(m.joints, m.confidence, m.fps, m.layout, m.real_frames) for m, _ in windows]
         t0 = time.perf_counter()
         p = self.model.prepare(inputs)
         t1 = time.perf_counter()
@@ -67,7 +67,8 @@ class Tokenizer:
         out = []
         for i, (m, t_recv) in enumerate(windows):
             common = dict(sensor=m.sensor, body=m.body, window_seq=m.seq, t_start=m.t_start, t_end=m.t_end,
-                          model=self.model_id, t_received=t_recv, latency_ms=dict(stages))
+                          model=self.model_id, t_received=t_recv, latency_ms=dict(stages),
+                          padded=m.padded, real_frames=m.real_frames)
             row = row_of.get(i)
             if row is None:
                 out.append(schema.PromptWork(status="insufficient_data", reason=p.rejected[i],

@@ -17,6 +17,11 @@ from bodytalk.capture.layouts import U, UNIFIED_JOINTS
 NUM_JOINTS = len(UNIFIED_JOINTS)
 CHANNELS = 10  # position (3), velocity (3), pelvis velocity (3), confidence (1)
 MIN_VALID_SHARE = 0.5  # a window needs half its frames with a confident pelvis, hips and shoulders
+# A padded window (a stretch shorter than the window, reflected in time: capture.windowing) needs this
+# much real motion: about one step or one gesture stroke. Below it the reflection would mostly repeat
+# a pose, and speed, jerk and rhythm would describe the padding, not the body. (The shortest Bandai
+# ds1 clips, 20-31 frames at 30 fps, are above it.)
+MIN_REAL_SECONDS = 0.5
 _CORE = [U[j] for j in ("pelvis", "l_hip", "r_hip", "l_shoulder", "r_shoulder")]
 
 
@@ -31,6 +36,7 @@ class WindowInput:
     confidence: np.ndarray   # [T, 17] in [0, 1]
     fps: float = 30.0
     layout: str = "unified"  # source layout id (selects the layout embedding)
+    real_frames: int | None = None  # padded window: its frames of real motion (None: all T)
 
     def check(self) -> None:
         j, c = self.joints, self.confidence
@@ -40,6 +46,10 @@ class WindowInput:
             raise InsufficientData(f"confidence must be [T, {NUM_JOINTS}], got {c.shape}")
         if not self.fps > 0:
             raise InsufficientData(f"fps must be > 0, got {self.fps}")
+        n = self.real_frames
+        if n is not None and n < min(MIN_REAL_SECONDS * self.fps, len(j)):
+            raise InsufficientData(f"only {n} frames ({n / self.fps:.2f} s) of real motion in a padded window; "
+                                   f"reading one needs at least {MIN_REAL_SECONDS} s")
         valid = _valid_frames(j, c)
         if valid.mean() < MIN_VALID_SHARE:
             raise InsufficientData(

@@ -89,6 +89,9 @@ PARAPHRASES: list[Term] = [
            rf"(?:raises?|raising|lifts?|lifting|tilts?|tilting|throws?|throwing) {_PRONOUN}head(?: back)?",
            r"chin (?:up|raised|lifted)", r"look(?:s|ing)? up(?:ward)?"], "head_pitch.raised"),
     _term([r"head (?:is |held )?level", r"look(?:s|ing)? (?:straight )?ahead"], "head_pitch.level"),
+    # "upright" alone is the trunk's (below); said of the head it is the head's pitch
+    _term([r"head (?:is |held |kept |stays )?(?:\w+ )?(?:upright|erect)", r"(?:upright|erect) head"],
+          "head_pitch.level head_pitch.raised"),
     # trunk
     _term([rf"{_BEND} (?:\w+ )?back(?:ward|wards)?"], "trunk_lean.back"),
     _term([rf"(?:{_BEND}|pitch(?:es|ed|ing)?) (?:\w+ )?forwards?", r"forward lean"], "trunk_lean.forward"),
@@ -98,7 +101,7 @@ PARAPHRASES: list[Term] = [
     _term([r"(?:hunch|slump|slouch|stoop|droop)(?:es|s|ed|ing|y)?", r"bow(?:s|ed|ing)?"],
           "trunk_lean.forward head_pitch.lowered"),
     # arms and hands
-    _term([rf"(?:arms?|hands?) (?:held |kept |pulled )?(?:close|tight|near) to {_PRONOUN}(?:body|torso|chest|sides?)",
+    _term([rf"(?:arms?|hands?) (?:held |kept |pulled )?(?:close|tight|near)(?: to)? {_PRONOUN}(?:body|torso|chest|sides?)",
            r"close to the body", r"closed posture", r"arms? (?:tucked|folded|crossed)"], "expansion.close"),
     _term([r"arms? (?:spread|stretched|flung|thrown|held|opened) (?:\w+ )?(?:wide|out|open|apart)", r"open posture",
            rf"(?:wide|open|expansive|large|big|broad|sweeping) (?:arm )?(?:gestures?|{_MOVE})"],

@@ -12,6 +12,7 @@ the grounding check passes on all of them by construction (and the tests hold it
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -91,6 +92,17 @@ def opening(label: str) -> str:
     return _OPENINGS[2].split(" {evidence}")[0].format(**_label_forms(label))
 
 
+def named_label(text: str, labels: Sequence[str]) -> str | None:
+    """The label of ``labels`` that ``text`` names first (as explanations write it, any case), or None.
+    How eval grades "names the label": the explanation must name the label it explains, not another."""
+    found = []
+    for label in labels:
+        m = re.search(r"\b" + re.escape(_label_forms(label)["label"]) + r"\b", text, re.IGNORECASE)
+        if m:
+            found.append((m.start(), -len(m.group(0)), label))   # the longer name wins a tie
+    return min(found)[2] if found else None
+
+
 def _label_forms(label: str) -> dict[str, str]:
     """The label as explanations write it: {label} "not confident", {Label} "Not confident"."""
     shown = canonical_label(label).replace("-", " ")
@@ -119,4 +131,5 @@ def explain_template(descriptors: Mapping[str, Descriptor], label: str,
     return opening.format(**forms, evidence=evidence)
 
 
-__all__ = ["PROMPT_NAMES", "LABEL_CUES", "render", "explain_template", "opening", "support", "canonical_label"]
+__all__ = ["PROMPT_NAMES", "LABEL_CUES", "render", "explain_template", "opening", "named_label", "support",
+           "canonical_label"]

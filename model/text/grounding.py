@@ -15,6 +15,13 @@ their paraphrases, "walks slowly", "head bowed", "trembling") and numbers with u
   either way.
 Sentences without movement claims ("The person seems sad.") are fine.
 
+An explanation must also be consistent: a claim about a quantity already claimed (the same
+descriptor, or the same micro-gesture) is unsupported even when the measurement bears it out --
+``repeated`` when it agrees with the first supported claim of that quantity ("arms close to the
+body ... arms near the body"), ``contradictory`` when it asserts an opposite band ("head lowered
+10° ... head upright", "arms close to the body ... arms spread wide", "fast hand movements ... hands
+still"). The first supported claim is the one kept; ``Claim.issue`` names the problem.
+
 ``check`` returns the unsupported claims, ``grounding_rate`` the share of sentences without any,
 ``filter_unsupported`` drops (or flags) those sentences for serving.
 """
@@ -23,7 +30,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bodytalk.model.text.claim_terms import MG_TERMS, TERMS, UNOBSERVABLE, MGTerm, Term, stated_count
 from bodytalk.model.skeleton.descriptor_bands import SPECS
@@ -62,6 +69,16 @@ class Claim:
     supported: bool
     reason: str
     mg: str | None = None    # the micro-gesture it claims (None: a descriptor or unobservable claim)
+    bands: tuple[str, ...] = ()   # the descriptor bands a word claim asserts ("present" for an MG claim)
+    negated: bool = False
+    issue: str | None = None      # "repeated" | "contradictory": see the module doc
+
+    @property
+    def quantity(self) -> str | None:
+        """What the claim is about, for the consistency check (None: a number or unobservable claim)."""
+        if self.mg is not None:
+            return f"mg:{self.mg}"
+        return self.descriptor if self.bands else None
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -109,7 +126,37 @@ def claims(text: str, descriptors: Mapping[str, Descriptor], mgs: MGResult | Non
     out: list[Claim] = []
     for index, (s0, s1) in enumerate(sentences(text)):
         out += _sentence_claims(text[s0:s1], s0, index, descriptors, mgs)
+    return _consistent(text, out)
+
+
+def _consistent(text: str, found: list[Claim]) -> list[Claim]:
+    """``found`` (in reading order) with every claim about an already claimed quantity marked
+    unsupported: ``repeated`` or ``contradictory`` against the first supported claim of it. A word in
+    brackets labels a measurement ("slight hand shake (tremor 1.5 mm)"): it is no second claim."""
+    first: dict[str, Claim] = {}
+    out = []
+    for c in found:
+        key = None if text.count("(", 0, c.start) > text.count(")", 0, c.start) else c.quantity
+        ref = first.get(key) if key else None
+        if ref is None:
+            if key and c.supported:
+                first[key] = c
+            out.append(c)
+            continue
+        issue, verb = ("contradictory", "contradicts") if _opposed(ref, c) else ("repeated", "repeats")
+        out.append(replace(c, supported=False, issue=issue,
+                           reason=f"{verb} '{ref.text}'" + ("" if c.supported else f"; {c.reason}")))
     return out
+
+
+def _opposed(a: Claim, b: Claim) -> bool:
+    """Two claims of one quantity that cannot both hold: disjoint bands, or a band denied by the other."""
+    if a.negated and b.negated:
+        return False
+    if a.negated or b.negated:
+        pos, neg = (b, a) if a.negated else (a, b)
+        return set(pos.bands) <= set(neg.bands)
+    return not set(a.bands) & set(b.bands)
 
 
 def _sentence_claims(sentence: str, offset: int, index: int, descriptors: Mapping[str, Descriptor],
@@ -127,19 +174,21 @@ def _sentence_claims(sentence: str, offset: int, index: int, descriptors: Mappin
         taken.append(m.span())
         return True
 
-    def claim(m: re.Match, verdict: tuple[str | None, bool, str]) -> Claim:
-        return Claim(m.group(0), offset + m.start(), offset + m.end(), index, *verdict)
+    def claim(m: re.Match, verdict: tuple[str | None, bool, str], **kw) -> Claim:
+        return Claim(m.group(0), offset + m.start(), offset + m.end(), index, *verdict, **kw)
+
+    def negated(m: re.Match) -> bool:
+        return bool(_NEGATION.search(sentence[clause(m.start()):m.start()]))
 
     out = [] if mgs is None else [
-        Claim(m.group(0), offset + m.start(), offset + m.end(), index, None,
-              *_judge_mg(term, m, bool(_NEGATION.search(sentence[clause(m.start()):m.start()])), mgs), term.mg)
+        claim(m, (None, *_judge_mg(term, m, negated(m), mgs)), mg=term.mg, bands=("present",), negated=negated(m))
         for term in MG_TERMS for m in term.pattern.finditer(sentence) if free(m)]
     out += [claim(m, (None, False, f"not observable: {why}"))
             for pattern, why in UNOBSERVABLE for m in pattern.finditer(sentence) if free(m)]
     words = [(m, term) for term in TERMS for m in term.pattern.finditer(sentence) if free(m)]
     for m, term in words:
-        negated = bool(_NEGATION.search(sentence[clause(m.start()):m.start()]))
-        out.append(claim(m, _judge_words(term, negated, descriptors)))
+        verdict = _judge_words(term, negated(m), descriptors)
+        out.append(claim(m, verdict, bands=dict(term.options)[verdict[0]], negated=negated(m)))
     for m in filter(free, _NUMBER.finditer(sentence)):
         same_clause = sorted((abs(w.start() - m.start()), i) for i, (w, _) in enumerate(words)
                              if clause(w.start()) == clause(m.start()))

@@ -22,10 +22,12 @@ class FakeSource(source.Source):
             raise source.SourceError("fake: device not found")
 
     def frames(self):
-        for i in range(N_FRAMES):
-            joints = np.tile(np.linspace(0, 1, 25, dtype=np.float32)[None, :, None], (2, 1, 3)) + i * 0.01
-            yield source.Frame(t=i / 30, body_ids=np.array([4, 9], np.int32), joints=joints,
-                               confidence=np.ones((2, 25), np.float32), labels={4: {"emotion": "sad"}})
+        # "leave": body 9 leaves after 20 frames; "short": the source ends after 30 frames
+        for i in range(30 if self.target == "short" else N_FRAMES):
+            ids = [4] if self.target == "leave" and i >= 20 else [4, 9]
+            joints = np.tile(np.linspace(0, 1, 25, dtype=np.float32)[None, :, None], (len(ids), 1, 3)) + i * 0.01
+            yield source.Frame(t=i / 30, body_ids=np.array(ids, np.int32), joints=joints,
+                               confidence=np.ones((len(ids), 25), np.float32), labels={4: {"emotion": "sad"}})
             if self.target == "disconnect" and i == 40:
                 raise source.SourceError("fake: sensor unplugged")
 
@@ -95,3 +97,26 @@ def test_capture_steps_one_frame_at_a_time():
     assert sorted(w.body for w in windows) == ["4", "9"] and cap.counts == {**cap.counts, "frames": 60, "windows": 2}
     cap.beat(rate_hz=30.0)
     assert isinstance(pub.msgs[-1], schema.Status) and pub.msgs[-1].counters["frames"] == 60
+
+
+def test_a_body_that_leaves_before_its_first_window_gives_one_padded_window():
+    rc, msgs = captured("fake:leave", speed=0, warmup=1.0)
+    windows = [m for m in msgs if isinstance(m, schema.SkeletonWindow)]
+    assert rc == 0
+    (left,) = [w for w in windows if w.body == "9"]
+    assert left.padded and left.real_frames == 20 and left.joints.shape == (60, 17, 3)
+    assert left.t_start == 0.0 and left.t_end == pytest.approx(19 / 30)
+    stayed = [w for w in windows if w.body == "4"]
+    assert len(stayed) == 7 and not any(w.padded for w in stayed)
+
+
+def test_a_source_that_ends_early_gives_each_body_one_padded_window():
+    rc, msgs = captured("fake:short", speed=0, warmup=1.0)
+    windows = [m for m in msgs if isinstance(m, schema.SkeletonWindow)]
+    assert rc == 0 and sorted(w.body for w in windows) == ["4", "9"]
+    assert all(w.padded and w.real_frames == 30 for w in windows)
+    # the padding reflects the motion (each frame's joints grow by 0.01): frame 30 repeats frame 28
+    w = windows[0]
+    assert np.allclose(w.joints[30] - w.joints[28], 0) and not np.allclose(w.joints[30], w.joints[29])
+    status = [m for m in msgs if isinstance(m, schema.Status)][-1]
+    assert status.state == "ended" and status.counters["windows"] == 2

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bodytalk.capture.windowing import WindowConfig, Windower
+from bodytalk.capture.windowing import WindowConfig, Windower, reflect_index
 
 J = 17
 
@@ -56,8 +56,10 @@ def test_short_gap_is_interpolated_and_flagged():
 def test_long_gap_restarts_the_window():
     times = list(np.arange(0, 1.5, 1 / 30)) + list(np.arange(2.5, 5.0, 1 / 30))
     w, wins = _run(times)
-    assert wins, "windows after the restart"
-    assert all(win.t_start >= 2.5 - 1e-9 for win in wins), "no window bridges the 1 s gap"
+    # the 1.5 s before the gap is shorter than the window: one padded window that ends before it
+    assert wins[0].padded and wins[0].real_frames == 45 and wins[0].t_end < 1.5
+    assert wins[1:], "windows after the restart"
+    assert all(win.t_start >= 2.5 - 1e-9 and not win.padded for win in wins[1:]), "no window bridges the 1 s gap"
     assert w.bodies[0].restarts == 1
 
 
@@ -80,9 +82,11 @@ def test_bodies_are_windowed_separately_and_forgotten():
         ids = np.array([3, 7] if t < 1.0 else [3], np.int32)
         joints = np.zeros((len(ids), J, 3), np.float32)
         out.extend(w.push(t, ids, joints, np.ones((len(ids), J), np.float32), {3: {"emotion": "sad"}}))
-    assert {win.body for win in out} == {3}
+    # body 7 left after 1 s, before its first window: one padded window of its 30 frames
+    assert [(win.body, win.real_frames) for win in out if win.body == 7] == [(7, 30)]
+    assert all(not win.padded for win in out if win.body == 3)
     assert 7 not in w.bodies
-    assert out[0].labels == {"emotion": "sad"}
+    assert next(win for win in out if win.body == 3).labels == {"emotion": "sad"}
 
 
 @pytest.mark.parametrize("kw", [dict(window=0), dict(hop=-1), dict(window=0.03)])
@@ -119,3 +123,44 @@ def test_stagger_spreads_bodies_that_appear_together_over_the_hop():
             assert win.joints.shape == (60, J, 3)
             np.testing.assert_allclose(win.joints[[0, -1], 0, 0], [win.t_start + 100 * body, win.t_end + 100 * body],
                                        atol=1e-4)
+
+
+def test_reflect_index_plays_back_and_forth():
+    assert reflect_index(4, 11).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+    assert reflect_index(1, 3).tolist() == [0, 0, 0]
+
+
+def test_source_shorter_than_the_window_gives_one_padded_window():
+    """A 20-frame clip (the shortest Bandai clip): one window of 60 frames, reflected, flagged."""
+    w, wins = _run(np.arange(20) / 30)
+    assert wins == []
+    (win,) = w.flush()
+    assert win.padded and win.real_frames == 20 and win.joints.shape == (60, J, 3)
+    assert win.t_start == 0.0 and win.t_end == pytest.approx(19 / 30)
+    # every coordinate equals its frame time: the padding plays the 20 real frames back and forth
+    np.testing.assert_allclose(win.joints[:, 0, 0], reflect_index(20, 60) / 30, atol=1e-5)
+    assert win.joints[20, 0, 0] == pytest.approx(18 / 30), "reflected, not a frozen last frame"
+    assert w.flush() == [], "the stretch counts once"
+
+
+def test_a_body_that_filled_a_window_gives_no_padded_one():
+    w, wins = _run(np.arange(0, 2.2, 1 / 30))
+    assert len(wins) == 1 and not wins[0].padded and wins[0].real_frames is None
+    assert w.flush() == []
+
+
+def test_a_three_frame_glimpse_still_gives_its_window():
+    """The windower never drops a stretch; the model decides it is too short to read."""
+    w, _ = _run([0.0, 1 / 30, 2 / 30])
+    (win,) = w.flush()
+    assert win.real_frames == 3 and win.joints.shape[0] == 60
+
+
+def test_windows_of_flushes_at_the_end_of_the_source():
+    from bodytalk.capture.source import create
+    from bodytalk.capture.windowing import windows_of
+
+    with create("synthetic:?bodies=2&duration=1&seed=3") as src:
+        wins = list(windows_of(src))
+    assert len(wins) == 2 and all(w.padded and 25 <= w.real_frames <= 31 for w in wins)
+    assert len({w.body for w in wins}) == 2, "one padded window per body"

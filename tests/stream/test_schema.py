@@ -293,3 +293,38 @@ def test_decode_rejects_foreign_msgpack_types():
     with pytest.raises(schema.DecodeError, match="ExtType is not a JSON type") as info:
         schema.decode(wire.raw(window[0], h, *window[2:]))
     assert info.value.reason == "invalid"
+
+
+# --- padded windows (a stretch shorter than the window): optional fields, wire-compatible -------
+
+def _padded(msg: schema.Message, real: int = 20) -> schema.Message:
+    return dataclasses.replace(msg, padded=True, real_frames=real)
+
+
+@pytest.mark.parametrize("make", [wire.window, wire.emotion, wire.prompt_work], ids=lambda f: f.__name__)
+def test_padded_flag_round_trips(make):
+    msg = _padded(make())
+    out, _ = schema.decode(wire.frames_of(msg))
+    wire.assert_same(out, msg)
+    assert out.padded and out.real_frames == 20
+    assert schema.to_jsonable(out)["real_frames"] == 20
+
+
+@pytest.mark.parametrize("make", [wire.window, wire.emotion, wire.prompt_work], ids=lambda f: f.__name__)
+def test_an_unpadded_message_is_the_wire_format_older_receivers_know(make):
+    """The new fields stay out of the header at their default, and a header without them (an
+    older sender or recording) decodes to an unpadded message."""
+    frames = wire.frames_of(make())
+    assert not {"padded", "real_frames"} & set(wire.header(frames))
+    out, _ = schema.decode(frames)
+    assert out.padded is False and out.real_frames is None
+
+
+@pytest.mark.parametrize("padded, real", [(True, None), (False, 20), (True, 60), (True, 0)])
+def test_inconsistent_padding_is_rejected(padded, real):
+    with pytest.raises(ValueError):
+        dataclasses.replace(wire.window(), padded=padded, real_frames=real)
+    head = {"padded": padded, "real_frames": real}
+    with pytest.raises(schema.DecodeError) as err:
+        schema.decode(wire.with_header(wire.frames_of(wire.window()), **head))
+    assert err.value.reason == "invalid"

@@ -28,22 +28,24 @@ def data_config(tmp_path: Path, *datasets: dict, **kw) -> DataConfig:
     return parse(DataConfig, {"datasets": list(datasets), "cache": str(tmp_path / "cache"), **kw})
 
 
-@pytest.fixture
-def bandai_like(tmp_path) -> Path:
-    """DIR/data/*.bvh with Bandai-style id sidecars, DIR/cfg/*_label.txt naming the ids."""
-    root = tmp_path / "ds"
+def write_bandai_like(root: Path, takes: dict[str, tuple[int, int, int]]) -> Path:
+    """ROOT/data/<stem>.bvh (a rest pose of ``frames``) with Bandai-style id sidecars for ``takes``
+    (stem -> (content, style, frames)), ROOT/cfg/*_label.txt naming the ids; returns ROOT/data."""
     (root / "cfg").mkdir(parents=True)
     (root / "cfg" / "style_label.txt").write_text("ds-1_happy\nds-1_sad\nds-1_normal\n")
     (root / "cfg" / "content_label.txt").write_text("ds-1_walk\nds-1_bow\n")
     data = root / "data"
     data.mkdir()
-    text = bvh_text(CMU_RIG, rest_rows(CMU_RIG, frames=FRAMES))
-    for content in range(2):
-        for style in range(3):
-            stem = f"take_{content}_{style}"
-            (data / f"{stem}.bvh").write_text(text)
-            (data / f"{stem}.json").write_text(json.dumps({"content": content, "style": style}))
+    for stem, (content, style, frames) in takes.items():
+        (data / f"{stem}.bvh").write_text(bvh_text(CMU_RIG, rest_rows(CMU_RIG, frames=frames)))
+        (data / f"{stem}.json").write_text(json.dumps({"content": content, "style": style}))
     return data
+
+
+@pytest.fixture
+def bandai_like(tmp_path) -> Path:
+    """2 contents x 3 styles of FRAMES frames each."""
+    return write_bandai_like(tmp_path / "ds", {f"take_{c}_{s}": (c, s, FRAMES) for c in range(2) for s in range(3)})
 
 
 def test_bvh_folder_labels_from_id_sidecars(tmp_path, bandai_like):
@@ -132,7 +134,7 @@ def test_dataset_specs_are_checked_on_construction(tmp_path):
     with pytest.raises(ConfigError, match="not a dataset"):
         data_config(tmp_path, {"uri": "nosuch:x"})
     with pytest.raises(ConfigError, match="distinct `name:`"):
-        data_config(tmp_path, {"uri": "synthetic:?seed=1"}, {"uri": "synthetic:?seed=2"})
+        data_config(tmp_path, {"uri": "synthetic:?seed=1&duration=9"}, {"uri": "synthetic:?seed=2&duration=9"})
 
 
 def test_session_with_interval_labels(tmp_path):
@@ -189,3 +191,9 @@ def test_bandai_emotion_styles(shared_data, tmp_path):
     walk = [c for c in ws.clips if c.groups["content"] == "walk"]
     assert {c.label for c in walk} == set(ws.labels)
     assert all(c.id.startswith("bandai/dataset-1_") for c in ws.clips)
+    # every clip counts: the 5 clips shorter than a window give one padded window each
+    assert len(ws.clips) == 86 and ws.padding() == {"windows": 5, "clips": 5}
+    padded = sorted(ws.clips[i].id.split("/")[1] for i in set(ws.clip[ws.padded].tolist()))
+    assert padded == ["dataset-1_byebye_angry_001.bvh", "dataset-1_dash_normal_001.bvh",
+                      "dataset-1_run_normal_001.bvh", "dataset-1_walk-back_normal_001.bvh",
+                      "dataset-1_walk_normal_002.bvh"]

@@ -55,6 +55,10 @@ def test_eval_writes_report_files_with_every_path(pipeline_run, tmp_path, capsys
         assert np.sum(m["confusion"]) == r["windows"] and set(m["per_class_recall"]) == set(r["labels"])
     e = r["explanations"]
     assert e["count"] == 3 and 0 <= e["grounding_rate"] <= 1 and len(e["examples"]) == 3
+    for key in ("grounded", "names_label", "repeated", "contradictory"):   # explanations, counted
+        assert e[key] == sum(bool(x[key]) if key != "grounded" else not x["unsupported"] for x in e["examples"])
+    assert all(set(x["repeated"] + x["contradictory"]) <= set(x["unsupported"]) for x in e["examples"])
+    assert f"Of 3 explanations: {e['grounded']} fully grounded" in (out / "report.md").read_text()
     assert "| path | window acc" in (out / "report.md").read_text()
     assert (out / "confusion.png").stat().st_size > 5000
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from typing import Iterator
+from urllib.parse import urlencode
 
 import numpy as np
 
@@ -86,6 +87,12 @@ class SyntheticSource(Source):
     scheme = "synthetic"
     help = "procedural bodies walking, turning and gesturing in emotion styles, with labels"
     example = "synthetic:?bodies=3&emotion=sad&seed=7&duration=60"
+
+    def endless(self) -> str | None:
+        if "duration" in self.options:
+            return None
+        bounded = urlencode({**self.options, "duration": 60})
+        return f"give it a duration in seconds, e.g. synthetic:{self.target}?{bounded}"
 
     def open(self) -> None:
         unknown = sorted(set(self.options) - set(_OPTIONS))

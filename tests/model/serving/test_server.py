@@ -11,7 +11,7 @@ from bodytalk.model.skeleton.microgestures import MGResult
 from bodytalk.model.serving.server import ServeConfig, Server, _is_loopback
 from bodytalk.model.serving.tokenize import Tokenizer, descriptors_of
 from bodytalk.stream import schema
-from bodytalk.stream.tail import json_line
+from bodytalk.stream.tail import human_line, json_line
 from tests.helpers import Collect
 from tests.model.serving.helpers import ListIntake, synthetic_windows, unreadable, wait_for
 
@@ -245,3 +245,29 @@ def test_labels_are_read_between_the_steps_of_an_explanation(model, windows):
         thread.join(60)
     order = [((e.body, e.window_seq), e.explanation is not None) for e in pub.of(schema.EmotionEvent)]
     assert order.index(((later.body, later.seq), False)) < order.index(((explained.body, explained.window_seq), True))
+
+
+def _padded(w: schema.SkeletonWindow, real: int, seq: int) -> schema.SkeletonWindow:
+    """``w`` as a padded window of its first ``real`` frames, reflected (what the windower sends)."""
+    from bodytalk.capture.windowing import reflect_index
+
+    idx = reflect_index(real, len(w.joints))
+    return dataclasses.replace(w, seq=seq, joints=w.joints[idx], confidence=w.confidence[idx],
+                               interpolated=w.interpolated[idx], padded=True, real_frames=real)
+
+
+def test_padded_windows_are_read_and_their_events_say_so(model, windows):
+    """A padded window is read like any other (the flag crosses the worker split into the event);
+    under the minimum real length it is insufficient data with the reason."""
+    msgs = [windows[0], _padded(windows[1], 20, 1), _padded(windows[2], 3, 2)]
+    _, pub = _serve(model, [_wire(m)[0] for m in msgs])
+    full, padded, glimpse = pub.of(schema.EmotionEvent)
+    assert (full.padded, full.real_frames) == (False, None)
+    assert (padded.status, padded.padded, padded.real_frames) == ("ok", True, 20)
+    assert (glimpse.status, glimpse.padded, glimpse.real_frames) == ("insufficient_data", True, 3)
+    assert "needs at least 0.5 s" in glimpse.reason
+    work = [_wire(w)[0] for w in Tokenizer(model).tokenize([(m, 0.0) for m in msgs])]
+    assert [(w.padded, w.real_frames) for w in work] == [(False, None), (True, 20), (True, 3)]
+    assert json.loads(json_line(padded.topic, padded, 0.0))["real_frames"] == 20
+    assert "padded=True real_frames=20" in human_line(padded.topic, padded, 0.0)
+    assert "padded" not in human_line(full.topic, full, 0.0)

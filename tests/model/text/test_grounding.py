@@ -75,7 +75,7 @@ def test_render_names_missing_data():
 
 @pytest.mark.parametrize("text", [
     "sad: slow walk (0.6 m/s), head lowered 25°, arms hanging close to the body.",
-    "The person walks slowly with the head bowed.", "Head down, looking downward.",
+    "The person walks slowly with the head bowed.", "Looking downward.",
     "Walks at about 0.6 m/s; the head is lowered by roughly 25 degrees.", "Arms at her sides.",
     "No tremor, smooth movement.", "The person is not running.", "Not leaning back.", "Steady pace.",
 ])
