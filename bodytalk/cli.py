@@ -22,6 +22,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "record": ("bodytalk.stream.recorder", "record bus messages to an MCAP session file"),
     "replay": ("bodytalk.stream.replayer", "republish a recorded session"),
     "sessions": ("bodytalk.stream.sessions", "inspect recorded sessions (sessions info FILE)"),
+    "broker": ("bodytalk.stream.broker", "many publishers into one bus address (ZeroMQ XSUB/XPUB proxy)"),
+    "health": ("bodytalk.stream.health", "exit 0 on a fresh status heartbeat of a component, 1 if stale"),
     "models": ("bodytalk.model.llm.weights", "fetch and convert the base LLM (models pull / list)"),
     "model": ("bodytalk.model.serving.inspect", "show a checkpoint (model info [CKPT])"),
     "worker": ("bodytalk.model.serving.worker", "tokenizer worker: windows in, prompt work out to `serve --work`"),

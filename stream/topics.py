@@ -10,6 +10,7 @@ import re
 DEFAULT_CAPTURE_ADDR = "tcp://127.0.0.1:5555"
 DEFAULT_SERVER_ADDR = "tcp://127.0.0.1:5556"
 DEFAULT_WORK_ADDR = "tcp://127.0.0.1:5557"  # tokenizer workers -> LLM server (PUSH/PULL)
+DEFAULT_BROKER_ADDR = "tcp://127.0.0.1:5559"  # `bodytalk broker`: many publishers, one address
 
 SKELETON = "skeleton."
 FRAME = "skeleton.frame."

@@ -56,30 +56,47 @@ def _who_holds(addr: str) -> str:
     return "another process"
 
 
+def _bad_address(addr: str, err: zmq.ZMQError) -> ValueError:
+    return ValueError(f"cannot use address {addr.strip()!r} ({err}): expected e.g. tcp://127.0.0.1:5555, "
+                      "tcp://0.0.0.0:5555 (bind) or ipc:///tmp/bodytalk")
+
+
 class _Socket:
     def __init__(self, kind: int, addr: str, bind: bool, hwm: int) -> None:
         self.addr = addr
         self.sock = _context().socket(kind)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM if kind in (zmq.PUB, zmq.PUSH) else zmq.RCVHWM, hwm)
+        self.sock.setsockopt(zmq.SNDHWM if kind in (zmq.PUB, zmq.PUSH, zmq.XPUB) else zmq.RCVHWM, hwm)
         self._bind = bind
         self._configure()
         if bind:
+            self.addr = self.bind(addr)
+        else:
+            self.connect(addr)
+
+    def bind(self, addr: str) -> str:
+        """Bind one more address; returns it with a ``*`` port resolved. The socket is closed when
+        the address is taken (AddressInUse names who holds it)."""
+        try:
+            self.sock.bind(addr)
+        except zmq.ZMQError as err:
+            self.sock.close()
+            if err.errno == errno.EADDRINUSE:
+                raise AddressInUse(
+                    f"address {addr} is already in use by {_who_holds(addr)}: stop it "
+                    f"or choose another address") from None
+            raise _bad_address(addr, err) from None
+        return self.sock.getsockopt_string(zmq.LAST_ENDPOINT)  # "tcp://host:*" -> its port
+
+    def connect(self, addr: str) -> None:
+        # A connecting socket may take several endpoints, comma-separated (one SUB for the
+        # capture bus and the event bus, as the recorder in `bodytalk demo --record` does).
+        for endpoint in addr.split(","):
             try:
-                self.sock.bind(addr)
+                self.sock.connect(endpoint.strip())
             except zmq.ZMQError as err:
                 self.sock.close()
-                if err.errno == errno.EADDRINUSE:
-                    raise AddressInUse(
-                        f"address {addr} is already in use by {_who_holds(addr)}: stop it "
-                        f"or choose another address") from None
-                raise
-            self.addr = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)  # "tcp://host:*" -> its port
-        else:
-            # A connecting socket may take several endpoints, comma-separated (one SUB for the
-            # capture bus and the event bus, as the recorder in `bodytalk demo --record` does).
-            for endpoint in addr.split(","):
-                self.sock.connect(endpoint.strip())
+                raise _bad_address(endpoint, err) from None
 
     def _configure(self) -> None:
         """Socket options that must be set before bind/connect."""
@@ -251,4 +268,70 @@ class Heartbeat:
         self._seq += 1
         self.pub.send(schema.Status(component=self.component, state=state, seq=self._seq, **fields))
         return True
+
+
+class Forwarder:
+    """Many publishers into one bus: ZeroMQ's own proxy (``zmq.proxy_steerable``) from an XSUB to
+    an XPUB. Messages are forwarded byte for byte, never decoded (subscribers validate them);
+    subscriptions travel upstream, so a publisher sends only what some subscriber asked for.
+
+    The XSUB connects to publishers that bind (``sources``: captures as they are) and binds
+    ``listen`` for publishers that connect; frames above ``schema.MAX_MESSAGE_BYTES`` are refused
+    there. It also binds ``status_addr`` (inproc), where the broker's own heartbeat enters the
+    bus like any publisher's. ``run`` blocks in libzmq until ``stop``; ``stats`` asks the running
+    proxy for its counters. Each call of ``stats``/``stop`` uses its own control socket, so they
+    may come from any thread."""
+
+    _ids = iter(range(1 << 62))
+
+    def __init__(self, pub: str, sources: Iterable[str] = (), listen: str | None = None,
+                 hwm: int = DEFAULT_HWM) -> None:
+        n = next(self._ids)
+        self.status_addr = f"inproc://bodytalk-forwarder-{n}-status"
+        self._control_addr = f"inproc://bodytalk-forwarder-{n}-control"
+        self.front = _Receiver(zmq.XSUB, self.status_addr, True, hwm)
+        self.back = self.control = None
+        try:
+            self.listen = self.front.bind(listen) if listen else None
+            for source in sources:
+                self.front.connect(source)
+            self.back = _Socket(zmq.XPUB, pub, True, hwm)
+            self.pub = self.back.addr
+            self.control = _Socket(zmq.REP, self._control_addr, True, 1)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self) -> None:
+        """Forward until ``stop`` (from another thread)."""
+        zmq.proxy_steerable(self.front.sock, self.back.sock, None, self.control.sock)
+
+    def _command(self, command: bytes, timeout: float) -> list[bytes] | None:
+        with _Socket(zmq.REQ, self._control_addr, False, 1) as req:
+            req.sock.send(command)
+            return req.sock.recv_multipart() if req.sock.poll(math.ceil(timeout * 1000)) else None
+
+    def stats(self, timeout: float = 1.0) -> dict[str, int] | None:
+        """Frames and bytes in and out so far (``in_frames`` from publishers, ``out_frames`` to
+        subscribers), or None when the proxy does not answer within ``timeout`` seconds."""
+        reply = self._command(b"STATISTICS", timeout)
+        if reply is None or len(reply) != 8:
+            return None
+        # libzmq's order: frontend msgs in, bytes in, msgs out, bytes out, then the same for the backend
+        v = [int.from_bytes(part, "little") for part in reply]
+        return {"in_frames": v[0], "in_bytes": v[1], "out_frames": v[6], "out_bytes": v[7]}
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._command(b"TERMINATE", timeout)
+
+    def close(self) -> None:
+        for sock in (self.front, self.back, self.control):
+            if sock is not None:
+                sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
