@@ -11,12 +11,13 @@ from ``(seed, e, window)`` (``views``), and torch's global RNG (dropout) is re-s
 trains epoch k + 1 exactly as an uninterrupted run does (same weights, bit for bit, on CPU).
 
 DDP: under ``torchrun`` (``WORLD_SIZE`` set) the process group is initialised from the
-environment, the module is wrapped in ``DistributedDataParallel``, each rank trains on its
+environment (once per process, shared by a pipeline's stages), the module is wrapped in ``DistributedDataParallel``, each rank trains on its
 ``DistributedSampler`` shard with ``batch_size / world`` windows, and only rank 0 evaluates,
 logs and writes files (the others wait at a barrier).
 """
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import time
@@ -130,15 +131,19 @@ def setup(runtime: RuntimeConfig, seed: int) -> DistInfo:
     if cuda:
         torch.cuda.set_device(device)
     if "WORLD_SIZE" in os.environ and not dist.is_initialized():
+        # Once per process: the stages of a pipeline share the group (a group destroyed and made
+        # again from torchrun's store can meet the previous group's stale addresses).
         dist.init_process_group("nccl" if cuda else "gloo")
+        atexit.register(dist.destroy_process_group)
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     seed_all(seed)
     return DistInfo(rank, world, local, device)
 
 
-def teardown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def launched_rank() -> int:
+    """This process's rank as ``torchrun`` set it (0 without torchrun), for work outside a stage's
+    process group, such as a pipeline's summary."""
+    return int(os.environ.get("RANK", 0))
 
 
 def seed_all(*key: int) -> None:

@@ -47,7 +47,7 @@ from bodytalk.model.skeleton.microgestures import MG, NAMES, MGResult, Tally, ta
 from bodytalk.train import config as config_io
 from bodytalk.train import pretrain
 from bodytalk.train.config import strict
-from bodytalk.train.loop import RuntimeConfig, setup, teardown
+from bodytalk.train.loop import RuntimeConfig, setup
 from bodytalk.train.pipeline import merge
 from bodytalk.train.readers import read
 from bodytalk.train.rundir import RunDir
@@ -260,16 +260,16 @@ def run(cfg: Config, out: str | Path | None = None) -> Path:
     """Fit and evaluate as configured; returns the run folder."""
     out = Path(out or cfg.out)
     init = cfg.init
-    if init is None:                       # pre-train first (its own setup / teardown)
+    if init is None:                       # pre-train first
         folder = out / "pretrain"
         if not (folder / "results.json").is_file():
             pretrain.run(cfg.pretrain_config(out), out=folder)
         init = str(folder / "checkpoint")
-    setup(cfg.runtime, cfg.seed)
-    try:
-        return _run(cfg, out, init)
-    finally:
-        teardown()
+    info = setup(cfg.runtime, cfg.seed)
+    if info.main:   # the head is one small full-batch fit: under torchrun rank 0 fits, the others wait
+        _run(cfg, out, init)
+    info.barrier()
+    return out
 
 
 def _run(cfg: Config, out: Path, init: str) -> Path:

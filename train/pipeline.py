@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from bodytalk.train import config as config_io
 from bodytalk.train.config import ConfigError, strict
+from bodytalk.train.loop import launched_rank
 from bodytalk.train.splits import Split
 
 
@@ -88,20 +89,27 @@ class Config:
 
 def run(cfg: Config, out: str | Path | None = None) -> Path:
     out = Path(out or cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(config_io.dump(cfg))
+    main = launched_rank() == 0   # under torchrun every rank trains each stage; rank 0 writes the summary
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(config_io.dump(cfg))
     summary = []
     for name, stage_cfg, folder in cfg.plan(out):
         done = folder / "results.json"
         t0 = time.perf_counter()
+        # Each stage ends at a barrier after rank 0 wrote its results, so every rank sees the same files.
         if not (done.is_file() and (folder / "checkpoint" / "config.json").is_file()):
             importlib.import_module(_stage_modules()[name]).run(stage_cfg, out=folder)
-        results = json.loads(done.read_text())
-        summary.append({"stage": name, "run": str(folder), "seconds": round(time.perf_counter() - t0, 1),
-                        "metrics": results.get("metrics", {}), "split": Split.from_dict(results["split"]).name})
-    final = out / "checkpoint"
-    shutil.rmtree(final, ignore_errors=True)
-    shutil.copytree(folder / "checkpoint", final)
-    (out / "results.json").write_text(json.dumps({"stages": summary,
-                                                  "seconds": round(sum(s["seconds"] for s in summary), 1)}, indent=2))
+        if main:
+            results = json.loads(done.read_text())
+            summary.append({"stage": name, "run": str(folder), "seconds": round(time.perf_counter() - t0, 1),
+                            "metrics": results.get("metrics", {}),
+                            "split": Split.from_dict(results["split"]).name})
+    if main:
+        final = out / "checkpoint"
+        shutil.rmtree(final, ignore_errors=True)
+        shutil.copytree(folder / "checkpoint", final)
+        (out / "results.json").write_text(json.dumps({"stages": summary,
+                                                      "seconds": round(sum(s["seconds"] for s in summary), 1)},
+                                                     indent=2))
     return out

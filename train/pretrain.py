@@ -40,7 +40,7 @@ from bodytalk.train import config as config_io
 from bodytalk.train.augment import AugmentConfig, Augmenter
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
-from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer, setup, teardown
+from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer, setup
 from bodytalk.train.losses import Fusion, STBLoss, streams
 from bodytalk.train.rundir import RunDir
 from bodytalk.train.views import WindowDataset
@@ -156,10 +156,7 @@ def run(cfg: Config, out: str | Path | None = None,
         on_epoch_end: Callable[[int, dict], None] | None = None) -> Path:
     """Train as configured; returns the run folder (its ``checkpoint/`` is the model)."""
     info = setup(cfg.runtime, cfg.seed)
-    try:
-        return _run(cfg, Path(out or cfg.out), info, on_epoch_end)
-    finally:
-        teardown()
+    return _run(cfg, Path(out or cfg.out), info, on_epoch_end)
 
 
 def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:

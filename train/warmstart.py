@@ -31,7 +31,7 @@ from bodytalk.model.projector import Projector, ProjectorConfig, evidence_dim, e
 from bodytalk.train import config as config_io
 from bodytalk.train.config import ConfigError
 from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
-from bodytalk.train.loop import setup, teardown
+from bodytalk.train.loop import setup
 from bodytalk.train.splits import Split, SplitError
 from bodytalk.train.views import WindowDataset
 
@@ -206,15 +206,12 @@ class Stage(NamedTuple):
 
 def run_stage(cfg, out: str | Path | None, body: Callable[[Any, Stage], Path], doing: str) -> Path:
     """The prologue align and instruct share: set up the runtime, load and split the data, start from
-    ``cfg.init`` (refusing a leak of the held-out windows into it), run ``body(cfg, stage)``, tear down."""
+    ``cfg.init`` (refusing a leak of the held-out windows into it), run ``body(cfg, stage)``."""
     info = setup(cfg.runtime, cfg.seed)
-    try:
-        windows, split, train, test = load_split_ranked(data_config(cfg.data, cfg.init), info, cfg.runtime.progress)
-        if len(windows.labels) < 2:
-            raise DatasetError(f"need at least 2 labels to {doing}, found {list(windows.labels)}")
-        begun = start(cfg.init, windows.labels, dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), cfg.seed,
-                      cfg.mg_cues)
-        check_no_leak(begun.meta, split, cfg.init)
-        return body(cfg, Stage(Path(out or cfg.out), info, windows, split, train, test, begun))
-    finally:
-        teardown()
+    windows, split, train, test = load_split_ranked(data_config(cfg.data, cfg.init), info, cfg.runtime.progress)
+    if len(windows.labels) < 2:
+        raise DatasetError(f"need at least 2 labels to {doing}, found {list(windows.labels)}")
+    begun = start(cfg.init, windows.labels, dict(cfg.encoder), dict(cfg.projector), dict(cfg.llm), cfg.seed,
+                  cfg.mg_cues)
+    check_no_leak(begun.meta, split, cfg.init)
+    return body(cfg, Stage(Path(out or cfg.out), info, windows, split, train, test, begun))
