@@ -1,7 +1,7 @@
 #!/bin/sh
 # Entrypoint of the gpu image: serve the merged checkpoint baked in at build time.
 #
-# /opt/bodytalk/vllm-command is what `python -m bodytalk.model.llm_vllm CKPT` printed while building:
+# /opt/bodytalk/vllm-command is what `python -m bodytalk.model.llm.vllm CKPT` printed while building:
 # the OpenAI server on the merged weights, its served name (the client checks it), --enable-prompt-embeds,
 # the dtype and --max-logprobs. This script runs it with the image's python3, binds the container's
 # interface instead of loopback (the compose network or a NetworkPolicy keeps port 8000 private), and

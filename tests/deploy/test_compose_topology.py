@@ -21,8 +21,7 @@ from bodytalk.client import Subscription
 from bodytalk.stream.session_file import SessionReader
 from tests.deploy.manifests import compose, interpolate, read_env_file
 from tests.helpers import free_port, stop
-from tests.model.conftest import tiny_model_dir  # noqa: F401  (fixture: the tiny random llama)
-from tests.serving_helpers import tiny_llm_checkpoint, wait_for
+from tests.model.serving.helpers import tiny_llm_checkpoint, wait_for
 
 pytestmark = pytest.mark.slow
 _ADDR = re.compile(r"tcp://([A-Za-z0-9_.\-]+):(\d+)")
@@ -113,7 +112,7 @@ class LocalCompose:
 
 
 @pytest.fixture
-def topology(tmp_path, tiny_model_dir):  # noqa: F811
+def topology(tmp_path, tiny_model_dir):
     env = read_env_file()
     # What a user would put in deploy/.env: a small checkpoint, and one torch thread for the server.
     env |= {"BODYTALK_MODEL": str(tiny_llm_checkpoint(tmp_path / "ckpt", tiny_model_dir)),

@@ -57,7 +57,7 @@ def test_images_are_multi_stage_and_the_sensor_image_has_no_torch():
     assert "--from=build /opt/sensor" in sensor and "/opt/ml" not in sensor
     assert "--from=weights" in " ".join(stages["cpu"]) and "--from=weights" in " ".join(stages["gpu"])
     weights = " ".join(stages["weights"])
-    assert "bodytalk models pull" in weights and "bodytalk.model.llm_vllm" in weights
+    assert "bodytalk models pull" in weights and "bodytalk.model.llm.vllm" in weights
     for target in ("cpu", "gpu", "train"):   # nothing reaches a model hub at run time
         assert "HF_HUB_OFFLINE=1" in " ".join(stages[target]), target
 

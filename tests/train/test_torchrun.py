@@ -20,7 +20,6 @@ from safetensors.torch import load_file
 
 from bodytalk.model import checkpoint
 from tests.helpers import REPO_ROOT
-from tests.model.conftest import tiny_model_dir  # noqa: F401  (fixture)
 
 # Dropout off in both runs: under DDP each rank draws its own masks (seeded by rank).
 OVERRIDES = ["stages.0.encoder.dropout=0", "stages.1.align.text_encoder=llm", "stages.1.llm.dtype=float32",
@@ -42,7 +41,7 @@ def _losses(run_dir, stage: str) -> list[float]:
 
 
 @pytest.mark.slow
-def test_torchrun_two_processes_match_one_process(tmp_path, tiny_model_dir):  # noqa: F811
+def test_torchrun_two_processes_match_one_process(tmp_path, tiny_model_dir):
     one, two = tmp_path / "one", tmp_path / "two"
     for out, n in ((one, None), (two, 2)):
         proc = _train(out, tiny_model_dir, n)
