@@ -23,7 +23,6 @@ from tests.deploy.manifests import compose, interpolate, read_env_file
 from tests.helpers import free_port, stop
 from tests.model.serving.helpers import tiny_llm_checkpoint, wait_for
 
-pytestmark = pytest.mark.slow
 _ADDR = re.compile(r"tcp://([A-Za-z0-9_.\-]+):(\d+)")
 
 

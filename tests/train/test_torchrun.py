@@ -40,7 +40,6 @@ def _losses(run_dir, stage: str) -> list[float]:
     return [json.loads(line)["train_loss"] for line in (run_dir / stage / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.slow
 def test_torchrun_two_processes_match_one_process(tmp_path, tiny_model_dir):
     one, two = tmp_path / "one", tmp_path / "two"
     for out, n in ((one, None), (two, 2)):
