@@ -56,6 +56,7 @@ class Broker:
         self.status_pub = Publisher(forwarder.status_addr, bind=False)
         self.heartbeat = Heartbeat(self.status_pub, "broker", cfg.status_every)
         self._last: tuple[float, int] | None = None
+        self.failure: str | None = None   # why the proxy ended by itself (it runs until stopped)
 
     def beat(self) -> bool:
         """Send ``status.broker`` with the proxy's counters; False when the proxy did not answer."""
@@ -70,9 +71,15 @@ class Broker:
         self.heartbeat.tick(rate_hz=max(rate, 0.0), counters=stats, force=True)
         return True
 
+    def _forward(self) -> None:
+        try:
+            self.forwarder.run()
+        except Exception as err:   # libzmq's error, reported by run() and the exit code
+            self.failure = f"{type(err).__name__}: {err}"
+
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
-        proxy = threading.Thread(target=self.forwarder.run, name="broker-proxy", daemon=True)
+        proxy = threading.Thread(target=self._forward, name="broker-proxy", daemon=True)
         proxy.start()
         start = time.monotonic()
         try:
@@ -87,6 +94,8 @@ class Broker:
             self.forwarder.stop()
             proxy.join(timeout=5)
             self.status_pub.close()
+        if self.failure:
+            log.error("the proxy stopped: %s", self.failure)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,11 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     log.info("broker: %s%s -> %s", ", ".join(sources) or "", f" + publishers on {forwarder.listen}"
              if forwarder.listen else "", forwarder.pub)
     with forwarder:
+        broker = Broker(cfg, forwarder)
         try:
-            Broker(cfg, forwarder).run(args.duration, stop)
+            broker.run(args.duration, stop)
         except KeyboardInterrupt:
             pass
-    return 0
+    return 1 if broker.failure else 0
 
 
 if __name__ == "__main__":
