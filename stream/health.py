@@ -16,7 +16,8 @@ well within ``--max-age``; inside one pod or container they are the same clock.
 
 Examples:
   bodytalk health --sub tcp://127.0.0.1:5556 --component server --max-age 5
-  bodytalk health --sub tcp://127.0.0.1:5555 --component capture --accept connecting
+  bodytalk health --sub tcp://127.0.0.1:5555 --component capture_kinect0   # status.capture_<sensor>
+  bodytalk health --sub tcp://127.0.0.1:5555 --component capture_kinect0 --accept disconnected
   bodytalk health --sub tcp://127.0.0.1:5559 --component broker
 """
 from __future__ import annotations
@@ -87,11 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sub", default=topics.DEFAULT_SERVER_ADDR,
                    help="address the component publishes its status on (default %(default)s)")
     p.add_argument("--component", default="server",
-                   help="component name, as in status.<component> (server, capture, worker_0, broker, ...)")
+                   help="component name, as in status.<component> (server, capture_<sensor>, worker_<name>, broker)")
     p.add_argument("--max-age", type=float, default=5.0,
                    help="seconds: how long to wait, and the oldest heartbeat that counts (default %(default)s)")
     p.add_argument("--accept", action="append", default=[], metavar="STATE",
-                   help="a further healthy state besides 'running' (repeatable)")
+                   help="a further healthy state besides 'running' (repeatable), e.g. 'disconnected' for a "
+                        "capture whose sensor may come and go while the process itself is fine")
     p.add_argument("--quiet", action="store_true", help="print nothing; the exit code says it")
     return p
 
