@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from bodytalk.train.config import strict
+from bodytalk.train.config import ConfigError, strict
 from bodytalk.train.rundir import RunDir
 
 Batch = tuple[torch.Tensor, ...]
@@ -159,7 +159,8 @@ class Trainer:
     def __init__(self, run: RunDir, module: nn.Module, optim: OptimConfig, runtime: RuntimeConfig,
                  seed: int, info: DistInfo, find_unused_parameters: bool = False) -> None:
         if optim.batch_size % info.world:
-            raise ValueError(f"optim.batch_size {optim.batch_size} does not split over {info.world} ranks")
+            raise ConfigError(f"optim.batch_size {optim.batch_size} does not split over {info.world} ranks: "
+                              f"give a multiple of {info.world} (it is the global batch)")
         self.run, self.optim, self.runtime, self.seed, self.info = run, optim, runtime, seed, info
         self.module = module.to(info.device)
         self.model = (DistributedDataParallel(self.module, device_ids=[info.local_rank] if info.device != "cpu"

@@ -59,3 +59,15 @@ def test_torchrun_two_processes_match_one_process(tmp_path, tiny_model_dir):
     assert final.adapter is not None and final.meta["stage"] == "instruct"
     summary = json.loads((two / "results.json").read_text())
     assert [s["stage"] for s in summary["stages"]] == ["pretrain", "align", "instruct"]
+
+
+def test_a_global_batch_that_does_not_split_over_the_ranks_is_refused(tmp_path):
+    """Before any process group work: `bodytalk train` prints it as a one-line config error."""
+    from torch import nn
+
+    from bodytalk.train.config import ConfigError
+    from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer
+    from bodytalk.train.rundir import RunDir
+
+    with pytest.raises(ConfigError, match="batch_size 32 does not split over 3 ranks"):
+        Trainer(RunDir(tmp_path, {}), nn.Linear(1, 1), OptimConfig(batch_size=32), RuntimeConfig(), 0, DistInfo(world=3))
