@@ -10,7 +10,7 @@ import pytest
 
 from tests.deploy.manifests import COMPOSE, DEPLOY, ENV_EXAMPLE, compose, interpolate, read_env_file, variables
 
-PUBLISHED = {5555: "capture", 5556: "server"}   # container ports a host may publish, and by whom
+PUBLISHED = {5555: "capture", 5556: "server", 8080: "dashboard"}   # container ports a host may publish, and by whom
 PRIVATE = {5557, 5559, 8000}                    # prompt work, the broker's bus, vLLM
 
 
@@ -46,8 +46,8 @@ def test_env_example_lists_exactly_the_variables_compose_reads():
 def test_profiles_hold_their_processes():
     services = compose()["services"]
     members = {p: {name for name, s in services.items() if p in s.get("profiles", [])} for p in ("cpu", "gpu", "sensor")}
-    assert members["cpu"] == {"capture", "broker", "worker", "server", "recorder"}
-    assert members["gpu"] == {"broker", "worker", "server-gpu", "llm", "recorder"}
+    assert members["cpu"] == {"capture", "broker", "worker", "server", "recorder", "dashboard"}
+    assert members["gpu"] == {"broker", "worker", "server-gpu", "llm", "recorder", "dashboard"}
     assert members["sensor"] == {"capture"}
     # The gpu server answers to `server`, as the workers and the recorder call it.
     assert "server" in services["server-gpu"]["networks"]["default"]["aliases"]
@@ -58,7 +58,7 @@ def test_every_service_restarts_and_is_health_checked():
         assert service["restart"] in ("unless-stopped", "always"), name
         test = service["healthcheck"]["test"]
         assert test[0] == "CMD" and service["healthcheck"]["start_period"], name
-        if name not in ("llm", "recorder"):   # those two have no status heartbeat (HTTP /health; file growth)
+        if name not in ("llm", "recorder", "dashboard"):   # no status heartbeat: HTTP, file growth, HTTP
             assert test[1:3] == ["bodytalk", "health"], name
 
 

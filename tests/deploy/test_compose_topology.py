@@ -3,9 +3,11 @@ process, the environment substituted as compose substitutes it, the compose netw
 loopback (a service's name and 0.0.0.0 become 127.0.0.1, each container port a free local port, each
 volume a temporary folder), and compose's restart policy played by a supervisor loop. Emotion events
 must reach a subscriber and the recording, every healthcheck must pass, and a killed server must
-come back and its events resume. So compose.yaml cannot rot without this failing."""
+come back and its events resume. So compose.yaml cannot rot without this failing. (The dashboard
+service runs only where its extra is installed.)"""
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -23,19 +25,20 @@ from tests.deploy.manifests import compose, interpolate, read_env_file
 from tests.helpers import free_port, stop
 from tests.model.serving.helpers import tiny_llm_checkpoint, wait_for
 
-_ADDR = re.compile(r"tcp://([A-Za-z0-9_.\-]+):(\d+)")
+_ADDR = re.compile(r"(tcp|http)://([A-Za-z0-9_.\-]+):(\d+)")
 
 
 class LocalCompose:
     """The services of one profile as supervised local processes (see the module docstring)."""
 
-    def __init__(self, profile: str, env: dict[str, str], root: Path) -> None:
+    def __init__(self, profile: str, env: dict[str, str], root: Path, leave_out: set[str] = frozenset()) -> None:
         spec = compose()
-        self.services = {n: s for n, s in spec["services"].items() if profile in s.get("profiles", [])}
+        self.services = {n: s for n, s in spec["services"].items()
+                         if profile in s.get("profiles", []) and n not in leave_out}
         self.env, self.root = env, root
         text = str([[s.get("command"), s.get("healthcheck")] for s in self.services.values()])
         self.hosts = set(self.services) | {"0.0.0.0", "127.0.0.1"}
-        self.ports = {int(p): free_port() for _, p in _ADDR.findall(interpolate(text, env))}
+        self.ports = {int(p): free_port() for _, _, p in _ADDR.findall(interpolate(text, env))}
         self.volumes: dict[str, Path] = {}   # container path -> local folder
         for name, service in self.services.items():
             for mount in interpolate(service.get("volumes", []), env):
@@ -53,7 +56,7 @@ class LocalCompose:
         text = interpolate(value, self.env) if isinstance(value, str) else value
         if isinstance(text, list):
             return [self.local(v) for v in text]
-        text = _ADDR.sub(lambda m: f"tcp://127.0.0.1:{self.ports[int(m[2])]}" if m[1] in self.hosts else m[0], text)
+        text = _ADDR.sub(lambda m: f"{m[1]}://127.0.0.1:{self.ports[int(m[3])]}" if m[2] in self.hosts else m[0], text)
         for target, folder in self.volumes.items():
             text = text.replace(target, str(folder))
         return text
@@ -67,11 +70,18 @@ class LocalCompose:
         env.update({k: self.local(str(v)) for k, v in interpolate(service.get("environment", {}), self.env).items()})
         return env
 
+    def command(self, service: dict) -> list[str]:
+        argv = self.local(service["command"])
+        for i, arg in enumerate(argv[:-1]):   # an HTTP server's --port N: mapped like its URLs
+            if arg == "--port" and int(argv[i + 1]) in self.ports:
+                argv[i + 1] = str(self.ports[int(argv[i + 1])])
+        return argv
+
     def start(self, name: str) -> None:
         service = self.services[name]
         self.logs[name] = self.root / f"{name}.log"
         with open(self.logs[name], "a") as log:
-            self.procs[name] = subprocess.Popen(self.local(service["command"]), env=self._environ(service),
+            self.procs[name] = subprocess.Popen(self.command(service), env=self._environ(service),
                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def up(self) -> None:
@@ -116,7 +126,8 @@ def topology(tmp_path, tiny_model_dir):
     # What a user would put in deploy/.env: a small checkpoint, and one torch thread for the server.
     env |= {"BODYTALK_MODEL": str(tiny_llm_checkpoint(tmp_path / "ckpt", tiny_model_dir)),
             "BODYTALK_SERVER_THREADS": "1"}
-    stack = LocalCompose("cpu", env, tmp_path)
+    # The dashboard needs the `dashboard` extra (websockets), which CI's `.[ml,dev]` leaves out.
+    stack = LocalCompose("cpu", env, tmp_path, leave_out=set() if importlib.util.find_spec("websockets") else {"dashboard"})
     stack.up()
     try:
         yield stack

@@ -71,6 +71,14 @@ def test_base_images_are_pinned_and_vllm_is_patched():
     assert version >= (0, 13), "vLLM < 0.13 unpickles prompt embeddings unsafely (CVE-2025-62164)"
 
 
+def test_the_build_copies_every_package_folder():
+    import tomllib
+
+    folders = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values())
+    copied = {line.split()[1].rstrip("/") for line in _stages()["build"] if line.startswith("COPY ")}
+    assert folders <= copied, f"pip install . in the image would miss {sorted(folders - copied)}"
+
+
 def test_build_context_leaves_out_the_local_environment():
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {"**/.venv", ".git", "runs", "deploy/keys", "deploy/.env"} <= set(ignored)
