@@ -38,7 +38,7 @@ import numpy as np
 import zmq
 
 from bodytalk.stream.pacing import Pacer
-from bodytalk.stream import schema
+from bodytalk.stream import schema, security
 from bodytalk.stream.transport import Publisher, Subscriber
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -76,9 +76,11 @@ def make_windows(n: int = 8, t: int = 60, joints: int = 17, seed: int = 0):
     return build
 
 
-def subscriber(addr: str, conn) -> None:
+def subscriber(addr: str, conn, keys: str | None = None) -> None:
     """Child process: record (receive - send) per data message; on 'end' report them, the last
-    receive time and the CPU seconds this process (ZeroMQ's I/O thread included) spent meanwhile."""
+    receive time and the CPU seconds this process (ZeroMQ's I/O thread included) spent meanwhile.
+    ``keys``: a CurveZMQ keys folder (bench_curve.py), else plain."""
+    security.configure(keys)
     with Subscriber(addr, hwm=HWM) as sub:
         lat: list[float] = []
         last = cpu = 0.0
@@ -103,10 +105,11 @@ def subscriber(addr: str, conn) -> None:
 
 
 class Bench:
-    def __init__(self, addr: str) -> None:
+    def __init__(self, addr: str, keys: str | None = None) -> None:
+        security.configure(keys)
         self.pub = Publisher(addr, hwm=HWM)
         self.conn, child = mp.Pipe()
-        self.proc = mp.get_context("spawn").Process(target=subscriber, args=(self.pub.addr, child))
+        self.proc = mp.get_context("spawn").Process(target=subscriber, args=(self.pub.addr, child, keys))
         self.proc.start()
 
     def _control(self, state: str) -> None:

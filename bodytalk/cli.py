@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "dashboard": ("bodytalk.bridges.dashboard.server", "live browser dashboard for a screen at an installation"),
     "record": ("bodytalk.stream.recorder", "record bus messages to an MCAP session file"),
     "replay": ("bodytalk.stream.replayer", "republish a recorded session"),
+    "keys": ("bodytalk.stream.keys", "make CurveZMQ keys for --keys / $BODYTALK_KEYS (keys init DIR)"),
     "sessions": ("bodytalk.stream.sessions", "inspect recorded sessions (sessions info FILE)"),
     "broker": ("bodytalk.stream.broker", "many publishers into one bus address (ZeroMQ XSUB/XPUB proxy)"),
     "health": ("bodytalk.stream.health", "exit 0 on a fresh status heartbeat of a component, 1 if stale"),
@@ -57,7 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"bodytalk: unknown command {verb!r}\n\n" + _usage())
         return 2
     module = importlib.import_module(VERBS[verb][0])
-    return int(module.main(rest) or 0)
+    from bodytalk.stream.security import TransportError
+    try:
+        return int(module.main(rest) or 0)
+    except TransportError as err:  # a bad address, missing keys, an insecure bind: one line, no traceback
+        logging.getLogger("bodytalk").error("%s", err)
+        return 2
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ created afresh. Light: no torch, only ``bodytalk.stream`` (numpy, pyzmq, msgpack
 """
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from collections.abc import Iterable, Iterator
 
-from bodytalk.stream import schema, topics
-from bodytalk.stream.transport import Subscriber
+from bodytalk.stream import schema, security, topics
+from bodytalk.stream.transport import Subscriber, request_snapshot
 
 log = logging.getLogger("bodytalk.client")
 
@@ -30,12 +31,17 @@ class Subscription(Iterator[schema.EmotionEvent]):
     every body. ``min_confidence``: keep events whose label has at least this probability; above 0,
     events without a label (status "insufficient_data") are left out too. ``topic``: the event topic
     prefix (``"emotion.kinect0."`` for one sensor). ``silence``: seconds without any message before
-    the socket is re-created (the server's heartbeat comes every second).
+    the socket is re-created (the server's heartbeat comes every second). ``keys``: the CurveZMQ
+    keys folder (``bodytalk keys init``; this side needs ``server.key`` and ``client.key_secret``)
+    when the server runs with keys; default ``$BODYTALK_KEYS``. ``snapshot``: the server's
+    ``--snapshot`` address: the latest event of every body comes first (a late joiner knows the
+    state at once), then the live ones; a live event already in the snapshot is not repeated.
+    Each event's ``seq`` counts that body's events at the server: a gap means events were lost.
     """
 
     def __init__(self, addr: str = topics.DEFAULT_SERVER_ADDR, bodies: Iterable[object] | None = None,
                  min_confidence: float = 0.0, topic: str = topics.EMOTION, silence: float = 5.0,
-                 hwm: int = 100) -> None:
+                 hwm: int = 100, keys: str | None = None, snapshot: str | None = None) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {min_confidence}")
         if not topic.startswith(topics.EMOTION):
@@ -43,14 +49,25 @@ class Subscription(Iterator[schema.EmotionEvent]):
         if not silence > 0:
             raise ValueError(f"silence must be > 0 seconds, got {silence}")
         self.addr, self.topic, self.silence, self.hwm = addr, topic, silence, hwm
+        self.policy = security.Policy(security.Keys(keys)) if keys else None
         self.bodies = None if bodies is None else frozenset(map(str, bodies))
         self.min_confidence = min_confidence
         self.reconnects = 0
         self._sub: Subscriber | None = self._connect()
         self._heard = time.monotonic()
+        self._pending: collections.deque[schema.EmotionEvent] = collections.deque()
+        self._from_snapshot: set[tuple[str, str, int]] = set()   # (sensor, body, seq) already given
+        if snapshot is not None:   # after the SUB connected, so nothing falls between the two
+            got = request_snapshot(snapshot, self.topic, policy=self.policy)
+            if got is None:
+                log.warning("no snapshot from %s: starting with live events", snapshot)
+            for ev in got or ():
+                if isinstance(ev, schema.EmotionEvent) and self._wanted(ev):
+                    self._pending.append(ev)
+                    self._from_snapshot.add((ev.sensor, ev.body, ev.seq))
 
     def _connect(self) -> Subscriber:
-        return Subscriber(self.addr, prefixes=[self.topic, topics.STATUS], hwm=self.hwm)
+        return Subscriber(self.addr, prefixes=[self.topic, topics.STATUS], hwm=self.hwm, policy=self.policy)
 
     def _wanted(self, ev: schema.EmotionEvent) -> bool:
         if self.bodies is not None and ev.body not in self.bodies and f"{ev.sensor}.{ev.body}" not in self.bodies:
@@ -63,6 +80,8 @@ class Subscription(Iterator[schema.EmotionEvent]):
         """The next wanted event, or None after ``timeout`` seconds (None waits for ever)."""
         if self._sub is None:
             raise RuntimeError("this subscription is closed")
+        if self._pending:
+            return self._pending.popleft()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             now = time.monotonic()
@@ -78,8 +97,10 @@ class Subscription(Iterator[schema.EmotionEvent]):
             got = self._sub.recv(max(wait, 0.0))
             if got is not None:
                 self._heard = time.monotonic()
-                if isinstance(got[0], schema.EmotionEvent) and self._wanted(got[0]):
-                    return got[0]
+                ev = got[0]
+                if isinstance(ev, schema.EmotionEvent) and self._wanted(ev) and \
+                        (ev.sensor, ev.body, ev.seq) not in self._from_snapshot:
+                    return ev
             if deadline is not None and time.monotonic() >= deadline:
                 return None
 
@@ -102,6 +123,8 @@ class Subscription(Iterator[schema.EmotionEvent]):
 
 
 def subscribe(addr: str = topics.DEFAULT_SERVER_ADDR, bodies: Iterable[object] | None = None,
-              min_confidence: float = 0.0, topic: str = topics.EMOTION, silence: float = 5.0) -> Subscription:
+              min_confidence: float = 0.0, topic: str = topics.EMOTION, silence: float = 5.0,
+              keys: str | None = None, snapshot: str | None = None) -> Subscription:
     """Iterate over emotion events from the server at ``addr`` (see ``Subscription``)."""
-    return Subscription(addr, bodies=bodies, min_confidence=min_confidence, topic=topic, silence=silence)
+    return Subscription(addr, bodies=bodies, min_confidence=min_confidence, topic=topic, silence=silence,
+                        keys=keys, snapshot=snapshot)

@@ -24,8 +24,8 @@ import threading
 import time
 
 from bodytalk.capture import service
-from bodytalk.stream import schema, topics
-from bodytalk.stream.transport import AddressInUse, Publisher, Subscriber
+from bodytalk.stream import schema, security, topics
+from bodytalk.stream.transport import Publisher, Subscriber, TransportError
 
 log = logging.getLogger("bodytalk.demo")
 DEFAULT_SOURCE = "synthetic:?bodies=3&hold=12"
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "extra dashboard)")
     p.add_argument("--capture-pub", default=topics.DEFAULT_CAPTURE_ADDR, help="capture address")
     p.add_argument("--events-pub", default=topics.DEFAULT_SERVER_ADDR, help="event address")
+    security.add_arguments(p)
     return p
 
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from bodytalk.model.serving.server import ServeConfig, Server
 
     args = build_parser().parse_args(argv)
+    security.configure_from(args)
     logging.getLogger().setLevel(logging.WARNING if not args.headless else logging.ERROR)
     try:
         capture_cfg = service.CaptureConfig(source=args.source, pub=args.capture_pub, speed=args.speed,
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             need("websockets.asyncio.server", "dashboard")
         Publisher(args.capture_pub).close()   # taken? say so now; the capture process binds it
         events_pub = Publisher(args.events_pub)
-    except (ValueError, FileNotFoundError, AddressInUse, RuntimeError) as err:  # RuntimeError: an extra
+    except (ValueError, FileNotFoundError, RuntimeError) as err:  # RuntimeError: an extra, a TransportError
         log.error("%s", err)
         return 2
     if model.llm is None and not args.no_explain:
@@ -86,21 +88,28 @@ def main(argv: list[str] | None = None) -> int:
     windows = Subscriber(args.capture_pub, prefixes=[topics.WINDOW])
     events = Subscriber(args.events_pub, prefixes=[topics.EMOTION, topics.STATUS])
     server = Server(serve_cfg, model, events_pub, windows)
-    threads = [threading.Thread(target=server.run, kwargs={"stop": stop}, daemon=True)]
+    died: list[BaseException] = []
+    threads = [threading.Thread(target=_guarded, args=(server.run, stop, died), daemon=True)]
     if args.record:
         from bodytalk.stream.recorder import RecordConfig, run as record
         rec_cfg = RecordConfig(out=args.record, sub=f"{args.capture_pub},{args.events_pub}")
-        threads.append(threading.Thread(target=record, args=(rec_cfg, stop), daemon=True))
+        threads.append(threading.Thread(target=_guarded, args=(lambda stop: record(rec_cfg, stop), stop, died),
+                                        daemon=True))
     if args.dashboard is not None:
         threads.append(_dashboard(args, stop))
     # Capture in its own process: on a thread here its per-frame Python work took the GIL from the
     # server's decoding steps (explanations 1.5-2x slower, label p95 55-105 ms vs 33-41 measured).
-    capture = multiprocessing.get_context("spawn").Process(target=_capture, args=(capture_cfg,), daemon=True)
+    capture = multiprocessing.get_context("spawn").Process(
+        target=_capture, args=(capture_cfg, args.keys, args.insecure), daemon=True)
     for th in threads:
         th.start()
     capture.start()
     try:
         _show(events, args, capture, stop, explains=server.can_explain)
+        if died:
+            log.error("the %s stopped: %s: %s", "server" if not threads[0].is_alive() else "recorder",
+                      type(died[0]).__name__, died[0])
+            return 1
     except KeyboardInterrupt:
         pass
     finally:
@@ -128,7 +137,7 @@ def _dashboard(args, stop: threading.Event) -> threading.Thread:
     def serve() -> None:
         try:
             asyncio.run(dash.serve(stop))
-        except AddressInUse as err:  # the port is taken: the demo goes on without the dashboard
+        except TransportError as err:  # the port is taken: the demo goes on without the dashboard
             log.error("dashboard: %s", err)
         finally:
             sub.close()
@@ -143,13 +152,24 @@ def _dashboard(args, stop: threading.Event) -> threading.Thread:
     return threading.Thread(target=serve, daemon=True)
 
 
-def _capture(cfg) -> None:
+def _guarded(run, stop: threading.Event, died: list) -> None:
+    """A demo thread: if it dies, the demo stops and exits non-zero instead of showing nothing."""
+    try:
+        run(stop=stop)
+    except BaseException as err:
+        died.append(err)
+        stop.set()
+        raise
+
+
+def _capture(cfg, keys: str | None, insecure: bool) -> None:
     """The capture process: `bodytalk capture` with the demo's settings; Ctrl+C ends it quietly."""
     try:
+        security.configure(keys, insecure)
         sys.exit(service.run(cfg))
     except KeyboardInterrupt:
         sys.exit(0)
-    except AddressInUse as err:
+    except TransportError as err:
         log.error("%s", err)
         sys.exit(2)
 
@@ -168,7 +188,7 @@ def _show(events: Subscriber, args, capture: multiprocessing.process.BaseProcess
         live = Live(view.render(), refresh_per_second=4, screen=False)
         live.start()
     try:
-        while ended_at is None or time.monotonic() - ended_at < 2.0:
+        while (ended_at is None or time.monotonic() - ended_at < 2.0) and not stop.is_set():
             got = events.recv(timeout=0.25)
             if got is not None:
                 msg = got[0]

@@ -9,7 +9,7 @@ import threading
 import time
 
 from bodytalk.addresses import is_loopback_host
-from bodytalk.stream import schema, topics
+from bodytalk.stream import schema, security, topics
 from bodytalk.stream.transport import Subscriber
 
 log = logging.getLogger("bodytalk.bridges")
@@ -26,11 +26,13 @@ def add_bus_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forget-after", type=float, default=FORGET_AFTER, metavar="S",
                    help="seconds without a frame or event before a body counts as gone (default %(default)s)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    security.add_arguments(p)
 
 
 def subscribe(args: argparse.Namespace) -> Subscriber:
-    """The bridge's intake: frames, emotion events and heartbeats from ``--sub``. (The one place
-    where transport options such as CurveZMQ keys will reach the bridges.)"""
+    """The bridge's intake: frames, emotion events and heartbeats from ``--sub``, with the CurveZMQ
+    keys of ``--keys`` / ``$BODYTALK_KEYS`` (the one place where they reach the bridges)."""
+    security.configure_from(args)
     return Subscriber(args.sub, prefixes=PREFIXES)
 
 

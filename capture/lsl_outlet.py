@@ -25,7 +25,7 @@ import logging
 import numpy as np
 
 from bodytalk.capture.layouts import Layout
-from bodytalk.stream import schema, topics
+from bodytalk.stream import schema, security, topics
 
 log = logging.getLogger("bodytalk.lsl")
 NEEDS = "the LSL outlet needs pylsl: pip install 'bodytalk[mocap]'"
@@ -130,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="bus address(es), comma-separated (default %(default)s)")
     p.add_argument("--frames", action="store_true", help="republish skeleton frames")
     p.add_argument("--events", action="store_true", help="republish emotion events as markers")
+    security.add_arguments(p)
     args = p.parse_args(argv)
+    security.configure_from(args)
     if not (args.frames or args.events):
         p.error("give --frames and/or --events")
     from bodytalk.stream.transport import Subscriber

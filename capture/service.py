@@ -25,8 +25,8 @@ from bodytalk.capture import lsl_outlet
 from bodytalk.capture import source as sources
 from bodytalk.stream.pacing import Pacer
 from bodytalk.capture.windowing import Window, WindowConfig, Windower
-from bodytalk.stream import schema, topics
-from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher
+from bodytalk.stream import schema, security, topics
+from bodytalk.stream.transport import Heartbeat, Publisher, TransportError
 
 log = logging.getLogger("bodytalk.capture")
 
@@ -45,6 +45,7 @@ class CaptureConfig:
     stagger: bool = True  # spread the bodies' window phases over the hop (windowing.py says why)
 
     def __post_init__(self) -> None:
+        security.check_addresses(self.pub)
         if self.speed < 0:
             raise ValueError("--speed must be >= 0 (0 = as fast as possible)")
         if self.duration is not None and self.duration <= 0:
@@ -131,6 +132,8 @@ class Capture:
         """Read the opened source until it ends (or ``duration``); returns a process exit code."""
         start = rate_t = time.monotonic()
         rate_n, last_t = 0, None
+        if self.cfg.duration is not None and hasattr(self.src, "stop_at"):
+            self.src.stop_at = start + self.cfg.duration   # a live source ends on time even while silent
         try:
             while True:
                 first_t = None
@@ -145,6 +148,9 @@ class Capture:
                     if self.cfg.duration is not None and now - start >= self.cfg.duration:
                         self.end("duration reached")
                         return 0
+                if self.cfg.duration is not None and time.monotonic() - start >= self.cfg.duration:
+                    self.end("duration reached")
+                    return 0
                 if not self.cfg.loop or last_t is None:
                     break
                 self.restart(first_t, last_t)
@@ -190,17 +196,19 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         "of one burst per hop (each body's first window comes up to one hop later)")
     p.add_argument("--lsl", action="store_true",
                    help="also publish frames as LSL streams bodytalk.<sensor>.<body> (LabRecorder)")
+    security.add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    security.configure_from(args)
     try:
         cfg = CaptureConfig(source=args.source, pub=args.pub, window=args.window, hop=args.hop,
                             speed=args.speed, loop=args.loop, duration=args.duration, lsl=args.lsl,
                             stagger=args.stagger)
         return run(cfg)
-    except (ValueError, sources.SourceError, AddressInUse, lsl_outlet.LSLUnavailable) as err:
+    except (ValueError, sources.SourceError, TransportError, lsl_outlet.LSLUnavailable) as err:
         log.error("%s", err)
         return 2
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ cache is computed once and shared across calls and across the batch.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ from bodytalk.model.encoder import SkeletonEncoder
 from bodytalk.model.skeleton.features import InsufficientData, WindowInput, prepare
 from bodytalk.model.skeleton.microgestures import MGResult
 from bodytalk.model.projector import Projector, evidence_features
+
+log = logging.getLogger("bodytalk.model")
 
 
 @dataclass
@@ -108,12 +111,24 @@ class EmotionModel:
         keep, feats, evidence, mgs, rejected = [], [], [], [], {}
         for i, w in enumerate(windows):
             try:
-                feats.append(prepare(w, self.cfg.encoder.frames))
-                evidence.append(desc.compute(w.joints, w.confidence, w.fps))
-                mgs.append(mg_rules.detect(w.joints, w.confidence, w.fps))
-                keep.append(i)
+                f = prepare(w, self.cfg.encoder.frames)
+                d = desc.compute(w.joints, w.confidence, w.fps)
+                if (why := desc.implausible(d)) is not None:
+                    raise InsufficientData(why)
+                m = mg_rules.detect(w.joints, w.confidence, w.fps)
             except InsufficientData as err:
                 rejected[i] = str(err)
+                continue
+            except (ValueError, ArithmeticError, IndexError, KeyError) as err:
+                # A window the checks above let through but a numeric step could not read: refused
+                # with the reason, never a dead process.
+                log.warning("unreadable window (%s: %s)", type(err).__name__, err)
+                rejected[i] = f"unreadable window ({type(err).__name__})"
+                continue
+            feats.append(f)
+            evidence.append(d)
+            mgs.append(m)
+            keep.append(i)
         x = torch.from_numpy(np.stack(feats)) if feats else torch.zeros(0, self.cfg.encoder.frames, 17, 10)
         ids = self.encoder.layout_ids([windows[i].layout for i in keep])
         ev = torch.from_numpy(np.stack([self.evidence_features(d, m) for d, m in zip(evidence, mgs)]) if evidence

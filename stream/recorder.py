@@ -4,7 +4,9 @@ Subscribes (SUB, connects ``--sub``) to every topic starting with ``--topic`` (d
 publishes nothing. Messages are stored byte for byte, never decoded, so a session replays into
 the bus unchanged (see ``session_file`` for the file layout). The open chunk is flushed every
 0.25 s: a ``kill -9`` leaves a readable file missing at most the last fraction of a second.
-Ctrl-C, SIGTERM or ``--duration`` end the recording with a complete index and summary.
+Ctrl-C, SIGTERM or ``--duration`` end the recording with a complete index and summary. A full
+disk ends it with one error line (exit 1); the file keeps every chunk flushed before. Topics
+beyond MCAP's 65,535 channels share family channels (``session_file`` says how).
 
 Examples:
   bodytalk record --out session.mcap
@@ -25,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from bodytalk.stream import topics
+from bodytalk.stream import security, topics
 from bodytalk.stream.session_file import SessionFileError, SessionWriter
 from bodytalk.stream.transport import Subscriber
 
@@ -45,6 +47,7 @@ class RecordConfig:
     derive: tuple[str, ...] = ()  # "foxglove", "ros2": derived channels (bodytalk.bridges)
 
     def __post_init__(self) -> None:
+        security.check_addresses(self.sub)
         if self.duration is not None and self.duration <= 0:
             raise ValueError("--duration must be > 0 seconds")
         if self.flush_every <= 0:
@@ -60,6 +63,7 @@ class RecordSummary:
     topics: int
     seconds: float
     path: str
+    error: str | None = None   # why the recording stopped early (a full disk)
 
     def line(self) -> str:
         size = os.path.getsize(self.path) / 1e6 if os.path.exists(self.path) else 0.0
@@ -97,6 +101,8 @@ def run(cfg: RecordConfig, stop: threading.Event | None = None) -> RecordSummary
                         tap.write(frames, log_time)
         except KeyboardInterrupt:
             pass  # Ctrl-C is the normal way to end a recording; the with-block finishes the file
+        except SessionFileError as err:  # a full disk: the file keeps what was flushed
+            return RecordSummary(writer.count, len(writer.counts), time.monotonic() - start, cfg.out, str(err))
         return RecordSummary(writer.count, len(writer.counts), time.monotonic() - start, cfg.out)
 
 
@@ -119,11 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--foxglove", action="store_true",
                    help="also write Foxglove channels (3D skeletons, explanations, probabilities)")
     p.add_argument("--ros2", action="store_true", help="also write ROS 2 (hri_msgs, tf2) channels")
+    security.add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    security.configure_from(args)
     stop = threading.Event()
     # SIGTERM (docker stop, a supervisor) ends the recording as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -136,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # before recording started: no file to finish
         return 130
+    if summary.error:
+        log.error("%s", summary.error)
+        return 1
     print(summary.line(), flush=True)
     return 0
 

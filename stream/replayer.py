@@ -3,7 +3,8 @@
 Publishes (PUB, binds ``--pub``) every recorded message whose topic starts with ``--topic``,
 byte for byte as it was received, spaced by the recorded receive times divided by ``--speed``
 (0 = as fast as possible; a slow subscriber then loses messages, as PUB/SUB always does).
-A truncated session (crashed recorder) replays what was recovered.
+A truncated session (crashed recorder) replays what was recovered; a damaged chunk is skipped
+and reported, the rest replays.
 
 Examples:
   bodytalk replay session.mcap
@@ -18,10 +19,10 @@ import threading
 import time
 from dataclasses import dataclass
 
+from bodytalk.stream import security, topics
 from bodytalk.stream.pacing import Pacer
-from bodytalk.stream import topics
 from bodytalk.stream.session_file import SessionFileError, SessionReader
-from bodytalk.stream.transport import AddressInUse, Publisher
+from bodytalk.stream.transport import TransportError, Publisher
 
 log = logging.getLogger("bodytalk.replay")
 
@@ -36,6 +37,7 @@ class ReplayConfig:
     warmup: float = 0.3  # seconds after bind before the first message (ZeroMQ slow joiner)
 
     def __post_init__(self) -> None:
+        security.check_addresses(self.pub)
         if self.speed < 0:
             raise ValueError("--speed must be >= 0 (0 = as fast as possible)")
         if self.warmup < 0:
@@ -82,6 +84,9 @@ def run(cfg: ReplayConfig, pub: Publisher | None = None,
             if reader.truncated and passes == 1:
                 log.warning("%s was not finished (recorder crashed?): replayed the %d messages "
                             "recovered", cfg.file, sent)
+            if reader.lost_chunks and passes == 1:
+                log.warning("%s is damaged: skipped %d chunks (%d messages), replayed the rest",
+                            cfg.file, reader.lost_chunks, reader.lost_messages)
             if not cfg.loop:
                 break
             pacer.reset()  # the next pass starts at once, then keeps the recorded spacing
@@ -102,16 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="1 = recorded timing, 2 = twice as fast, 0 = as fast as possible")
     p.add_argument("--topic", default="", help="replay only topics starting with this prefix (default: all)")
     p.add_argument("--loop", action="store_true", help="start again at the end, until Ctrl-C")
+    security.add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    security.configure_from(args)
     try:
         cfg = ReplayConfig(file=args.file, pub=args.pub, speed=args.speed, topic=args.topic,
                            loop=args.loop)
         summary = run(cfg)
-    except (ValueError, SessionFileError, AddressInUse) as err:
+    except (ValueError, SessionFileError, TransportError) as err:
         log.error("%s", err)
         return 2
     except KeyboardInterrupt:

@@ -273,7 +273,7 @@ class EmotionEvent(Message):
     body: str = spec(str)
     window_seq: int = spec(COUNT)
     t_start: float = spec(float)
-    t_end: float = spec(float)
+    t_end: float = spec(float)                 # capture clock (monotonic in one capture process)
     status: str = spec(str)                    # "ok" | "insufficient_data" | "error"
     # (declared here, not last, so `bodytalk tail` shows them before its line is cut)
     padded: bool = _padded()                   # read from a padded window (a short stretch)
@@ -287,6 +287,7 @@ class EmotionEvent(Message):
     unsupported: list = spec(list, [])         # explanation claims the descriptors do not support
     mgs: list = spec(list, [])                 # micro-gestures: {name, t_start, t_end, confidence}
     latency_ms: dict = spec(dict, {})          # stage -> ms; "total" = window received -> published
+    seq: int = spec(COUNT, 0)                  # this body's event counter at the server: a gap = lost events
 
     def validate(self) -> None:
         _check_padding(self.padded, self.real_frames, None)

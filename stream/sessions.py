@@ -3,7 +3,9 @@
 ``sessions info FILE`` reads the whole file once (recovering a truncated one) and reports its time
 span, messages per topic, the sensors, bodies and skeleton layouts seen (bodies from window topics
 ``skeleton.window.<sensor>.<body>`` and from the body ids inside frame messages), its size and
-whether it was finished. Only skeleton messages are decoded; undecodable ones are counted.
+whether it was finished. Only skeleton messages are decoded; undecodable ones are counted. Damaged
+chunks (a flipped byte fails their CRC) are skipped and reported with the messages they held.
+Names from the file reach the terminal with control characters escaped.
 
 ``sessions export IN OUT --to foxglove[,ros2]`` writes a copy of the session with Foxglove-schema
 and/or ROS 2 (ros2msg/CDR) channels beside the bus messages, so the Foxglove app and ``ros2 bag``
@@ -26,6 +28,7 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bodytalk.stream import schema, topics
@@ -72,6 +75,8 @@ def info(path: str) -> dict[str, Any]:
         "bodies": {sensor: sorted(ids, key=_body_order) for sensor, ids in sorted(bodies.items())},
         "layouts": sorted(layouts),
         "undecodable": undecodable + reader.skipped,
+        "lost_chunks": reader.lost_chunks,
+        "lost_messages": reader.lost_messages,
         "metadata": reader.metadata,
     }
 
@@ -107,8 +112,11 @@ def print_table(summary: dict[str, Any]) -> None:
     ]
     if summary["undecodable"]:
         rows.append(("undecodable", str(summary["undecodable"])))
+    if summary["lost_chunks"]:
+        rows.append(("damaged", f"{summary['lost_chunks']} chunks skipped, {summary['lost_messages']} messages "
+                                "lost (the rest was read)"))
     for key, value in rows:
-        overview.add_row(key, value)
+        overview.add_row(key, _safe(value))
     console.print(overview)
     by_topic = Table(title="messages by topic", title_justify="left")
     by_topic.add_column("topic")
@@ -116,8 +124,13 @@ def print_table(summary: dict[str, Any]) -> None:
     by_topic.add_column("rate (Hz)", justify="right")
     for topic, n in summary["topics"].items():
         rate = n / summary["duration_s"] if summary["duration_s"] > 0 else 0.0
-        by_topic.add_row(topic, str(n), f"{rate:.1f}")
+        by_topic.add_row(_safe(topic), str(n), f"{rate:.1f}")
     console.print(by_topic)
+
+
+def _safe(text: str) -> str:
+    """Recorded strings reach the terminal escaped: no control sequences, no rich markup."""
+    return escape(topics.printable(text))
 
 
 def build_parser() -> argparse.ArgumentParser:

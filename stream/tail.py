@@ -23,7 +23,7 @@ import os
 import sys
 from typing import TextIO
 
-from bodytalk.stream import schema, topics
+from bodytalk.stream import schema, security, topics
 from bodytalk.stream.transport import Subscriber
 
 log = logging.getLogger("bodytalk.tail")
@@ -50,7 +50,7 @@ def human_line(topic: str, msg: schema.Message, ts: float) -> str:
         elif isinstance(value, (dict, list)):
             value = json.dumps(value, default=str, separators=(",", ":"))
         parts.append(f"{name}={value}")
-    line = f"{clock} {topic} " + " ".join(parts)
+    line = topics.printable(f"{clock} {topic} " + " ".join(parts))
     return line if len(line) <= LINE_WIDTH else line[:LINE_WIDTH - 3] + "..."
 
 
@@ -77,11 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", default="", help="only topics starting with this prefix (default: all)")
     p.add_argument("--count", type=int, default=None, help="exit after this many messages")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    security.add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    security.configure_from(args)
     if args.count is not None and args.count < 1:
         log.error("--count must be >= 1")
         return 2

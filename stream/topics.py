@@ -11,6 +11,7 @@ DEFAULT_CAPTURE_ADDR = "tcp://127.0.0.1:5555"
 DEFAULT_SERVER_ADDR = "tcp://127.0.0.1:5556"
 DEFAULT_WORK_ADDR = "tcp://127.0.0.1:5557"  # tokenizer workers -> LLM server (PUSH/PULL)
 DEFAULT_BROKER_ADDR = "tcp://127.0.0.1:5559"  # `bodytalk broker`: many publishers, one address
+DEFAULT_SNAPSHOT_ADDR = "tcp://127.0.0.1:5560"  # latest event per body, for late joiners (REQ/ROUTER)
 
 SKELETON = "skeleton."
 FRAME = "skeleton.frame."
@@ -59,3 +60,11 @@ def status(component: str) -> str:
 def split(topic: str) -> list[str]:
     """``'skeleton.window.kinect0.3'`` -> ``['skeleton', 'window', 'kinect0', '3']``."""
     return topic.split(".")
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal: control and format characters (ESC, CSI, BEL, bidi overrides) as
+    ``\\x..`` / ``\\u....`` escapes, so a recorded topic or a message field cannot drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

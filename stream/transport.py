@@ -7,6 +7,11 @@ drops what is malformed, counts the drop by reason (``DecodeError.reason``: a sh
 the counter stays small whatever a peer sends), logs it once per reason, and keeps running.
 Receivers also refuse any frame above ``schema.MAX_MESSAGE_BYTES`` at the ZeroMQ level
 (ZMQ_MAXMSGSIZE: the peer is disconnected before the memory is allocated; not counted as a drop).
+
+Security (CurveZMQ, ``security.py``): with a keys folder (``--keys DIR`` or ``$BODYTALK_KEYS``)
+every tcp/ipc socket here encrypts and authenticates; a socket that binds is the CURVE server and
+accepts only the client keys in ``DIR/authorized/``. Without keys a socket may bind only a loopback
+address unless ``--insecure`` was given. Addresses are checked before any socket is made.
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from typing import Iterable
 
 import zmq
 
-from bodytalk.stream import schema, topics
+from bodytalk.stream import schema, security, topics
+from bodytalk.stream.security import AddressInUse, TransportError
 
 log = logging.getLogger("bodytalk.stream")
 
@@ -32,10 +38,6 @@ DEFAULT_HWM = 1000  # messages; ~33 s of frames at 30 Hz, far more windows than 
 # Receiving, ``Frame.more`` is cheaper than asking the socket for RCVMORE after every part.
 _SNDMORE, _NOBLOCK = int(zmq.SNDMORE), int(zmq.NOBLOCK)
 _send = zmq.backend.Socket.send
-
-
-class AddressInUse(RuntimeError):
-    """Binding failed because another process holds the address."""
 
 
 def _context() -> zmq.Context:
@@ -56,14 +58,15 @@ def _who_holds(addr: str) -> str:
     return "another process"
 
 
-def _bad_address(addr: str, err: zmq.ZMQError) -> ValueError:
-    return ValueError(f"cannot use address {addr.strip()!r} ({err}): expected e.g. tcp://127.0.0.1:5555, "
-                      "tcp://0.0.0.0:5555 (bind) or ipc:///tmp/bodytalk")
+def _bad_address(addr: str, err: zmq.ZMQError) -> security.BadAddress:
+    return security.BadAddress(f"cannot use address {addr.strip()!r} ({err}): expected e.g. "
+                               "tcp://127.0.0.1:5555, tcp://0.0.0.0:5555 (bind) or ipc:///tmp/bodytalk")
 
 
 class _Socket:
-    def __init__(self, kind: int, addr: str, bind: bool, hwm: int) -> None:
-        self.addr = addr
+    def __init__(self, kind: int, addr: str, bind: bool, hwm: int,
+                 policy: security.Policy | None = None) -> None:
+        self.addr, self.policy = addr, policy
         self.sock = _context().socket(kind)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM if kind in (zmq.PUB, zmq.PUSH, zmq.XPUB) else zmq.RCVHWM, hwm)
@@ -76,8 +79,12 @@ class _Socket:
 
     def bind(self, addr: str) -> str:
         """Bind one more address; returns it with a ``*`` port resolved. The socket is closed when
-        the address is taken (AddressInUse names who holds it)."""
+        the address is taken (AddressInUse names who holds it) or refused (no keys on a public
+        address, see ``security``). CURVE options are set per endpoint, so one socket may bind as
+        the CURVE server and connect as a client (the broker's XSUB)."""
         try:
+            addr = security.check_address(addr)
+            security.secure(self.sock, [addr], True, self.policy)
             self.sock.bind(addr)
         except zmq.ZMQError as err:
             self.sock.close()
@@ -86,6 +93,9 @@ class _Socket:
                     f"address {addr} is already in use by {_who_holds(addr)}: stop it "
                     f"or choose another address") from None
             raise _bad_address(addr, err) from None
+        except BaseException:
+            self.sock.close()
+            raise
         return self.sock.getsockopt_string(zmq.LAST_ENDPOINT)  # "tcp://host:*" -> its port
 
     def connect(self, addr: str) -> None:
@@ -93,10 +103,15 @@ class _Socket:
         # capture bus and the event bus, as the recorder in `bodytalk demo --record` does).
         for endpoint in addr.split(","):
             try:
-                self.sock.connect(endpoint.strip())
+                endpoint = security.check_address(endpoint)
+                security.secure(self.sock, [endpoint], False, self.policy)
+                self.sock.connect(endpoint)
             except zmq.ZMQError as err:
                 self.sock.close()
                 raise _bad_address(endpoint, err) from None
+            except BaseException:
+                self.sock.close()
+                raise
 
     def _configure(self) -> None:
         """Socket options that must be set before bind/connect."""
@@ -201,9 +216,9 @@ class Subscriber(_Receiver):
     """
 
     def __init__(self, addr: str = topics.DEFAULT_CAPTURE_ADDR, prefixes: Iterable[str] = ("",),
-                 hwm: int = DEFAULT_HWM, bind: bool = False) -> None:
+                 hwm: int = DEFAULT_HWM, bind: bool = False, policy: security.Policy | None = None) -> None:
         self._prefixes = list(prefixes) or [""]
-        super().__init__(zmq.SUB, addr, bind, hwm)
+        super().__init__(zmq.SUB, addr, bind, hwm, policy)
 
     def _configure(self) -> None:
         super()._configure()
@@ -245,6 +260,64 @@ class Puller(_Receiver):
         super().__init__(zmq.PULL, addr, bind, hwm)
 
 
+class SnapshotServer(_Socket):
+    """ROUTER (binds): answers "the latest event per body" to late joiners, ZeroMQ's clone pattern.
+
+    A request is one frame, the topic prefix wanted (at most 256 bytes); the reply is one message
+    of ``schema.pack_frames`` blobs, one per event. Malformed requests are dropped and counted in
+    ``drops``; a reply that cannot be routed (the peer left) is dropped by ZeroMQ."""
+
+    MAX_REQUEST = 256
+
+    def __init__(self, addr: str = topics.DEFAULT_SNAPSHOT_ADDR) -> None:
+        super().__init__(zmq.ROUTER, addr, True, 100)
+        self.drops: collections.Counter[str] = collections.Counter()
+
+    def _configure(self) -> None:
+        self.sock.setsockopt(zmq.MAXMSGSIZE, self.MAX_REQUEST)
+
+    def serve(self, latest) -> int:
+        """Answer every waiting request without blocking; ``latest(prefix)`` -> the events to send."""
+        answered = 0
+        while True:
+            try:
+                parts = self.sock.recv_multipart(_NOBLOCK)
+            except zmq.Again:
+                return answered
+            if len(parts) != 3 or parts[1] != b"":   # REQ's envelope: identity, empty, request
+                self.drops["request"] += 1
+                continue
+            prefix = parts[2].decode("utf-8", errors="replace")
+            blobs = [schema.pack_frames(schema.encode(m)) for m in latest(prefix)]
+            try:
+                self.sock.send_multipart([parts[0], b"", b"snapshot", *blobs], _NOBLOCK)
+            except zmq.Again:
+                self.drops["reply"] += 1
+            answered += 1
+
+
+def request_snapshot(addr: str, prefix: str = "", timeout: float = 2.0,
+                     policy: security.Policy | None = None) -> list[schema.Message] | None:
+    """The latest events a SnapshotServer holds (topics starting with ``prefix``), or None when it
+    did not answer within ``timeout`` seconds. Malformed entries are left out."""
+    req = _Socket(zmq.REQ, addr, False, 1, policy)
+    try:
+        req.sock.setsockopt(zmq.MAXMSGSIZE, schema.MAX_MESSAGE_BYTES)
+        req.sock.send(prefix.encode()[:SnapshotServer.MAX_REQUEST])
+        if not req.sock.poll(math.ceil(timeout * 1000)):
+            return None
+        parts = req.sock.recv_multipart()
+    finally:
+        req.close()
+    out = []
+    for blob in parts[1:] if parts[:1] == [b"snapshot"] else []:
+        try:
+            out.append(schema.decode(schema.unpack_frames(blob))[0])
+        except schema.DecodeError:
+            continue
+    return out
+
+
 class Heartbeat:
     """Publishes ``status.<component>`` at most every ``period`` seconds, and at once when the
     state changes or ``force`` is set."""
@@ -266,6 +339,9 @@ class Heartbeat:
             return False
         self._last, self._state = now, state
         self._seq += 1
+        refused = security.refused_peers()
+        if refused:  # peers whose CURVE key is not authorised, counted by the ZAP handler
+            fields["counters"] = {**fields.get("counters", {}), "auth_refused": refused}
         self.pub.send(schema.Status(component=self.component, state=state, seq=self._seq, **fields))
         return True
 

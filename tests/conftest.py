@@ -101,3 +101,14 @@ def tiny_emotion_model(tiny_model_dir, tiny_llm):
         cfg = ModelConfig.create(hidden=tiny_llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "float32"})
         return EmotionModel.untrained(cfg, llm=tiny_llm, seed=seed)
     return make
+
+
+@pytest.fixture(autouse=True)
+def _no_keys(monkeypatch):
+    """Every test starts without CurveZMQ keys, whatever $BODYTALK_KEYS says on this machine."""
+    from bodytalk.stream import security
+    monkeypatch.delenv(security.KEYS_ENV, raising=False)
+    security.configure(None)
+    yield
+    security.configure(None)
+    security.stop_authenticators()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,12 @@ class RunDir:
     def load_state(self) -> dict | None:
         if not self.state_file.is_file():
             return None
-        return torch.load(self.state_file, map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain containers only, so a planted state file cannot run code.
+        try:
+            return torch.load(self.state_file, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+            raise ConfigError(f"{self.state_file} is not a training state this code wrote ({type(err).__name__}); "
+                              "refusing to load it: delete it to start the run over") from None
 
     def save_state(self, state: dict) -> None:
         """Atomically (a crash mid-write leaves the previous epoch's state)."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import socket
 import struct
 import time
@@ -93,6 +94,7 @@ class LiveSource(Source):
         self._up = False                          # a connect() succeeded and was not dropped
         self._down_since: float | None = None     # set while reported disconnected
         self._closed = False                      # close() ends frames(), from any thread
+        self.stop_at: float | None = None         # time.monotonic() at which frames() ends, frames or not
 
     # --- hooks -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -123,13 +125,19 @@ class LiveSource(Source):
         self.disconnect()
         self._up = False
 
+    def _running(self) -> bool:
+        return not self._closed and (self.stop_at is None or time.monotonic() < self.stop_at)
+
     def frames(self) -> Iterator[Frame]:
+        """Frames until close() or ``stop_at``: a deadline that holds while the peer is silent
+        (every wait below is at most half a second, or the back-off cut to the deadline)."""
         delay = self.link.backoff
         last_frame = time.monotonic()
-        while not self._closed:
+        while self._running():
             if not self._up:
                 if not self._try_connect():
-                    time.sleep(delay)
+                    left = math.inf if self.stop_at is None else self.stop_at - time.monotonic()
+                    time.sleep(max(0.0, min(delay, left)))
                     delay = min(2 * delay, self.link.backoff_max)
                     continue
                 last_frame = time.monotonic()
@@ -251,13 +259,17 @@ def make_frame(body_ids: np.ndarray, joints: np.ndarray, conf: np.ndarray) -> Fr
 
 
 class UdpListener:
-    """A bound UDP socket read with a timeout (Xsens, Rokoko and OSC senders push datagrams)."""
+    """A bound UDP socket read with a timeout (Xsens, Rokoko and OSC senders push datagrams).
+
+    ``allow``: sender addresses to accept (None: any); a datagram from another sender is dropped
+    and counted in ``refused``, so a stranger on the network cannot inject frames."""
 
     MAX_DATAGRAM = 65536
 
-    def __init__(self, scheme: str, host: str, port: int) -> None:
+    def __init__(self, scheme: str, host: str, port: int, allow: frozenset[str] | None = None) -> None:
         # No SO_REUSEADDR: on UDP it would let a second capture share the port silently.
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.allow, self.refused = allow, 0
         try:
             self.sock.bind((host, port))
         except OSError as err:
@@ -272,23 +284,44 @@ class UdpListener:
     def receive(self, timeout: float) -> bytes | None:
         self.sock.settimeout(timeout)
         try:
-            return self.sock.recv(self.MAX_DATAGRAM)
+            data, (sender, _) = self.sock.recvfrom(self.MAX_DATAGRAM)
         except socket.timeout:
             return None
+        if self.allow is not None and sender not in self.allow:
+            self.refused += 1
+            if self.refused == 1:
+                log.warning("dropping datagrams from %s: not in ?allow= (counted as refused_sender)", sender)
+            return None
+        return data
 
     def close(self) -> None:
         self.sock.close()
 
 
+def allowed_senders(src: Source) -> frozenset[str] | None:
+    """``?allow=IP,IP`` as a set of IPv4 addresses (None: the option is absent)."""
+    text = src.option("allow", None)
+    if text is None:
+        return None
+    try:
+        return frozenset(socket.inet_ntoa(socket.inet_aton(ip.strip())) for ip in text.split(",") if ip.strip())
+    except OSError:
+        raise SourceError(f"{src.scheme}: allow={text!r}: expected IPv4 addresses, comma-separated") from None
+
+
 class UdpSource(LiveSource):
-    """A live source fed by datagrams that a sender pushes to a local port (``:PORT``)."""
+    """A live source fed by datagrams that a sender pushes to a local port (``:PORT``).
+
+    Listens on 127.0.0.1 unless asked: ``?bind=0.0.0.0`` (or a host in the target) opens it to the
+    network; ``?allow=IP,IP`` accepts datagrams from those senders only."""
 
     default_port: ClassVar[int]
+    UDP_OPTIONS: ClassVar[str] = "listens on 127.0.0.1 unless bind=0.0.0.0; allow=IP,IP (senders)"
     _udp: UdpListener | None = None
 
     def setup(self) -> None:
         host, port = host_port(self, self.default_port)
-        self._udp = UdpListener(self.scheme, host, port)
+        self._udp = UdpListener(self.scheme, self.option("bind", host or "127.0.0.1"), port, allowed_senders(self))
 
     @property
     def port(self) -> int:
@@ -298,7 +331,10 @@ class UdpSource(LiveSource):
         return f"{self.scheme} UDP :{self.port}"
 
     def receive(self, timeout: float) -> bytes | None:
-        return self._udp.receive(timeout)
+        packet = self._udp.receive(timeout)
+        if self._udp.refused:
+            self.counters["refused_sender"] = self._udp.refused
+        return packet
 
     def close(self) -> None:
         super().close()

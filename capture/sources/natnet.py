@@ -16,7 +16,8 @@ naming, or FBX naming via ``FBX_NAMES``); the body id is the skeleton's asset id
 
 Options: ``multicast=0`` (unicast: data comes back to our command socket; send keep-alives),
 ``group=239.255.42.99``, ``command_port=1510``, ``data_port=1511``, ``local=IP`` (interface for
-the multicast join), ``coords=local|global``, ``fps=HZ`` (default 120).
+the multicast join), ``coords=local|global``, ``fps=HZ`` (default 120), ``allow=IP,IP`` (senders
+accepted; default: command-socket datagrams only from the server asked, multicast from any).
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ import numpy as np
 
 from bodytalk.capture.layouts_mocap import OPTITRACK
 from bodytalk.capture.source import Frame, SourceError
-from bodytalk.capture.sources.live import (DECODE_ERRORS, LinkDown, LiveSource, Malformed, host_port,
-                                           make_frame)
+from bodytalk.capture.sources.live import (DECODE_ERRORS, LinkDown, LiveSource, Malformed, allowed_senders,
+                                           host_port, make_frame)
 
 # NatNet message ids (NatNet SDK, NatNetTypes.h)
 NAT_CONNECT, NAT_SERVERINFO, NAT_REQUEST_MODELDEF, NAT_MODELDEF = 0, 1, 4, 5
@@ -139,6 +140,7 @@ class NatNetSource(LiveSource):
                               "Skeleton Coordinates setting)")
         self.local_coords = coords == "local"
         self.layout, self.fps = OPTITRACK, self.option("fps", 120.0, float)
+        self.allow = allowed_senders(self)
         self.version = None
         self.skeletons: dict[int, SkeletonModel] = {}
 
@@ -146,6 +148,7 @@ class NatNetSource(LiveSource):
         return f"natnet://{self.host}:{self.command_port}"
 
     def connect(self) -> None:
+        self._server_ip = socket.gethostbyname(self.host)   # replies on the command socket come from it
         self._cmd = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._cmd.bind(("127.0.0.1" if self.host.startswith("127.") else "", 0))
         if self.multicast:
@@ -188,7 +191,15 @@ class NatNetSource(LiveSource):
             self._send(NAT_KEEPALIVE)  # Motive drops unicast clients that stay silent
         socks = [s for s in (self._cmd, self._data) if s is not None]
         ready, _, _ = select.select(socks, [], [], timeout)
-        return ready[0].recv(65536) if ready else None
+        if not ready:
+            return None
+        packet, (sender, _) = ready[0].recvfrom(65536)
+        # Only Motive may feed us: the server we asked (command socket) or ?allow= senders.
+        allowed = self.allow if self.allow is not None else ({self._server_ip} if ready[0] is self._cmd else None)
+        if allowed is not None and sender not in allowed:
+            self.counters["refused_sender"] += 1
+            return None
+        return packet
 
     def decode(self, packet: bytes) -> Frame | None:
         try:

@@ -42,7 +42,7 @@ class OSCSource(UdpSource):
     scheme = "osc"
     help = ("OSC skeleton messages (UDP), one per joint: x y z [confidence|tracking state]; "
             f"options pattern={DEFAULT_PATTERN}, layout=kinect_v2; listens on PORT (default "
-            f"{DEFAULT_PORT}); " + LiveSource.LINK_OPTIONS)
+            f"{DEFAULT_PORT}); " + UdpSource.UDP_OPTIONS + "; " + LiveSource.LINK_OPTIONS)
     example = "osc://:9000?pattern=/bodies/{body}/joints/{joint}&layout=kinect_v2"
     default_port = DEFAULT_PORT
 

@@ -29,7 +29,7 @@ _INDEX = {name: i for i, name in enumerate(ROKOKO.joints)}
 class RokokoSource(UdpSource):
     scheme = "rokoko"
     help = ("Rokoko Studio live stream (Custom, JSON v3, UDP); listens on PORT (default "
-            f"{DEFAULT_PORT}); one body per actor; " + LiveSource.LINK_OPTIONS)
+            f"{DEFAULT_PORT}); one body per actor; " + UdpSource.UDP_OPTIONS + "; " + LiveSource.LINK_OPTIONS)
     example = "rokoko://:14043"
     default_port = DEFAULT_PORT
 

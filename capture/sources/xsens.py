@@ -38,7 +38,7 @@ BODY_SEGMENTS = len(XSENS.joints)               # ids 1..23
 class XsensSource(UdpSource):
     scheme = "xsens"
     help = ("Xsens MVN network streamer (UDP, 'Position + Quaternion', Z-up); listens on PORT "
-            f"(default {DEFAULT_PORT}); one body per MVN character; " + LiveSource.LINK_OPTIONS)
+            f"(default {DEFAULT_PORT}); one body per MVN character; " + UdpSource.UDP_OPTIONS + "; " + LiveSource.LINK_OPTIONS)
     example = "xsens://:9763"
     default_port = DEFAULT_PORT
 

@@ -6,14 +6,16 @@ Two ways in:
   split (--work ADDR)    PULL, binds ADDR:     work.<sensor>.<body> from `bodytalk worker`s, which
                          ran the tokenizer step; their heartbeats are forwarded onto --pub.
                          Work items carry prompt embeddings: whoever reaches ADDR steers the LLM,
-                         so it is loopback by default; bind another interface only on a trusted
-                         network.
+                         so it is loopback by default; another interface needs --keys (CURVE:
+                         only workers with an authorised key get in) or --insecure.
 Publishes (PUB, binds ``--pub``):     emotion.<sensor>.<body>  label, probabilities, stable label,
                                        evidence, explanation when produced, latency per stage;
                                        status "insufficient_data" with the reason
                                        emotion.text.<sensor>.<body>  explanation pieces as they are
                                        generated (raw; --no-stream-text turns them off)
                                        status.server            heartbeat: rate, drops, queue depth
+Answers (ROUTER, binds ``--snapshot``):  the latest event of every body, for late joiners
+                                       (ZeroMQ's clone pattern; events carry a per-body ``seq``)
 Windows are batched across bodies and sensors (everything waiting, up to --max-batch). Recognition
 runs for every window; an explanation is generated when a body's stable label changes or every
 --explain-every seconds, one step at a time between label batches (explainer.py says why), so a
@@ -36,11 +38,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -48,12 +50,15 @@ import torch
 from bodytalk.model.serving.explainer import Explainer
 from bodytalk.model.serving.hysteresis import StableLabel
 from bodytalk.model.registry import BACKENDS
-from bodytalk.model.serving.tokenize import Tokenizer
-from bodytalk.stream import schema, topics
-from bodytalk.addresses import is_loopback_host
-from bodytalk.stream.transport import AddressInUse, Heartbeat, Publisher, Puller, Subscriber
+from bodytalk.model.serving.tokenize import Tokenizer, count_error, descriptors_of
+from bodytalk.model.skeleton.microgestures import MGResult
+from bodytalk.stream import schema, security, topics
+from bodytalk.stream.transport import Heartbeat, Publisher, Puller, SnapshotServer, Subscriber, TransportError
 
 log = logging.getLogger("bodytalk.serve")
+
+MAX_BODIES = 4096   # bodies whose stable label and window seq the server remembers (README "Limits")
+MAX_SEQ_GAP = 1_000_000   # a larger jump in a body's window seq is counted as a jump, not as lost windows
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,10 @@ class ServeConfig:
     int8: bool = True             # the LLM computes with int8 copies of its weights (int8_copies)
     threads: int = 0              # torch threads; 0 = torch's default (every core). On a machine shared
                                   # with other busy processes, 1 avoids oversubscription (measured 6x faster)
+    snapshot: str | None = None   # ROUTER: the latest event per body for late joiners
 
     def __post_init__(self) -> None:
+        security.check_addresses(self.sub, self.pub, self.work, self.snapshot)   # before the model loads
         if self.path not in ("auto", "llm", "head"):
             raise ValueError(f"path must be auto, llm or head, not {self.path!r}")
         if self.max_batch < 1 or self.explain_every <= 0 or self.max_new_tokens < 1 or self.threads < 0:
@@ -80,15 +87,18 @@ class ServeConfig:
 
 
 class Server:
-    def __init__(self, cfg: ServeConfig, model, pub: Publisher, intake: Subscriber | Puller) -> None:
-        """``intake``: a Subscriber of windows (tokenized here) or a Puller of workers' PromptWork."""
-        self.cfg, self.model, self.pub, self.intake = cfg, model, pub, intake
+    def __init__(self, cfg: ServeConfig, model, pub: Publisher, intake: Subscriber | Puller,
+                 snapshot: SnapshotServer | None = None) -> None:
+        """``intake``: a Subscriber of windows (tokenized here) or a Puller of workers' PromptWork;
+        ``snapshot``: where late joiners ask for the latest event per body (answered in ``run``)."""
+        self.cfg, self.model, self.pub, self.intake, self.snapshot = cfg, model, pub, intake, snapshot
         self.tokenizer = Tokenizer(model)
         self.path = model.label_path(cfg.path)
         self.token_shape = (model.cfg.prompt_tokens, model.cfg.projector.out_dim)  # [S, H]
         self.stable: dict[tuple[str, str], StableLabel] = {}
         self.last_explained: dict[tuple[str, str], float] = {}
         self.last_seq: dict[tuple[str, str], int] = {}
+        self.latest: dict[tuple[str, str], schema.EmotionEvent] = {}   # what a late joiner gets first
         self.heartbeat = Heartbeat(pub, "server")
         self.counts: Counter[str] = Counter()  # events (labels), explanations, explain_busy, lost_windows
         self.refused: Counter[str] = Counter()  # work items refused, by reason
@@ -117,9 +127,12 @@ class Server:
                 work.append((msg, {"queue": max(0.0, t_recv - ts) * 1e3}))
             elif isinstance(msg, schema.Status) and msg.component.startswith("worker_"):
                 self._send(msg)  # a worker's heartbeat, onto the event bus
-        if windows:
-            work.extend((w, {}) for w in self.tokenizer.tokenize(windows))
-        self._read(work)
+        try:
+            if windows:
+                work.extend((w, {}) for w in self.tokenizer.tokenize(windows))
+            self._read(work)
+        except Exception as err:  # noqa: BLE001 -- past every check: count it, keep serving
+            count_error(self.counts, err, "server")
         return len(work)
 
     def _accept(self, work: schema.PromptWork) -> bool:
@@ -130,6 +143,8 @@ class Server:
         elif work.status == "ok" and (work.tokens.shape != self.token_shape
                                       or work.head_logits.shape != (len(self.model.labels),)):
             reason = "shape"
+        elif not _readable(work):
+            reason = "content"
         if reason is None:
             return True
         self.refused[reason] += 1
@@ -158,7 +173,7 @@ class Server:
     def _publish(self, w: schema.PromptWork, probs: dict[str, float], latency: dict[str, float]) -> None:
         key = (w.sensor, w.body)
         self._count_lost(key, w.window_seq)
-        tracker = self.stable.setdefault(key, StableLabel(self.model.labels))
+        tracker = self._track(key)
         changed = tracker.update(probs) if probs else False
         event = dict(sensor=w.sensor, body=w.body, window_seq=w.window_seq, t_start=w.t_start, t_end=w.t_end,
                      status=w.status, reason=w.reason, label=max(probs, key=probs.get) if probs else None,
@@ -173,16 +188,39 @@ class Server:
             else:
                 self.counts["explain_busy"] += 1  # this body is explained at its next due window
 
+    def _track(self, key: tuple[str, str]) -> StableLabel:
+        """The body's stable-label tracker, most recently seen last. Body ids are never reused (a
+        Kinect that runs for days, a flood of made-up ids), so past MAX_BODIES the body seen
+        longest ago is forgotten: per-body state stays bounded."""
+        tracker = self.stable.pop(key, None) or StableLabel(self.model.labels)
+        self.stable[key] = tracker
+        if len(self.stable) > MAX_BODIES:
+            old = next(iter(self.stable))
+            for state in (self.stable, self.last_explained, self.last_seq, self.latest):
+                state.pop(old, None)
+            self.counts["forgotten_bodies"] += 1
+        return tracker
+
     def _count_lost(self, key: tuple[str, str], seq: int) -> None:
         """Windows that never arrived: gaps in a body's window seq (a restarted capture starts over)."""
         last = self.last_seq.get(key)
-        if last is not None and seq > last + 1:
+        if last is not None and last + 1 < seq <= last + 1 + MAX_SEQ_GAP:
             self.counts["lost_windows"] += seq - last - 1
+        elif last is not None and seq > last + 1:
+            self.counts["seq_jumps"] += 1   # no capture loses that many: a forged or corrupt seq
         self.last_seq[key] = seq
 
     def _send_event(self, event: dict, t_received: float) -> None:
         event["latency_ms"]["total"] = max(0.0, time.time() - t_received) * 1e3
-        self._send(schema.EmotionEvent(**event), "explanations" if event.get("explanation") is not None else "events")
+        key = (event["sensor"], event["body"])
+        last = self.latest.get(key)
+        msg = schema.EmotionEvent(**event, seq=0 if last is None else last.seq + 1)
+        self.latest[key] = msg
+        self._send(msg, "explanations" if event.get("explanation") is not None else "events")
+
+    def latest_events(self, prefix: str = "") -> list[schema.EmotionEvent]:
+        """The last event of every body the server remembers, on topics starting with ``prefix``."""
+        return [m for m in self.latest.values() if m.topic.startswith(prefix)]
 
     def _send(self, msg: schema.Message, count: str | None = None) -> None:
         # One thread publishes (labels, explanation pieces and heartbeats): zmq sockets are not thread-safe.
@@ -193,7 +231,8 @@ class Server:
     def beat(self, rate_hz: float) -> None:
         drops = self.intake.dropped + sum(self.refused.values())
         counters = {**self.counts, **{f"refused_{k}": n for k, n in self.refused.items()},
-                    **{f"decode_{k}": n for k, n in self.intake.drops.items()}}
+                    **{f"decode_{k}": n for k, n in self.intake.drops.items()},
+                    **{f"snapshot_{k}": n for k, n in (self.snapshot.drops.items() if self.snapshot else ())}}
         self.heartbeat.tick(rate_hz=rate_hz, drops=drops, queue_depth=self.explainer.queued, counters=counters)
 
     def run(self, duration: float | None = None, stop: threading.Event | None = None) -> None:
@@ -201,13 +240,32 @@ class Server:
         while not (stop and stop.is_set()) and (duration is None or time.monotonic() - start < duration):
             # Windows first; while an explanation is in progress only those already waiting, then
             # one step of it.
-            n += self.step(0.0 if self.explainer.busy else 0.5)
-            self.explainer.step()
+            n += self.step(0.0 if self.explainer.busy else 0.1 if self.snapshot else 0.5)
+            if self.snapshot is not None:
+                self.snapshot.serve(self.latest_events)
+            try:
+                self.explainer.step()
+            except Exception as err:  # noqa: BLE001 -- an explanation that fails is counted, not fatal
+                count_error(self.counts, err, "server (explanation)")
             now = time.monotonic()
             if now - t_rate >= 1.0:
-                self.beat(n / (now - t_rate))
+                try:
+                    self.beat(n / (now - t_rate))
+                except ValueError as err:   # a counter a status message cannot carry: counted, not fatal
+                    count_error(self.counts, err, "server (heartbeat)")
                 n, t_rate = 0, now
         self.explainer.drain()   # the explanations already queued (a stop, not a crash)
+
+
+def _readable(w: schema.PromptWork) -> bool:
+    """The work item's evidence and micro-gestures are what a worker makes (known names, numbers)."""
+    try:
+        descriptors_of(w)
+        mgs = MGResult.from_jsonable(w.mgs).present if w.mgs else ()
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for m in mgs for v in (m.t_start, m.t_end, m.confidence, m.count))
 
 
 def _mgs(w: schema.PromptWork) -> list[dict]:
@@ -221,12 +279,6 @@ def _evidence(w: schema.PromptWork) -> dict:
     return {k: (None if v is None else round(v, 4)) for k, v in w.evidence.items()}
 
 
-def _is_loopback(addr: str) -> bool:
-    """tcp://127.0.0.1:N, tcp://localhost:N, ipc:// and inproc:// stay on this host."""
-    url = urlsplit(addr)
-    return url.scheme in ("ipc", "inproc") or is_loopback_host(url.hostname)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bodytalk serve", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -235,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", nargs="?", const=topics.DEFAULT_WORK_ADDR, default=None, metavar="ADDR",
                    help=f"split mode: take work from `bodytalk worker`s on ADDR (default {topics.DEFAULT_WORK_ADDR}"
                         f"; loopback unless you trust the network) instead of windows from --sub")
+    p.add_argument("--snapshot", nargs="?", const=topics.DEFAULT_SNAPSHOT_ADDR, default=None, metavar="ADDR",
+                   help="answer late joiners with the latest event per body on ADDR (default "
+                        f"{topics.DEFAULT_SNAPSHOT_ADDR}; bodytalk.subscribe(..., snapshot=ADDR))")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the demo model)")
     p.add_argument("--path", default="auto", choices=("auto", "llm", "head"), help="label path")
     p.add_argument("--no-explain", action="store_true", help="labels only")
@@ -253,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a vLLM OpenAI server (python -m bodytalk.model.llm.vllm CKPT prints its command); loopback only")
     p.add_argument("--vllm-allow-remote", action="store_true",
                    help="accept a non-loopback --vllm-url (use https and $VLLM_API_KEY)")
+    security.add_arguments(p)
     return p
 
 
@@ -260,38 +316,35 @@ def main(argv: list[str] | None = None) -> int:
     from bodytalk.model.registry import load_model
 
     args = build_parser().parse_args(argv)
+    security.configure_from(args)
     try:
         cfg = ServeConfig(sub=args.sub, pub=args.pub, model=args.model, work=args.work, path=args.path,
                           explain=not args.no_explain, explain_every=args.explain_every, max_batch=args.max_batch,
-                          stream_text=args.stream_text, threads=args.threads, int8=args.int8)
+                          stream_text=args.stream_text, threads=args.threads, int8=args.int8,
+                          snapshot=args.snapshot)
         vllm = None
         if args.backend == "vllm":
             from bodytalk.model.llm.vllm import VLLMConfig
             vllm = VLLMConfig(url=args.vllm_url, allow_remote=args.vllm_allow_remote)
         model = load_model(cfg.model, with_llm=cfg.path != "head" or cfg.explain, backend=args.backend, vllm=vllm, int8=cfg.int8)
         pub = Publisher(cfg.pub)
-    except (ValueError, FileNotFoundError, AddressInUse, ImportError, ConnectionError) as err:
+    except (ValueError, FileNotFoundError, TransportError, ImportError, ConnectionError) as err:
         log.error("%s", err)
         return 2
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    if cfg.work is None:
-        intake = Subscriber(cfg.sub, prefixes=[topics.WINDOW])
-    else:
-        if not _is_loopback(cfg.work):
-            log.warning("work address %s is reachable from the network: anyone who can connect can send "
-                        "prompt embeddings to the LLM; use a loopback address or a trusted network", cfg.work)
-        try:
-            intake = Puller(cfg.work)
-        except AddressInUse as err:
-            pub.close()
-            log.error("%s", err)
-            return 2
+    intake = snapshot = None
     try:
-        Server(cfg, model, pub, intake).run(args.duration)
+        intake = Subscriber(cfg.sub, prefixes=[topics.WINDOW]) if cfg.work is None else Puller(cfg.work)
+        snapshot = SnapshotServer(cfg.snapshot) if cfg.snapshot else None
+        Server(cfg, model, pub, intake, snapshot).run(args.duration)
+    except TransportError as err:
+        log.error("%s", err)
+        return 2
     except KeyboardInterrupt:
         pass
     finally:
-        pub.close()
-        intake.close()
+        for sock in (pub, intake, snapshot):
+            if sock is not None:
+                sock.close()
     return 0

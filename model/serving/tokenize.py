@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,6 +19,8 @@ import numpy as np
 from bodytalk.model.skeleton import descriptors as desc
 from bodytalk.model.skeleton.features import WindowInput
 from bodytalk.stream import schema
+
+log = logging.getLogger("bodytalk.serving")
 
 _NO_TOKENS = np.zeros((0, 0), np.float32)
 _NO_LOGITS = np.zeros(0, np.float32)
@@ -42,6 +46,15 @@ def descriptors_of(work: schema.PromptWork) -> desc.Descriptors:
     """The wire's evidence map back into Descriptors (for the explanation's grounding check)."""
     return desc.Descriptors({k: (math.nan if v is None else v) for k, v in work.evidence.items()},
                             work.valid_share)
+
+
+def count_error(counts: Counter, err: Exception, who: str) -> None:
+    """A batch that raised past every check (server and worker loops): counted as
+    ``error_<Type>`` (sent on status), logged with its traceback the first time; the loop goes on."""
+    key = f"error_{type(err).__name__}"
+    counts[key] += 1
+    if counts[key] == 1:
+        log.error("%s: dropped a batch it could not read (counted as %s)", who, key, exc_info=err)
 
 
 class Tokenizer:
@@ -72,6 +85,10 @@ class Tokenizer:
             row = row_of.get(i)
             if row is None:
                 out.append(schema.PromptWork(status="insufficient_data", reason=p.rejected[i],
+                                             tokens=_NO_TOKENS, head_logits=_NO_LOGITS, **common))
+                continue
+            if not (np.isfinite(tokens[row]).all() and np.isfinite(logits[row]).all()):
+                out.append(schema.PromptWork(status="insufficient_data", reason="the encoder gave non-finite values",
                                              tokens=_NO_TOKENS, head_logits=_NO_LOGITS, **common))
                 continue
             d = p.evidence[row]

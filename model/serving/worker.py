@@ -32,8 +32,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 
-from bodytalk.model.serving.tokenize import Tokenizer
-from bodytalk.stream import schema, topics
+from bodytalk.model.serving.tokenize import Tokenizer, count_error
+from bodytalk.stream import schema, security, topics
 from bodytalk.stream.transport import Heartbeat, Pusher, Subscriber
 
 log = logging.getLogger("bodytalk.worker")
@@ -51,6 +51,7 @@ class WorkerConfig:
     threads: int = 1                 # torch threads: scale out with workers, not threads per worker
 
     def __post_init__(self) -> None:
+        security.check_addresses(self.sub, self.work)   # before the model loads
         index, count = self.shard
         if not (count >= 1 and 0 <= index < count):
             raise ValueError(f"--shard must be I/N with 0 <= I < N, got {index}/{count}")
@@ -91,7 +92,12 @@ class Worker:
         if not batch:
             return 0
         self.counts["windows"] += len(batch)
-        sent = sum(self.push.send(w) for w in self.tokenizer.tokenize(batch))
+        try:
+            work = self.tokenizer.tokenize(batch)
+        except Exception as err:  # noqa: BLE001 -- one bad batch must not end the worker
+            count_error(self.counts, err, "worker")
+            return 0
+        sent = sum(self.push.send(w) for w in work)
         self.counts["sent"] += sent
         self.counts["push_drops"] += len(batch) - sent
         return sent
@@ -108,7 +114,10 @@ class Worker:
             self.step()
             now = time.monotonic()
             if now - t_rate >= 1.0:
-                self.beat((self.counts["windows"] - n_rate) / (now - t_rate))
+                try:
+                    self.beat((self.counts["windows"] - n_rate) / (now - t_rate))
+                except ValueError as err:   # a counter a status message cannot carry: counted, not fatal
+                    count_error(self.counts, err, "worker (heartbeat)")
                 t_rate, n_rate = now, self.counts["windows"]
 
 
@@ -131,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=int, default=16, help="windows per batch")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default %(default)s)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    security.add_arguments(p)
     return p
 
 
@@ -140,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from bodytalk.model.registry import load_model
 
     args = build_parser().parse_args(argv)
+    security.configure_from(args)
     try:
         cfg = WorkerConfig(sub=args.sub, work=args.work, model=args.model, shard=args.shard, name=args.name,
                            max_batch=args.max_batch, threads=args.threads)

@@ -40,6 +40,10 @@ MIN_VALID_SHARE = 0.5        # of frames in which a descriptor's joints must all
 MIN_SAMPLES = 3              # per statistic (and per half for changes)
 SMOOTH = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0   # binomial, ~Gaussian with sigma 1 frame
 STILL_SPEED = 0.15           # m/s; a frame is still when every key joint is slower than this
+# Window means above this are not human movement (a sprinter peaks near 12 m/s) but a sensor
+# glitch or a forged window: such a window is refused, never labelled (README "Limits").
+MAX_MEAN_SPEED = 15.0        # m/s
+SPEEDS = ("speed", "activity", "hand_speed", "foot_speed", "head_speed")
 
 P, TH, NK, HD = U["pelvis"], U["thorax"], U["neck"], U["head"]
 WRISTS = [U["l_wrist"], U["r_wrist"]]
@@ -136,6 +140,14 @@ def compute(joints: np.ndarray, confidence: np.ndarray, fps: float = 30.0) -> De
     return Descriptors(values, float(ok.all(axis=1).mean()) if len(x) else 0.0)
 
 
+def implausible(d: Descriptors) -> str | None:
+    """Why a window's movement cannot be a person's (a mean speed above MAX_MEAN_SPEED), or None."""
+    for name in SPEEDS:
+        if d[name].valid and d[name].value > MAX_MEAN_SPEED:
+            return f"implausible movement: mean {name} {d[name].value:.3g} m/s > {MAX_MEAN_SPEED:g} m/s"
+    return None
+
+
 def _norm(v: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("...i,...i->...", v, v))
 
@@ -163,34 +175,36 @@ def _change(v: np.ndarray, m: np.ndarray, frames: np.ndarray, T: int) -> float:
     return _mean(v, m & late) - _mean(v, m & ~late)
 
 
-@lru_cache(maxsize=16)
-def _filters(T: int, fps: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Velocity, acceleration and jerk as linear filters of positions: central differences of the
-    binomial-smoothed positions, one matrix each (``v``, ``a``: ``[T-6, T]``, frames 3..T-4; ``j``:
-    ``[T-8, T]``, frames 4..T-5), with the frames each row reads (``[rows, T]`` 0/1)."""
-    k = len(SMOOTH)
-    s = np.zeros((T - k + 1, T))                                 # smoothing [T-4, T]: row i = frame i+2
-    for i in range(len(s)):
-        s[i, i:i + k] = SMOOTH
-    filters = {"v": (s[2:] - s[:-2]) * (fps / 2),
-               "a": (s[2:] - 2 * s[1:-1] + s[:-2]) * fps ** 2,
-               "j": (s[4:] - 2 * s[3:-1] + 2 * s[1:-3] - s[:-4]) * (fps ** 3 / 2)}
-    return {name: (f, (np.abs(f) > 1e-9 * np.abs(f).max()).astype(np.float64))
-            for name, f in filters.items()}
+def _pad(left: int, right: int) -> np.ndarray:
+    return np.concatenate([np.zeros(left), SMOOTH, np.zeros(right)])
 
 
-def _apply(filters: dict, name: str, x: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Filter ``x [T, K, C]`` -> ``[rows, K, C]``, valid ``[rows, K]`` where every frame read was valid
-    (``bad [T, K]`` = 1 where invalid)."""
-    f, reads = filters[name]
-    return (f @ x.reshape(len(x), -1)).reshape(len(f), *x.shape[1:]), reads @ bad == 0
+@lru_cache(maxsize=64)
+def _kernels(fps: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Velocity, acceleration and jerk as short kernels over positions: central differences of the
+    binomial-smoothed positions (``v``, ``a``: 7 taps, output frame = window start + 3; ``j``: 9
+    taps, + 4), each with the taps it actually reads (the jerk kernel's centre tap is 0). Kernels,
+    not T x T matrices: memory is O(T) whatever the window length."""
+    kernels = {"v": (_pad(2, 0) - _pad(0, 2)) * (fps / 2),
+               "a": (_pad(2, 0) - 2 * _pad(1, 1) + _pad(0, 2)) * fps ** 2,
+               "j": (_pad(4, 0) - 2 * _pad(3, 1) + 2 * _pad(1, 3) - _pad(0, 4)) * (fps ** 3 / 2)}
+    return {name: (k, np.flatnonzero(np.abs(k) > 1e-9 * np.abs(k).max())) for name, k in kernels.items()}
+
+
+def _apply(kernels: dict, name: str, x: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Filter ``x [T, K, C]`` -> ``[rows, K, C]`` (rows = T - taps + 1), valid ``[rows, K]`` where
+    every frame read was valid (``bad [T, K]`` True where invalid)."""
+    k, reads = kernels[name]
+    rows = len(x) - len(k) + 1
+    out = sum(k[t] * x[t:t + rows] for t in reads)
+    return out, ~np.logical_or.reduce([bad[t:t + rows] for t in reads])
 
 
 def _kinematics(x: np.ndarray, ok: np.ndarray, valid: _Validity, fps: float, out: dict[str, float]) -> None:
     T = len(x)
     if T < 9:                                                    # jerk reads 9 frames
         return
-    filters, bad = _filters(T, float(fps)), (~ok).astype(np.float64)
+    filters, bad = _kernels(float(fps)), ~ok
     v, mv = _apply(filters, "v", x, bad)                         # [T-6, 17, 3], [T-6, 17]
     frames = np.arange(len(v)) + 3
 

@@ -22,6 +22,15 @@ MIN_VALID_SHARE = 0.5  # a window needs half its frames with a confident pelvis,
 # a pose, and speed, jerk and rhythm would describe the padding, not the body. (The shortest Bandai
 # ds1 clips, 20-31 frames at 30 fps, are above it.)
 MIN_REAL_SECONDS = 0.5
+# Plausibility limits (README "Limits"): a window outside them is refused before any numeric step,
+# whether it came from the bus or a file. Coordinates are metres from the sensor; a room-scale rig
+# is tens of metres across. The frame rates of real sensors lie between 1 and 1000 Hz. Windows
+# longer than MAX_WINDOW_SECONDS (the model reads 2 s) or MAX_FRAMES are refused, which bounds the
+# memory one window can take.
+MAX_COORDINATE_M = 100.0
+MIN_FPS, MAX_FPS = 1.0, 1000.0
+MAX_WINDOW_SECONDS = 20.0
+MAX_FRAMES = 8192
 _CORE = [U[j] for j in ("pelvis", "l_hip", "r_hip", "l_shoulder", "r_shoulder")]
 
 
@@ -44,8 +53,7 @@ class WindowInput:
             raise InsufficientData(f"joints must be [T, {NUM_JOINTS}, 3] (unified joint set), got {j.shape}")
         if c.shape != j.shape[:2]:
             raise InsufficientData(f"confidence must be [T, {NUM_JOINTS}], got {c.shape}")
-        if not self.fps > 0:
-            raise InsufficientData(f"fps must be > 0, got {self.fps}")
+        check_limits(j, self.fps)
         n = self.real_frames
         if n is not None and n < min(MIN_REAL_SECONDS * self.fps, len(j)):
             raise InsufficientData(f"only {n} frames ({n / self.fps:.2f} s) of real motion in a padded window; "
@@ -68,6 +76,19 @@ def unified_arrays(joints: np.ndarray, confidence: np.ndarray, fps: float) -> tu
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     return x, c
+
+
+def check_limits(joints: np.ndarray, fps: float) -> None:
+    """InsufficientData when a window is outside the plausibility limits above."""
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise InsufficientData(f"implausible frame rate {fps:.4g} Hz (limits {MIN_FPS:g}-{MAX_FPS:g} Hz)")
+    if not 2 <= len(joints) <= MAX_FRAMES or (len(joints) - 1) / fps > MAX_WINDOW_SECONDS:
+        raise InsufficientData(f"window of {len(joints)} frames at {fps:.4g} Hz is outside the limits "
+                               f"(2-{MAX_FRAMES} frames, at most {MAX_WINDOW_SECONDS:g} s)")
+    with np.errstate(invalid="ignore"):
+        far = np.nanmax(np.abs(np.where(np.isfinite(joints), joints, np.nan)), initial=0.0)
+    if far > MAX_COORDINATE_M:
+        raise InsufficientData(f"implausible coordinate {far:.3g} m (limit +-{MAX_COORDINATE_M:g} m)")
 
 
 def _valid_frames(joints: np.ndarray, conf: np.ndarray) -> np.ndarray:

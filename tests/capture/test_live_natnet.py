@@ -74,3 +74,17 @@ def test_motive_restarts():
     finally:
         reader.close()
         server.stop()
+
+
+def test_datagrams_from_senders_outside_allow_are_dropped_and_counted():
+    import time
+    server = NatNetServer()
+    reader = SourceReader(_uri(server, "&allow=10.9.9.9&reconnect=1"))
+    try:
+        deadline = time.monotonic() + 20
+        while reader.src.counters["refused_sender"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert reader.src.counters["refused_sender"] > 0 and reader.frames.empty()
+    finally:
+        reader.close()
+        server.stop()

@@ -55,3 +55,26 @@ def test_resuming_with_another_config_is_refused(tmp_path):
     # runtime settings may change; resume=false starts over
     pretrain.run(tiny("optim.lr=0.2", "runtime.resume=false", "runtime.threads=2"), out=out)
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+class _Planted:
+    """What an attacker with write access to a run folder would leave: code run on unpickling."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch planted-ran",))
+
+
+def test_a_planted_state_file_is_refused_without_running_it(tmp_path, monkeypatch):
+    import torch
+
+    from bodytalk.train.config import ConfigError
+    from bodytalk.train.rundir import RunDir
+
+    monkeypatch.chdir(tmp_path)
+    run = RunDir(tmp_path / "run", {"a": 1})
+    run.state_file.parent.mkdir(parents=True)
+    torch.save({"module": _Planted()}, run.state_file)
+    with pytest.raises(ConfigError, match="refusing to load"):
+        run.load_state()
+    assert not (tmp_path / "planted-ran").exists()

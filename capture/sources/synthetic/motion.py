@@ -39,6 +39,12 @@ _TURN_GAIN = 3.0    # 1/s, turn rate per radian of heading error (smooth approac
 _TURN_TAU = 0.15    # s, time constant of changes of the turn rate
 
 
+# Bounds of the generator (README "Limits"): more bodies than any sensor tracks, frame rates of
+# real rigs. Each body costs CPU and memory per frame, so the count is refused, not grown into.
+MAX_BODIES = 64
+MAX_FPS = 1000.0
+
+
 @dataclass(frozen=True)
 class MotionConfig:
     bodies: int = 2
@@ -52,10 +58,10 @@ class MotionConfig:
     arena: tuple[float, float, float, float] = (-2.0, 2.0, 1.5, 5.0)
 
     def __post_init__(self) -> None:
-        if self.bodies < 1:
-            raise ValueError(f"bodies must be >= 1, got {self.bodies}")
-        if not (self.fps > 0 and self.hold > 0):
-            raise ValueError(f"fps and hold must be > 0, got fps={self.fps}, hold={self.hold}")
+        if not 1 <= self.bodies <= MAX_BODIES:
+            raise ValueError(f"bodies must be 1-{MAX_BODIES}, got {self.bodies}")
+        if not (0 < self.fps <= MAX_FPS and self.hold > 0):
+            raise ValueError(f"need 0 < fps <= {MAX_FPS:g} and hold > 0, got fps={self.fps}, hold={self.hold}")
         if self.emotions is not None:
             unknown = [e for e in self.emotions if e not in STYLES]
             if unknown:

@@ -37,7 +37,12 @@ def tiny_llm_checkpoint(path: Path, tiny_model_dir: Path, seed: int = 0) -> Path
 
 def synthetic_windows(bodies: int = 2, seconds: float = 4.0, sensor: str = "synthetic") -> list[schema.SkeletonWindow]:
     """Every window of a synthetic recording, as capture publishes them (unified joints)."""
-    src = sources.create(f"synthetic:?bodies={bodies}&duration={seconds}&sensor={sensor}&seed=3")
+    return source_windows(f"synthetic:?bodies={bodies}&duration={seconds}&sensor={sensor}&seed=3")
+
+
+def source_windows(uri: str) -> list[schema.SkeletonWindow]:
+    """Every window of a source, as capture publishes them (unified joints)."""
+    src = sources.create(uri)
     src.open()
     try:
         return [schema.SkeletonWindow(sensor=src.sensor, body=str(w.body), seq=w.seq, t_start=w.t_start,

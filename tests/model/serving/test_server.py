@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bodytalk.model.skeleton.microgestures import MGResult
-from bodytalk.model.serving.server import ServeConfig, Server, _is_loopback
+from bodytalk.model.serving.server import ServeConfig, Server
 from bodytalk.model.serving.tokenize import Tokenizer, descriptors_of
 from bodytalk.stream import schema
 from bodytalk.stream.tail import human_line, json_line
@@ -134,13 +134,6 @@ def test_explanations_come_from_the_workers_tokens(model, windows):
     work = [m for m, _ in map(_wire, Tokenizer(model).tokenize([(w, 0.0) for w in windows[:2]]))]
     explained, _ = _explained(model, work, max_new_tokens=4)
     assert explained.label in model.labels and "explain" in explained.latency_ms
-
-
-def test_only_loopback_work_addresses_count_as_private():
-    assert _is_loopback("tcp://127.0.0.1:5557") and _is_loopback("tcp://localhost:5557")
-    assert _is_loopback("ipc:///tmp/bodytalk-work")
-    assert not _is_loopback("tcp://0.0.0.0:5557") and not _is_loopback("tcp://*:5557")
-    assert not _is_loopback("tcp://192.168.1.20:5557")
 
 
 def test_serve_passes_no_int8_to_the_model_loader(monkeypatch):

@@ -111,3 +111,17 @@ def test_demo_explains_with_the_shipped_adapter(monkeypatch):
     for line in explained:
         assert isinstance(line["explanation"], str) and isinstance(line["unsupported"], list)
         assert line["latency_ms"]["explain"] > 0
+
+
+def test_demo_exits_non_zero_when_its_server_thread_dies(tmp_path, monkeypatch):
+    from bodytalk import demo
+    from bodytalk.model.serving.server import Server
+
+    def dies(self, *a, **kw):
+        raise RuntimeError("the server thread died")
+
+    monkeypatch.setattr(Server, "run", dies)
+    ck = encoder_checkpoint(tmp_path / "ck")
+    code = demo.main(["--headless", "--duration", "20", "--model", str(ck), "--no-explain",
+                      "--capture-pub", free_addr(), "--events-pub", free_addr()])
+    assert code == 1

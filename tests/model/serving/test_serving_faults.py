@@ -12,8 +12,6 @@ import torch
 import zmq
 
 from bodytalk.client import Subscription
-from bodytalk.model.checkpoint import ModelConfig
-from bodytalk.model.inference import EmotionModel
 from bodytalk.model.serving.server import ServeConfig, Server
 from bodytalk.model.serving.worker import Tokenizer, Worker, WorkerConfig
 from bodytalk.stream import schema, topics
@@ -23,11 +21,6 @@ from tests.model.serving.helpers import (ListIntake, Processes, encoder_checkpoi
                                          wait_for)
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return EmotionModel.untrained(ModelConfig.create(with_llm=False), seed=5)
 
 
 @pytest.fixture(scope="module")
