@@ -24,7 +24,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     from bodytalk.model.serving.server import ServeConfig, Server
-    from tests.model.serving.helpers import Collect, ListIntake, encoder_checkpoint, synthetic_windows
+    from tests.helpers import Collect
+    from tests.model.serving.helpers import ListIntake, encoder_checkpoint, synthetic_windows
     from bodytalk.model.registry import load_model
 
     proc = psutil.Process()

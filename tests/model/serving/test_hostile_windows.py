@@ -14,7 +14,8 @@ from bodytalk.model.skeleton import descriptors
 from bodytalk.model.skeleton.features import WindowInput
 from bodytalk.stream import schema
 from tests.capture.test_bvh import CMU_RIG, bvh_text, rest_rows, write
-from tests.model.serving.helpers import Collect, ListIntake, source_windows, synthetic_windows
+from tests.helpers import Collect
+from tests.model.serving.helpers import ListIntake, source_windows, synthetic_windows
 
 torch.set_num_threads(1)
 
