@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         _show(events, args, capture, stop, explains=server.can_explain)
         if died:
             log.error("the %s stopped: %s: %s", "server" if not threads[0].is_alive() else "recorder",
-                      type(died[0]).__name__, died[0])
+                      type(died[0]).__name__, died[0], exc_info=died[0])
             return 1
     except KeyboardInterrupt:
         pass
@@ -156,10 +156,9 @@ def _guarded(run, stop: threading.Event, died: list) -> None:
     """A demo thread: if it dies, the demo stops and exits non-zero instead of showing nothing."""
     try:
         run(stop=stop)
-    except BaseException as err:
+    except BaseException as err:  # noqa: BLE001 -- reported by main, with its traceback
         died.append(err)
         stop.set()
-        raise
 
 
 def _capture(cfg, keys: str | None, insecure: bool) -> None:

@@ -122,7 +122,7 @@ def test_emotion_option_fixes_emotions_and_hold_switches_them():
 @pytest.mark.parametrize("query, message", [
     ("emotion=bored", "unknown emotion bored; known: neutral"),
     ("bodies=3&emotion=sad,happy", "2 emotions for 3 bodies"),
-    ("bodies=0", "bodies must be >= 1"),
+    ("bodies=0", "bodies must be 1-64"),
     ("dropout=1.5", "dropout is a fraction"),
     ("duration=-1", "duration must be > 0"),
     ("fps=fast", "fps='fast' is not a valid float"),
