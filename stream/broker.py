@@ -25,8 +25,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from bodytalk.stream import topics
-from bodytalk.stream.transport import DEFAULT_HWM, AddressInUse, Forwarder, Heartbeat, Publisher
+from bodytalk.stream import security, topics
+from bodytalk.stream.transport import DEFAULT_HWM, Forwarder, Heartbeat, Publisher, TransportError
 
 log = logging.getLogger("bodytalk.broker")
 
@@ -110,18 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hwm", type=int, default=DEFAULT_HWM,
                    help="messages queued per peer before the newest are dropped (default %(default)s)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    security.add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    security.configure_from(args)
     sources = tuple(s.strip() for s in args.sources.split(",") if s.strip())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())   # docker stop / a pod's end: a clean exit
     try:
         cfg = BrokerConfig(pub=args.pub, sources=sources, listen=args.xsub, hwm=args.hwm)
         forwarder = Forwarder(cfg.pub, cfg.sources, cfg.listen, cfg.hwm)
-    except (ValueError, AddressInUse) as err:
+    except (ValueError, TransportError) as err:
         log.error("%s", err)
         return 2
     log.info("broker: %s%s -> %s", ", ".join(sources) or "", f" + publishers on {forwarder.listen}"

@@ -27,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bodytalk.stream import schema, topics
+from bodytalk.stream import schema, security, topics
 from bodytalk.stream.transport import Subscriber
 
 HEALTHY, UNHEALTHY, USAGE = 0, 1, 2
@@ -95,11 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a further healthy state besides 'running' (repeatable), e.g. 'disconnected' for a "
                         "capture whose sensor may come and go while the process itself is fine")
     p.add_argument("--quiet", action="store_true", help="print nothing; the exit code says it")
+    security.add_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    security.configure_from(args)
     try:
         cfg = HealthConfig(sub=args.sub, component=args.component, max_age=args.max_age,
                            accept=("running", *args.accept))

@@ -65,14 +65,14 @@ def check_address(addr: str) -> str:
     addr = addr.strip()
     scheme, sep, rest = addr.partition("://")
     if not sep or scheme not in SCHEMES or not rest:
-        raise BadAddress(f"bad address {addr!r}: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+        raise BadAddress(f"cannot use address {addr!r}: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME")
     if scheme != "tcp":
         return addr
     host, colon, port = rest.rpartition(":")
     if not colon or not host:
-        raise BadAddress(f"bad address {addr!r}: expected tcp://HOST:PORT")
+        raise BadAddress(f"cannot use address {addr!r}: expected tcp://HOST:PORT")
     if port != "*" and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise BadAddress(f"bad address {addr!r}: the port must be 1-65535 or *, not {port!r}")
+        raise BadAddress(f"cannot use address {addr!r}: the port must be 1-65535 or *, not {port!r}")
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if ";" in bare:  # tcp://src;dst names the source interface of a connect; check the destination
         bare = bare.rsplit(";", 1)[1]
@@ -82,7 +82,7 @@ def check_address(addr: str) -> str:
     except ValueError:
         pass
     if host.startswith("[") or re.fullmatch(r"[0-9.]+", bare) or not _HOSTNAME.match(bare):
-        raise BadAddress(f"bad address {addr!r}: {bare!r} is not an IP address, host or interface name")
+        raise BadAddress(f"cannot use address {addr!r}: {bare!r} is not an IP address, host or interface name")
     return addr
 
 

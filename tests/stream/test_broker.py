@@ -101,3 +101,31 @@ def test_command_line_forwards_and_reports_bad_addresses():
     assert bad.returncode == 2 and "cannot use address 'not-an-address'" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert run_bodytalk(["broker"]).returncode == 2
+
+
+def test_the_broker_runs_curve_on_both_sides(tmp_path):
+    """With keys, the broker's XSUB is a CURVE client of the captures it connects to and a CURVE
+    server for publishers that connect to it; its XPUB is a CURVE server for subscribers."""
+    from bodytalk.stream import keys, security
+
+    keys.init(tmp_path / "keys")
+    security.configure(tmp_path / "keys")
+    bound = Publisher("tcp://127.0.0.1:*")
+    cfg = broker.BrokerConfig(pub="tcp://127.0.0.1:*", sources=(bound.addr,), listen="tcp://127.0.0.1:*")
+    forwarder, halt, thread = _running(cfg)
+    connecting = Publisher(forwarder.listen, bind=False)
+    try:
+        with Subscriber(forwarder.pub, prefixes=["skeleton.frame."]) as sub:
+            for pub, sensor in ((bound, "kinect0"), (connecting, "kinect1")):
+                wire.connect(pub, sub, dataclasses.replace(wire.frame(), sensor=sensor))
+            security.configure(None)   # a subscriber without keys hears nothing
+            with Subscriber(forwarder.pub, prefixes=["skeleton.frame."]) as stranger:
+                for _ in range(20):
+                    bound.send(wire.frame())
+                assert stranger.recv(timeout=0.3) is None
+    finally:
+        halt.set()
+        thread.join(timeout=5)
+        connecting.close()
+        bound.close()
+        forwarder.close()
