@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from bodytalk.client import Subscription
+from bodytalk.stream import keys
 from bodytalk.stream.session_file import SessionReader
 from tests.deploy.manifests import compose, interpolate, read_env_file
 from tests.helpers import free_port, stop
@@ -27,6 +28,8 @@ from tests.model.serving.helpers import tiny_llm_checkpoint, wait_for
 
 _ADDR = re.compile(r"(tcp|http)://([A-Za-z0-9_.\-]+):(\d+)")
 
+
+KEYS = "/etc/bodytalk/keys"   # where compose mounts the CurveZMQ keys folder (BODYTALK_KEYS)
 
 class LocalCompose:
     """The services of one profile as supervised local processes (see the module docstring)."""
@@ -128,6 +131,7 @@ def topology(tmp_path, tiny_model_dir):
             "BODYTALK_SERVER_THREADS": "1"}
     # The dashboard needs the `dashboard` extra (websockets), which CI's `.[ml,dev]` leaves out.
     stack = LocalCompose("cpu", env, tmp_path, leave_out=set() if importlib.util.find_spec("websockets") else {"dashboard"})
+    keys.init(stack.volumes[KEYS])   # what a user runs once: `bodytalk keys init deploy/keys`
     stack.up()
     try:
         yield stack
@@ -144,7 +148,7 @@ def _events(client: Subscription, want: int, timeout: float, why) -> list:
 
 def test_cpu_profile_delivers_events_recordings_and_healthy_checks_and_survives_a_server_crash(topology):
     logs = lambda: "\n".join(f"--- {n}\n{topology.log(n)}" for n in topology.services)  # noqa: E731
-    with Subscription(topology.addr(5556)) as client:
+    with Subscription(topology.addr(5556), keys=str(topology.volumes[KEYS])) as client:
         first = _events(client, 6, 240, lambda: "emotion events on the published port\n" + logs())
         assert {ev.sensor for ev in first} == {"synthetic"} and len({ev.body for ev in first}) == 2
         for name in topology.services:   # every healthcheck of the profile, as Docker would run it
