@@ -1,6 +1,7 @@
 """``bodytalk broker`` on loopback: two publishers through ZeroMQ's proxy to one subscriber."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 
@@ -21,6 +22,25 @@ def _running(cfg: broker.BrokerConfig):
     return forwarder, halt, thread
 
 
+@contextlib.contextmanager
+def _two_publishers(**cfg):
+    """A running broker with a publisher it connects to (``bound``, as a capture) and one that
+    connects to its --xsub (``connecting``); everything is stopped and closed afterwards."""
+    bound = Publisher("tcp://127.0.0.1:*")
+    forwarder, halt, thread = _running(broker.BrokerConfig(
+        pub="tcp://127.0.0.1:*", sources=(bound.addr,), listen="tcp://127.0.0.1:*", **cfg))
+    connecting = Publisher(forwarder.listen, bind=False)
+    try:
+        yield bound, connecting, forwarder
+    finally:
+        halt.set()
+        thread.join(timeout=5)
+        connecting.close()
+        bound.close()
+        forwarder.close()
+    assert not thread.is_alive()
+
+
 def _collect(sub: Subscriber, want: int, timeout: float = 5.0) -> list[schema.Message]:
     got = []
     while len(got) < want and (m := sub.recv(timeout=timeout)) is not None:
@@ -31,33 +51,21 @@ def _collect(sub: Subscriber, want: int, timeout: float = 5.0) -> list[schema.Me
 def test_two_publishers_reach_one_subscriber_through_the_broker():
     """One publisher binds (the broker connects to it, as to a capture); the other connects to the
     broker's --xsub. Both streams arrive whole and in order; the broker's heartbeat counts them."""
-    bound = Publisher("tcp://127.0.0.1:*")
-    cfg = broker.BrokerConfig(pub="tcp://127.0.0.1:*", sources=(bound.addr,), listen="tcp://127.0.0.1:*",
-                              status_every=0.1)
-    forwarder, halt, thread = _running(cfg)
-    connecting = Publisher(forwarder.listen, bind=False)
-    try:
-        with Subscriber(forwarder.pub, prefixes=["skeleton.frame.", "status.broker"]) as sub:
-            a, b = (dataclasses.replace(wire.frame(), sensor=s) for s in ("kinect0", "kinect1"))
-            for pub, probe in ((bound, a), (connecting, b)):   # both paths are up before counting
-                wire.connect(pub, sub, probe)
-            for seq in range(20):
-                bound.send(dataclasses.replace(a, seq=seq))
-                connecting.send(dataclasses.replace(b, seq=seq))
-            frames = [m for m in _collect(sub, 60, timeout=0.5) if isinstance(m, schema.SkeletonFrame)]
-            by_sensor = {s: [m.seq for m in frames if m.sensor == s] for s in ("kinect0", "kinect1")}
-            assert by_sensor == {"kinect0": list(range(20)), "kinect1": list(range(20))}
-            beats = [m for m in _collect(sub, 3) if isinstance(m, schema.Status)]
-            assert beats and beats[-1].component == "broker" and beats[-1].state == "running"
-            assert beats[-1].counters["in_frames"] >= 40 * 2   # topic + body per message, at least
-            assert beats[-1].counters["out_frames"] >= 40 * 2
-    finally:
-        halt.set()
-        thread.join(timeout=5)
-        connecting.close()
-        bound.close()
-        forwarder.close()
-    assert not thread.is_alive()
+    with _two_publishers(status_every=0.1) as (bound, connecting, forwarder), \
+            Subscriber(forwarder.pub, prefixes=["skeleton.frame.", "status.broker"]) as sub:
+        a, b = (dataclasses.replace(wire.frame(), sensor=s) for s in ("kinect0", "kinect1"))
+        for pub, probe in ((bound, a), (connecting, b)):   # both paths are up before counting
+            wire.connect(pub, sub, probe)
+        for seq in range(20):
+            bound.send(dataclasses.replace(a, seq=seq))
+            connecting.send(dataclasses.replace(b, seq=seq))
+        frames = [m for m in _collect(sub, 60, timeout=0.5) if isinstance(m, schema.SkeletonFrame)]
+        by_sensor = {s: [m.seq for m in frames if m.sensor == s] for s in ("kinect0", "kinect1")}
+        assert by_sensor == {"kinect0": list(range(20)), "kinect1": list(range(20))}
+        beats = [m for m in _collect(sub, 3) if isinstance(m, schema.Status)]
+        assert beats and beats[-1].component == "broker" and beats[-1].state == "running"
+        assert beats[-1].counters["in_frames"] >= 40 * 2   # topic + body per message, at least
+        assert beats[-1].counters["out_frames"] >= 40 * 2
 
 
 def test_the_broker_forwards_bytes_unchanged_and_subscriptions_upstream():
@@ -110,22 +118,12 @@ def test_the_broker_runs_curve_on_both_sides(tmp_path):
 
     keys.init(tmp_path / "keys")
     security.configure(tmp_path / "keys")
-    bound = Publisher("tcp://127.0.0.1:*")
-    cfg = broker.BrokerConfig(pub="tcp://127.0.0.1:*", sources=(bound.addr,), listen="tcp://127.0.0.1:*")
-    forwarder, halt, thread = _running(cfg)
-    connecting = Publisher(forwarder.listen, bind=False)
-    try:
-        with Subscriber(forwarder.pub, prefixes=["skeleton.frame."]) as sub:
-            for pub, sensor in ((bound, "kinect0"), (connecting, "kinect1")):
-                wire.connect(pub, sub, dataclasses.replace(wire.frame(), sensor=sensor))
-            security.configure(None)   # a subscriber without keys hears nothing
-            with Subscriber(forwarder.pub, prefixes=["skeleton.frame."]) as stranger:
-                for _ in range(20):
-                    bound.send(wire.frame())
-                assert stranger.recv(timeout=0.3) is None
-    finally:
-        halt.set()
-        thread.join(timeout=5)
-        connecting.close()
-        bound.close()
-        forwarder.close()
+    with _two_publishers() as (bound, connecting, forwarder), \
+            Subscriber(forwarder.pub, prefixes=["skeleton.frame."]) as sub:
+        for pub, sensor in ((bound, "kinect0"), (connecting, "kinect1")):
+            wire.connect(pub, sub, dataclasses.replace(wire.frame(), sensor=sensor))
+        security.configure(None)   # a subscriber without keys hears nothing
+        with Subscriber(forwarder.pub, prefixes=["skeleton.frame."]) as stranger:
+            for _ in range(20):
+                bound.send(wire.frame())
+            assert stranger.recv(timeout=0.3) is None
