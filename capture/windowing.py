@@ -127,8 +127,9 @@ class BodyWindower:
         return ended + self._emit()
 
     def flush(self) -> list[Window]:
-        """The stretch ended (the body left, the source ended): its one padded window if it never
-        filled a window, else nothing. The stretch then counts as read (a second flush gives nothing)."""
+        """The stretch ended (the body left, the source ended): its one window if it never sent one
+        (padded when the stretch is shorter than a window), else nothing. The stretch then counts as
+        read (a second flush gives nothing)."""
         if self._emitted:
             return []
         # The whole stretch, with the grid points the phase dropped (they only stagger full windows).
@@ -138,12 +139,18 @@ class BodyWindower:
         if not n:
             return []
         self._emitted = True
-        dt, idx = 1.0 / self.cfg.fps, reflect_index(n, self.cfg.length)
-        t_start = self._grid_t0 + (self._n - n) * dt
-        w = Window(body=self.body, seq=self.seq, t_start=t_start, t_end=t_start + (n - 1) * dt,
+        dt, length = 1.0 / self.cfg.fps, self.cfg.length
+        if n >= length:
+            # Long enough, but the stagger phase had not let its first window out yet: a whole window
+            # of the latest frames, not a padded one.
+            idx, real, first = np.arange(n - length, n), None, n - length
+        else:
+            idx, real, first = reflect_index(n, length), n, 0
+        t_start = self._grid_t0 + (self._n - n + first) * dt
+        w = Window(body=self.body, seq=self.seq, t_start=t_start, t_end=t_start + (min(n, length) - 1) * dt,
                    joints=np.stack(js)[idx], confidence=np.stack(cs)[idx],
                    interpolated=np.array(interp, dtype=bool)[idx], labels=dict(self._labels),
-                   real_frames=n)
+                   real_frames=real)
         self.seq += 1
         return [w]
 

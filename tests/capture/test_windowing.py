@@ -149,6 +149,21 @@ def test_a_body_that_filled_a_window_gives_no_padded_one():
     assert w.flush() == []
 
 
+def test_a_stretch_the_stagger_phase_held_back_gives_a_whole_window_not_a_padded_one():
+    """With stagger on, a body's first window waits for its phase; a stretch that ends after a full
+    window of frames but before that phase gives its latest whole window, unpadded."""
+    cfg = WindowConfig(stagger=True)
+    w = Windower(cfg)
+    w._started = 1                         # the second body: its phase is not 0 (golden-ratio sequence)
+    frames = 62
+    wins = [win for t in np.arange(frames) / 30 for win in w.push(*_frame(t))]
+    assert wins == [], "the phase holds the first window back past 60 frames"
+    (win,) = w.flush()
+    assert not win.padded and win.real_frames is None and win.joints.shape == (60, J, 3)
+    np.testing.assert_allclose(win.joints[[0, -1], 0, 0], [(frames - 60) / 30, (frames - 1) / 30], atol=1e-5)
+    assert (win.t_start, win.t_end) == (pytest.approx((frames - 60) / 30), pytest.approx((frames - 1) / 30))
+
+
 def test_a_three_frame_glimpse_still_gives_its_window():
     """The windower never drops a stretch; the model decides it is too short to read."""
     w, _ = _run([0.0, 1 / 30, 2 / 30])
