@@ -29,7 +29,7 @@ from bodytalk.model.llm.backend import LLMBackend
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.encoder import SkeletonEncoder
-from bodytalk.model.skeleton.features import InsufficientData, WindowInput, prepare
+from bodytalk.model.skeleton.features import InsufficientData, WindowInput
 from bodytalk.model.skeleton.microgestures import MGResult
 from bodytalk.model.projector import Projector, evidence_features
 
@@ -108,7 +108,7 @@ class EmotionModel:
         keep, feats, evidence, mgs, rejected = [], [], [], [], {}
         for i, w in enumerate(windows):
             try:
-                feats.append(prepare(w, self.cfg.encoder.frames))
+                feats.append(self.cfg.encoder.featurise(w))
                 evidence.append(desc.compute(w.joints, w.confidence, w.fps))
                 mgs.append(mg_rules.detect(w.joints, w.confidence, w.fps))
                 keep.append(i)

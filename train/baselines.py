@@ -5,7 +5,9 @@
 - ``head``: the encoder's own classification head (``path="head"``), the fast path;
 - ``descriptors``: the movement descriptors alone (``descriptors.as_vector``) + a logistic
   regression fitted on the checkpoint's training windows (median imputation for descriptors
-  without data, standardised): what interpretable features get without any deep model.
+  without data, standardised): what interpretable features get without any deep model;
+- ``cnn``: baseline (c), a plain temporal CNN over the encoder's own input fitted on the same
+  training windows (``cnn_baseline``): what a simple model gets.
 
 A window the model cannot read (insufficient data) gets a NaN row: it counts as wrong.
 """
@@ -20,7 +22,9 @@ from bodytalk.model.skeleton import descriptors as desc
 from bodytalk.model.skeleton.features import WindowInput
 from bodytalk.train.data import WindowSet
 
-PATHS = ("llm", "head", "descriptors")
+PATHS = ("llm", "head", "descriptors", "cnn")
+DEFAULT_PATHS = ("llm", "head", "descriptors")   # cnn trains a network: asked for by name
+FITTED = ("descriptors", "cnn")   # paths fitted on the training windows at evaluation time
 
 
 def windows_of(ws: WindowSet) -> list[WindowInput]:
@@ -79,6 +83,14 @@ class DescriptorBaseline:
         if len(ws):
             out[:, self.pipe.classes_] = self.pipe.predict_proba(descriptor_matrix(ws))
         return out
+
+
+def fit(name: str, train: WindowSet, features: int):
+    """A fitted baseline of ``FITTED`` (``features``: the encoder input version the CNN reads)."""
+    if name == "cnn":
+        from bodytalk.train.cnn_baseline import CNNBaseline, CNNConfig
+        return CNNBaseline(CNNConfig(features=features)).fit(train)
+    return DescriptorBaseline().fit(train)
 
 
 def timed(fn, *args, **kwargs) -> tuple[np.ndarray, float]:
