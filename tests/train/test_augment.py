@@ -149,7 +149,7 @@ def test_mirror_swaps_left_and_right_joints(window):
     back, _ = OPS["mirror"].fn(m, mc, None)
     np.testing.assert_allclose(back, j, atol=1e-12)
     # The body still faces the same way: the facing vector's z keeps its sign, its x flips.
-    from bodytalk.model.features import facing_yaw
+    from bodytalk.model.skeleton.features import facing_yaw
     assert np.isclose(np.cos(facing_yaw(m[0])), np.cos(facing_yaw(j[0])), atol=1e-9)
 
 

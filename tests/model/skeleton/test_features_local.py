@@ -9,7 +9,7 @@ import torch
 from bodytalk.capture.layouts import U
 from bodytalk.capture.windowing import WindowConfig
 from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
-from bodytalk.model.features import FEATURE_CHANNELS, WindowInput, prepare
+from bodytalk.model.skeleton.features import FEATURE_CHANNELS, WindowInput, prepare
 from bodytalk.train.readers import read
 
 
