@@ -47,6 +47,8 @@ class CNNBaseline:
         import torch
         from torch import nn
 
+        from bodytalk.train.losses import class_weights
+
         cfg, n_labels = self.cfg, len(train.labels)
         if len(set(train.label.tolist())) < 2:
             raise ValueError("the CNN baseline needs training windows of at least 2 labels")
@@ -63,9 +65,7 @@ class CNNBaseline:
         self.net = nn.Sequential(*block(x.shape[1], 64, 1), *block(64, 64, 2), *block(64, 128, 1),
                                  *block(128, 128, 2), nn.AdaptiveAvgPool1d(1), nn.Flatten(),
                                  nn.Dropout(cfg.dropout), nn.Linear(128, n_labels))
-        count = np.bincount(train.label, minlength=n_labels).astype(np.float64)
-        weight = np.where(count > 0, count.sum() / (np.count_nonzero(count) * np.maximum(count, 1)), 0.0)
-        loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weight, dtype=torch.float32))
+        loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.label, n_labels))
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr / 3, weight_decay=cfg.weight_decay)
         steps = int(np.ceil(len(x) / cfg.batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps)

@@ -41,7 +41,7 @@ from bodytalk.train.augment import AugmentConfig, Augmenter
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
 from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer, setup
-from bodytalk.train.losses import Fusion, STBLoss, streams
+from bodytalk.train.losses import Fusion, STBLoss, class_weights, streams
 from bodytalk.train.rundir import RunDir
 from bodytalk.train.views import WindowDataset
 
@@ -110,12 +110,6 @@ def _supervised_step(weight: torch.Tensor | None, smoothing: float):
         return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean()}
     return step
 
-
-def class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
-    """``[n]`` inverse-frequency weights (mean 1 over the labels present; 0 for absent ones)."""
-    count = np.bincount(labels, minlength=n).astype(np.float64)
-    w = np.where(count > 0, count.sum() / (np.count_nonzero(count) * np.maximum(count, 1)), 0.0)
-    return torch.tensor(w, dtype=torch.float32)
 
 
 def _stb_step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
