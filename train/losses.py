@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-
 import torch
 from torch import nn
 from torch.nn import functional as F
