@@ -177,6 +177,9 @@ def run_fold(cfg: SweepConfig, split: Split, windows: WindowSet, data_cfg: DataC
         how, scores = "scored", {}
         preds = {"truth": test.label, "clip": np.array([test.clips[i].id for i in test.clip])}
         features = dict(getattr(_first_stage(stage_config(cfg, None)[1]), "encoder", {})).get("features", 1)
+        if "cnn" in cfg.paths:   # the CNN trains here: the config's threads, as a fold's training would
+            import torch
+            torch.set_num_threads(threads)
         for name in cfg.paths:   # only fitted baselines here: no model path was asked
             preds[name], seconds = baselines.timed(
                 lambda: baselines.fit(name, train, features).predict_proba(test))  # noqa: B023

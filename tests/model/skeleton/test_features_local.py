@@ -100,3 +100,16 @@ def test_old_encoder_configs_read_as_version_1_stgcn():
     assert (cfg.features, cfg.arch, cfg.channels) == (1, "stgcn", 10)
     with pytest.raises(ValueError, match="channels 10 != 14"):
         EncoderConfig(num_labels=5, features=2, channels=10)
+
+
+def test_window_statistics_are_named_finite_and_heading_invariant(walk):
+    """Baseline (a)'s kinematic statistics: one value per name, and the same for the window turned
+    about Y and moved (they summarise the version-2 local representation)."""
+    from bodytalk.model.skeleton import statistics
+
+    j, c = walk
+    a = statistics.compute(WindowInput(j, c))
+    assert a.shape == (len(statistics.NAMES),) and np.isfinite(a).all()
+    b = statistics.compute(WindowInput(_turn(j, np.full(len(j), 0.7)) + np.array([1.0, 0.0, 2.0]), c))
+    np.testing.assert_allclose(a, b, atol=1e-3)
+    assert a[statistics.NAMES.index("l_wrist_speed_mean")] > 0
