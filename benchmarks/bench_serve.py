@@ -8,7 +8,8 @@ the emotion server `bodytalk serve --threads T --no-explain` (or with --explain-
 on their thread beside the labels, with a table of their timing) either alone ("one": it runs the
 tokenizer step itself) or fed by one `bodytalk worker` ("split") or by N sharded workers
 ("splitN", e.g. split2: `worker --shard 0/2` and `--shard 1/2`), and this script, subscribed
-to both buses. Label paths: "head" (the encoder's fast head, packaged demo checkpoint), "llm"
+to both buses. Label paths: "head" (the encoder's fast head, packaged demo checkpoint, or each
+checkpoint of --head-models, e.g. the demo and a new encoder in one run), "llm"
 (label scoring through the LLM, checkpoint --model; default runs/smoke/checkpoint when it exists) and
 "vllm" (the same label scoring served by `serve --backend vllm`, in-process vLLM engine; run this
 script with the vllm extra's Python), with a table of the vLLM / transformers ratios of the run.
@@ -61,7 +62,7 @@ DRAIN_S = 5.0    # after capture ends: how long events of the last windows may t
 
 @dataclass(frozen=True)
 class Case:
-    path: str     # head | llm
+    path: str     # head | head:<checkpoint name> | llm | vllm
     mode: str     # one | split | splitN (N sharded workers)
     bodies: int
     windows: str = "staggered"   # capture's window phases: staggered (default) | aligned (--no-stagger)
@@ -142,7 +143,7 @@ def run_case(case: Case, model: str | None, args) -> Result:
     cap, events, work = free_addr(), free_addr(), free_addr()
     explain = ["--explain-every", args.explain_every] if args.explain_every else ["--no-explain"]
     serve = ["serve", "--sub", cap, "--pub", events, "--threads", args.threads, *explain,
-             *(["--path", "llm", "--backend", "vllm"] if case.path == "vllm" else ["--path", case.path])]
+             *(["--path", "llm", "--backend", "vllm"] if case.path == "vllm" else ["--path", case.path.split(":")[0]])]
     serve += ["--model", model] if model else []
     ready = {"server"}
     with Processes() as procs, Subscriber(f"{cap},{events}", prefixes=[topics.WINDOW, topics.EMOTION, topics.STATUS],
@@ -302,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
                    "(N workers, --shard i/N)")
     p.add_argument("--model", default=str(SMOKE) if SMOKE.is_dir() else None,
                    help="checkpoint with an LLM for the llm path (default: runs/smoke/checkpoint when present)")
+    p.add_argument("--head-models", default="demo",
+                   help="comma list of checkpoints for the head path, 'demo' for the packaged one (default "
+                        "%(default)s); each is its own row, labelled head:<folder>")
     p.add_argument("--windows", default="staggered", help="capture's window phases: staggered (the default of "
                    "`bodytalk capture`), aligned (--no-stagger: every body closes a window on the same frame)")
     p.add_argument("--seconds", type=float, default=15.0, help="measured seconds per case")
@@ -330,11 +334,16 @@ def main(argv: list[str] | None = None) -> int:
         paths.remove(path)
         notes.append(f"The {path} path was left out: no checkpoint with an LLM (--model; runs/smoke/checkpoint is absent).")
     results = []
-    for path in paths:
+    heads = args.head_models.split(",")
+    runs = [(p, args.model) for p in paths if p != "head"]
+    if "head" in paths:   # the head rows first, one per checkpoint (None: the packaged demo)
+        runs[:0] = [("head" if len(heads) == 1 else f"head:{Path(h).parent.name if Path(h).name == 'checkpoint' else Path(h).name}",
+                     None if h == "demo" else h) for h in heads]
+    for path, model in runs:
         for mode in args.modes.split(","):
             for phases in args.windows.split(","):
                 for n in map(int, args.bodies.split(",")):
-                    r = run_case(Case(path, mode, n, phases), args.model if path != "head" else None, args)
+                    r = run_case(Case(path, mode, n, phases), model, args)
                     print(row(r), file=sys.stderr, flush=True)
                     results.append(r)
     table = render(results, command, header, notes)

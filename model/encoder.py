@@ -1,7 +1,15 @@
-"""The skeleton encoder: a compact ST-GCN over the unified joint set, with EAI-LLM's two token kinds.
+"""The skeleton encoder over the unified joint set, with EAI-LLM's two token kinds.
 
-Input  x [B, T, J, C] (``features.prepare``), layout ids [B] (the unified skeleton token module:
-a learned embedding per source joint set, so data from several sensors trains one model).
+Two trunks (``EncoderConfig.arch``; old checkpoints carry no key and get ``stgcn``):
+- ``stgcn``: a compact ST-GCN (graph convolution over joints, strided temporal convolution).
+- ``tcn``: a body-part temporal CNN (``PartTCN``): each part's joints enter their own channel
+  group, grouped convolutions keep the parts apart and full ones let them exchange; 1-D
+  convolutions over time are several times cheaper than the ST-GCN on a CPU, so the encoder can
+  train the longer schedules that generalise across contents (README, Bandai ablation).
+
+Input  x [B, T, J, C] (``features.prepare`` of the config's ``features`` version), layout ids [B]
+(the unified skeleton token module: a learned embedding per source joint set, so data from several
+sensors trains one model).
 Output
   st_tokens   [B, P * K, D]  spatio-temporal tokens: P body parts x K time chunks (fine grain)
   sem_tokens  [B, Q, D]      semantic tokens: Q learned queries attending over all of them (coarse;
@@ -19,12 +27,12 @@ from torch.nn import functional as F
 
 from bodytalk.capture.layouts import BODY_PARTS, U, UNIFIED_JOINTS, UNIFIED_PARENTS
 from bodytalk.capture.layouts_known import LAYOUT_FAMILIES
-from bodytalk.model.skeleton.features import CHANNELS
+from bodytalk.model.skeleton.features import FEATURE_CHANNELS, WindowInput, prepare
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    channels: int = CHANNELS
+    channels: int | None = None   # input channels C (None: those of the feature version)
     dim: int = 64                 # D
     strides: tuple[int, ...] = (1, 2, 3)  # temporal stride per block: 60 frames -> 10 steps
     temporal_kernel: int = 9
@@ -34,8 +42,21 @@ class EncoderConfig:
     num_labels: int = 5
     layouts: tuple[str, ...] = LAYOUT_FAMILIES
     dropout: float = 0.1
+    features: int = 1             # features.prepare version (1: first-frame heading; 2: per-frame, local)
+    arch: str = "stgcn"           # trunk: stgcn | tcn
+    part_width: int = 32          # tcn: channels per body part
+    input_noise: float = 0.0      # tcn, training only: Gaussian noise on the standardised input
 
     def __post_init__(self) -> None:
+        if self.features not in FEATURE_CHANNELS:
+            raise ValueError(f"features: unknown version {self.features}; known: {sorted(FEATURE_CHANNELS)}")
+        if self.channels is None:
+            object.__setattr__(self, "channels", FEATURE_CHANNELS[self.features])
+        if self.channels != FEATURE_CHANNELS[self.features]:
+            raise ValueError(f"channels {self.channels} != {FEATURE_CHANNELS[self.features]}, the width of "
+                             f"feature version {self.features}")
+        if self.arch not in ("stgcn", "tcn") or self.part_width < 1 or self.input_noise < 0:
+            raise ValueError(f"arch must be stgcn or tcn and part_width >= 1, got {self.arch}, {self.part_width}")
         if self.dim % 4 or self.dim <= 0:
             raise ValueError("dim must be a positive multiple of 4 (attention heads)")
         object.__setattr__(self, "strides", tuple(self.strides))
@@ -61,6 +82,10 @@ class EncoderConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def featurise(self, w: WindowInput) -> np.ndarray:
+        """The encoder input of one window, ``[frames, 17, channels]`` (``features.prepare``)."""
+        return prepare(w, self.frames, self.features)
 
 
 def _adjacency() -> torch.Tensor:
@@ -97,22 +122,70 @@ class STBlock(nn.Module):
         return (res + self.drop(torch.relu(t))).permute(0, 2, 3, 1)
 
 
+class PartTCN(nn.Module):
+    """Body-part temporal CNN: x [B, T, J, C] -> part features per time chunk [B, K, P, D].
+
+    Each part's joints (``BODY_PARTS``) are flattened into its own group of ``part_width``
+    channels by a per-part linear map (the input's per-channel scale is learned by batch
+    normalisation, as a standardisation fitted on the training windows would be; in training,
+    ``input_noise`` adds Gaussian noise to the standardised input). Then one 1-D
+    convolution block per stride: even blocks grouped by part (each part's own rhythm), odd blocks
+    full (parts exchange), each Conv1d -> BatchNorm -> ReLU, with a residual when the width and
+    stride allow. Channel group p of the last block becomes part p's tokens.
+    """
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.index = [[U[n] for n in names] for names in BODY_PARTS.values()]
+        p, w, c = len(self.index), cfg.part_width, cfg.channels
+        self.norm_in = nn.BatchNorm1d(len(UNIFIED_JOINTS) * c)
+        self.inputs = nn.ModuleList(nn.Linear(len(ix) * c, w) for ix in self.index)
+        self.layout_emb = nn.Embedding(len(cfg.layouts), p * w)
+        nn.init.normal_(self.layout_emb.weight, std=0.02)
+        k = cfg.temporal_kernel
+        self.convs = nn.ModuleList(
+            nn.Conv1d(p * w, p * w, k, stride=s, padding=k // 2, groups=p if i % 2 == 0 else 1)
+            for i, s in enumerate(cfg.strides))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(p * w) for _ in cfg.strides)
+        self.out = nn.Linear(w, cfg.dim)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, layout_ids: torch.Tensor) -> torch.Tensor:
+        b, t, j, c = x.shape
+        x = self.norm_in(x.reshape(b, t, j * c).transpose(1, 2)).transpose(1, 2).reshape(b, t, j, c)
+        if self.training and self.cfg.input_noise:
+            x = x + self.cfg.input_noise * torch.randn_like(x)
+        h = torch.cat([lin(x[:, :, ix].reshape(b, t, -1)) for lin, ix in zip(self.inputs, self.index)], -1)
+        h = torch.relu(h + self.layout_emb(layout_ids)[:, None, :]).transpose(1, 2)   # [B, P*W, T]
+        for conv, norm, s in zip(self.convs, self.norms, self.cfg.strides):
+            y = torch.relu(norm(conv(h)))                                            # [B, P*W, T/s]
+            h = y + (F.avg_pool1d(h, s) if s > 1 else h)
+        h = self.drop(h)
+        k = self.cfg.time_chunks
+        h = F.adaptive_avg_pool1d(h, k).reshape(b, len(self.index), -1, k)           # [B, P, W, K]
+        return self.out(h.permute(0, 3, 1, 2))                                       # [B, K, P, D]
+
+
 class SkeletonEncoder(nn.Module):
     def __init__(self, cfg: EncoderConfig) -> None:
         super().__init__()
         self.cfg = cfg
         d, j = cfg.dim, len(UNIFIED_JOINTS)
-        self.input = nn.Linear(cfg.channels, d)
-        self.joint_emb = nn.Parameter(torch.randn(j, d) * 0.02)
-        self.time_emb = nn.Parameter(torch.randn(cfg.frames, d) * 0.02)
-        self.layout_emb = nn.Embedding(len(cfg.layouts), d)
-        nn.init.normal_(self.layout_emb.weight, std=0.02)
-        self.blocks = nn.ModuleList(STBlock(d, cfg.temporal_kernel, s, cfg.dropout) for s in cfg.strides)
-        # Body-part pooling matrix [P, J]: mean over the joints of each part.
-        parts = torch.zeros(len(BODY_PARTS), j)
-        for p, names in enumerate(BODY_PARTS.values()):
-            parts[p, [U[n] for n in names]] = 1.0 / len(names)
-        self.register_buffer("parts", parts, persistent=False)
+        if cfg.arch == "tcn":
+            self.tcn = PartTCN(cfg)
+        else:  # stgcn: attribute names kept as they were, so old checkpoints load
+            self.input = nn.Linear(cfg.channels, d)
+            self.joint_emb = nn.Parameter(torch.randn(j, d) * 0.02)
+            self.time_emb = nn.Parameter(torch.randn(cfg.frames, d) * 0.02)
+            self.layout_emb = nn.Embedding(len(cfg.layouts), d)
+            nn.init.normal_(self.layout_emb.weight, std=0.02)
+            self.blocks = nn.ModuleList(STBlock(d, cfg.temporal_kernel, s, cfg.dropout) for s in cfg.strides)
+            # Body-part pooling matrix [P, J]: mean over the joints of each part.
+            parts = torch.zeros(len(BODY_PARTS), j)
+            for p, names in enumerate(BODY_PARTS.values()):
+                parts[p, [U[n] for n in names]] = 1.0 / len(names)
+            self.register_buffer("parts", parts, persistent=False)
         self.token_pos = nn.Parameter(torch.randn(cfg.num_st_tokens, d) * 0.02)
         self.queries = nn.Parameter(torch.randn(cfg.semantic_tokens, d) * 0.02)
         self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
@@ -124,17 +197,21 @@ class SkeletonEncoder(nn.Module):
         index = {name: i for i, name in enumerate(self.cfg.layouts)}
         return torch.tensor([index.get(name, 0) for name in layouts], dtype=torch.long)
 
-    def forward(self, x: torch.Tensor, layout_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        b, t, _, _ = x.shape  # x [B, T, J, C]
-        if t != self.cfg.frames:
-            raise ValueError(f"encoder built for {self.cfg.frames} frames, got {t}")
+    def _stgcn(self, x: torch.Tensor, layout_ids: torch.Tensor) -> torch.Tensor:
+        b = len(x)
         h = self.input(x) + self.joint_emb + self.time_emb[:, None, :]
         h = h + self.layout_emb(layout_ids)[:, None, None, :]            # [B, T, J, D]
         for block in self.blocks:
             h = block(h)                                                  # -> [B, T', J, D]
         h = torch.einsum("pj,btjd->btpd", self.parts, h)                  # [B, T', P, D]
         k = self.cfg.time_chunks
-        h = h.reshape(b, k, self.cfg.steps // k, h.shape[2], -1).mean(2)  # [B, K, P, D]
+        return h.reshape(b, k, self.cfg.steps // k, h.shape[2], -1).mean(2)  # [B, K, P, D]
+
+    def forward(self, x: torch.Tensor, layout_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        b, t, _, _ = x.shape  # x [B, T, J, C]
+        if t != self.cfg.frames:
+            raise ValueError(f"encoder built for {self.cfg.frames} frames, got {t}")
+        h = self.tcn(x, layout_ids) if self.cfg.arch == "tcn" else self._stgcn(x, layout_ids)  # [B, K, P, D]
         st = self.out_norm(h.transpose(1, 2).reshape(b, -1, self.cfg.dim) + self.token_pos)  # [B, P*K, D]
         q = self.queries.expand(b, -1, -1)
         sem, _ = self.attn(q, st, st)                                     # [B, Q, D]

@@ -30,7 +30,7 @@ from bodytalk.model.llm.backend import LLMBackend
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.encoder import SkeletonEncoder
-from bodytalk.model.skeleton.features import InsufficientData, WindowInput, prepare
+from bodytalk.model.skeleton.features import InsufficientData, WindowInput
 from bodytalk.model.skeleton.microgestures import MGResult
 from bodytalk.model.projector import Projector, evidence_features
 
@@ -111,7 +111,7 @@ class EmotionModel:
         keep, feats, evidence, mgs, rejected = [], [], [], [], {}
         for i, w in enumerate(windows):
             try:
-                f = prepare(w, self.cfg.encoder.frames)
+                f = self.cfg.encoder.featurise(w)
                 d = desc.compute(w.joints, w.confidence, w.fps)
                 if (why := desc.implausible(d)) is not None:
                     raise InsufficientData(why)

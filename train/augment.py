@@ -4,6 +4,9 @@ Two families, as compared in the micro-gesture paper:
 
 - ``standard`` (SkeletonCLR / AimCLR style): ``crop`` (random temporal crop resized back to T),
   ``shear`` (random 3x3 shear), ``rotate`` (turn about Y, tilt about X/Z), ``scale``.
+- ``content`` for recognition across contents (a style must not depend on which hand waves or
+  which way the body turns): ``mirror`` (left/right reflection: x negated, every left joint
+  swapped with its right twin), ``rotate``, ``scale``.
 - ``mg`` for micro-gestures -- small, brief, often repeated movements whose identity lives in
   a few centimetres and in their rhythm, so strong shear or crop would erase them:
   ``jitter`` (subtle pose jitter: every bone turned by a smooth random rotation of ~2 degrees),
@@ -28,13 +31,15 @@ from typing import Callable, Literal
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from bodytalk.capture.layouts import U, UNIFIED_PARENTS
+from bodytalk.capture.layouts import U, UNIFIED_JOINTS, UNIFIED_PARENTS
 from bodytalk.model.skeleton.features import resample
 from bodytalk.train.config import strict
 
 Arrays = tuple[np.ndarray, np.ndarray]  # joints [T, 17, 3], confidence [T, 17]
 _PARENTS = np.array(UNIFIED_PARENTS)
 _BONES = np.nonzero(_PARENTS >= 0)[0]  # child joints; parents precede children in the unified order
+# Each joint's mirror twin: l_* <-> r_*, the midline joints stay.
+MIRROR = np.array([U[n.replace("l_", "\0").replace("r_", "l_").replace("\0", "r_")] for n in UNIFIED_JOINTS])
 
 
 def rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -82,6 +87,15 @@ def rotate(j, c, rng) -> Arrays:
 
 def mg_rotate(j, c, rng) -> Arrays:
     return _turn(j, rng, yaw_deg=5.0, tilt_deg=3.0), c
+
+
+def mirror(j, c, rng) -> Arrays:
+    """Left/right reflection about the window's mean pelvis x: a movement made with the left hand
+    becomes the same movement made with the right one (the unified frame is right-handed, so
+    negating x alone would leave "l_wrist" on the body's right)."""
+    out = j[:, MIRROR].copy()
+    out[..., 0] = 2 * j[:, U["pelvis"], 0].mean() - out[..., 0]
+    return out, c[:, MIRROR]
 
 
 def crop(j, c, rng, lo: float = 0.6) -> Arrays:
@@ -187,26 +201,28 @@ def speed(j, c, rng, lo: float = 0.8, hi: float = 1.25) -> Arrays:
 @dataclass(frozen=True)
 class Op:
     fn: Callable[..., Arrays]
-    rigid: bool  # keeps bone lengths
+    rigid: bool          # keeps bone lengths
+    random: bool = True  # draws from the rng (False: one fixed transform)
 
 
 OPS: dict[str, Op] = {
     "crop": Op(crop, True), "shear": Op(shear, False), "rotate": Op(rotate, True), "scale": Op(scale, False),
     "speed": Op(speed, True), "repeat": Op(repeat, True), "jitter": Op(jitter, True),
-    "mg_rotate": Op(mg_rotate, True),
+    "mg_rotate": Op(mg_rotate, True), "mirror": Op(mirror, True, random=False),
 }
 # Temporal ops first, so spatial ones act on the final frames.
 POLICIES: dict[str, tuple[str, ...]] = {
     "none": (),
     "standard": ("crop", "shear", "rotate", "scale"),
     "mg": ("speed", "repeat", "jitter", "mg_rotate"),
+    "content": ("mirror", "rotate", "scale"),
 }
 
 
 @strict
 @dataclass(frozen=True)
 class AugmentConfig:
-    policy: Literal["none", "standard", "mg"] = "none"
+    policy: Literal["none", "standard", "mg", "content"] = "none"
     ops: tuple[str, ...] | None = None  # an explicit op list instead of the policy's
     p: float = 0.8                      # chance that each op is applied
 
@@ -231,6 +247,26 @@ class Augmenter:
 
     def __bool__(self) -> bool:
         return bool(self.ops)
+
+    def variants(self) -> list[tuple[float, tuple[Op, ...]]] | None:
+        """When every op draws nothing at random (``mirror``): each subset of the ops with its
+        probability, in the order ``__call__`` applies them, so a dataset can compute every
+        variant of a window once and draw among them; None when an op is random."""
+        if any(op.random for op in self.ops):
+            return None
+        out = []
+        for mask in range(2 ** len(self.ops)):
+            on = [(mask >> i) & 1 for i in range(len(self.ops))]
+            prob = float(np.prod([self.cfg.p if b else 1 - self.cfg.p for b in on]))
+            out.append((prob, tuple(op for op, b in zip(self.ops, on) if b)))
+        return out
+
+    def apply(self, joints: np.ndarray, conf: np.ndarray, ops: tuple[Op, ...]) -> Arrays:
+        """These (non-random) ops, in order."""
+        j, c = joints.astype(np.float64), conf.astype(np.float64)
+        for op in ops:
+            j, c = op.fn(j, c, None)
+        return j.astype(np.float32), np.clip(c, 0, 1).astype(np.float32)
 
     def __call__(self, joints: np.ndarray, conf: np.ndarray, rng: np.random.Generator) -> Arrays:
         j, c = joints.astype(np.float64), conf.astype(np.float64)

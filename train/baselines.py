@@ -3,9 +3,13 @@
 - ``llm``: the LLM label path (``EmotionModel.recognise(path="llm")``: every label scored in one
   pass through the LoRA LLM, conditioned on the skeleton tokens and the descriptor line);
 - ``head``: the encoder's own classification head (``path="head"``), the fast path;
-- ``descriptors``: the movement descriptors alone (``descriptors.as_vector``) + a logistic
-  regression fitted on the checkpoint's training windows (median imputation for descriptors
-  without data, standardised): what interpretable features get without any deep model.
+- ``descriptors``: the movement descriptors (``descriptors.as_vector``) and the per-window
+  kinematic statistics (``skeleton.statistics``) + a logistic regression fitted on the
+  checkpoint's training windows (median imputation for values without data, standardised; its
+  inverse regularisation C chosen by cross-validation over the training clips, never the
+  held-out ones): what hand-made features get without any deep model;
+- ``cnn``: baseline (c), a plain temporal CNN over the encoder's own input fitted on the same
+  training windows (``cnn_baseline``): what a simple model gets.
 
 A window the model cannot read (insufficient data) gets a NaN row: it counts as wrong.
 """
@@ -16,11 +20,13 @@ from typing import Sequence
 
 import numpy as np
 
-from bodytalk.model.skeleton import descriptors as desc
-from bodytalk.model.skeleton.features import WindowInput
+from bodytalk.model.skeleton import descriptors as desc, statistics as stats
+from bodytalk.model.skeleton.features import InsufficientData, WindowInput
 from bodytalk.train.data import WindowSet
 
-PATHS = ("llm", "head", "descriptors")
+PATHS = ("llm", "head", "descriptors", "cnn")
+DEFAULT_PATHS = ("llm", "head", "descriptors")   # cnn trains a network: asked for by name
+FITTED = ("descriptors", "cnn")   # paths fitted on the training windows at evaluation time
 
 
 def windows_of(ws: WindowSet) -> list[WindowInput]:
@@ -48,29 +54,47 @@ def predict(probs: np.ndarray) -> np.ndarray:
 
 
 def descriptor_matrix(ws: WindowSet) -> np.ndarray:
-    """``[N, F]`` descriptor values (NaN where a descriptor had too little data)."""
+    """``[N, F]`` descriptor values then kinematic statistics (NaN where a value had too little data)."""
     if not len(ws):
-        return np.zeros((0, len(desc.NAMES)), dtype=np.float32)
-    return np.stack([desc.as_vector(desc.compute(ws.joints[i], ws.confidence[i], ws.fps)) for i in range(len(ws))])
+        return np.zeros((0, len(desc.NAMES) + len(stats.NAMES)), dtype=np.float32)
+    return np.stack([np.concatenate([desc.as_vector(desc.compute(ws.joints[i], ws.confidence[i], ws.fps)),
+                                     _statistics(WindowInput(ws.joints[i], ws.confidence[i], ws.fps))])
+                     for i in range(len(ws))])
+
+
+def _statistics(w: WindowInput) -> np.ndarray:
+    try:
+        return stats.compute(w)
+    except InsufficientData:
+        return np.full(len(stats.NAMES), np.nan, dtype=np.float32)
 
 
 class DescriptorBaseline:
-    """Logistic regression on descriptor vectors (baseline a)."""
+    """Logistic regression on descriptor and statistics vectors (baseline a)."""
 
-    def __init__(self, c: float = 1.0, seed: int = 0) -> None:
+    C_GRID = (0.01, 0.1, 1.0)
+
+    def __init__(self, seed: int = 0) -> None:
         from sklearn.impute import SimpleImputer
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         self.pipe = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-                                  LogisticRegression(C=c, max_iter=5000, random_state=seed))
+                                  LogisticRegression(max_iter=5000, random_state=seed))
 
     def fit(self, train: WindowSet) -> "DescriptorBaseline":
+        from sklearn.model_selection import GridSearchCV, GroupKFold
+
         if len(set(train.label.tolist())) < 2:
             raise ValueError("the descriptor baseline needs training windows of at least 2 labels")
         self.n_labels = len(train.labels)
-        self.pipe.fit(descriptor_matrix(train), train.label)
+        x, folds = descriptor_matrix(train), min(4, len(np.unique(train.clip)))
+        if folds >= 2:   # C by cross-validation over training clips (a clip's windows stay together)
+            search = GridSearchCV(self.pipe, {"logisticregression__C": self.C_GRID}, cv=GroupKFold(folds))
+            self.pipe = search.fit(x, train.label, groups=train.clip).best_estimator_
+        else:
+            self.pipe.fit(x, train.label)
         return self
 
     def predict_proba(self, ws: WindowSet) -> np.ndarray:
@@ -79,6 +103,14 @@ class DescriptorBaseline:
         if len(ws):
             out[:, self.pipe.classes_] = self.pipe.predict_proba(descriptor_matrix(ws))
         return out
+
+
+def fit(name: str, train: WindowSet, features: int):
+    """A fitted baseline of ``FITTED`` (``features``: the encoder input version the CNN reads)."""
+    if name == "cnn":
+        from bodytalk.train.cnn_baseline import CNNBaseline, CNNConfig
+        return CNNBaseline(CNNConfig(features=features)).fit(train)
+    return DescriptorBaseline().fit(train)
 
 
 def timed(fn, *args, **kwargs) -> tuple[np.ndarray, float]:

@@ -164,9 +164,9 @@ class WindowSet:
     def split(self, split: Split) -> tuple["WindowSet", "WindowSet"]:
         return self.take(split.train), self.take(split.test)
 
-    def features(self, index: int, frames: int) -> np.ndarray:
-        """Encoder input of one window, ``[frames, 17, C]``."""
-        return prepare(WindowInput(self.joints[index], self.confidence[index], self.fps), frames)
+    def features(self, index: int, frames: int, version: int = 1) -> np.ndarray:
+        """Encoder input of one window, ``[frames, 17, C]`` (``features.prepare`` of that version)."""
+        return prepare(WindowInput(self.joints[index], self.confidence[index], self.fps), frames, version)
 
     def padding(self) -> dict[str, int]:
         """How many windows, and clips with a padded window (a clip shorter than the window)."""

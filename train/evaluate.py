@@ -5,8 +5,9 @@
     bodytalk eval --model CKPT --data bvh:DIR --label-key style --classes angry,sad,normal \\
         --rename normal=neutral --split all --out runs/eval/x --json
 
-Label paths, scored on the same windows: the LLM label path, the encoder's head (baseline b), and
-descriptors + logistic regression fitted on the checkpoint's training windows (baseline a). Per
+Label paths, scored on the same windows: the LLM label path, the encoder's head (baseline b),
+descriptors + logistic regression fitted on the checkpoint's training windows (baseline a), and
+a plain temporal CNN over the encoder's input fitted on them too (baseline c, ``--paths ...,cnn``). Per
 path: accuracy, macro-F1, per-class recall and confusion matrix per window, and accuracy and
 macro-F1 per clip (mean probabilities over its windows). Every clip counts: a clip shorter than
 the window is scored on its one padded window, and results count the padded clips and windows
@@ -184,7 +185,7 @@ def scored(args: argparse.Namespace, command: str,
         else:
             t0 = time.perf_counter()
             train = load(dataclasses.replace(sel.train_cfg, labels=model.labels), progress=False).take(sel.train_ids)
-            fitted = baselines.DescriptorBaseline().fit(train)
+            fitted = baselines.fit(name, train, model.cfg.encoder.features)
             probs[name] = fitted.predict_proba(test)
             seconds = time.perf_counter() - t0
         paths[name] = report.classification(test.label, probs[name], test.clip, model.labels)
@@ -215,7 +216,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/eval", help="report folder (default %(default)s)")
     p.add_argument("--json", action="store_true", help="also print the results as JSON")
     p.add_argument("--explain", type=int, default=8, help="explanations to generate and grade (0: none)")
-    p.add_argument("--paths", default=",".join(baselines.PATHS), help="label paths (default %(default)s)")
+    p.add_argument("--paths", default=",".join(baselines.DEFAULT_PATHS),
+                   help=f"label paths among {','.join(baselines.PATHS)} (default %(default)s; cnn trains a "
+                        "CNN on the training windows, minutes on a CPU)")
     p.add_argument("--max-windows", type=int, help="evaluate a seeded subset of this many windows")
     p.add_argument("--batch", type=int, default=16, help="windows per model batch")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default %(default)s)")

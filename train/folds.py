@@ -49,22 +49,25 @@ class SweepConfig:
     config: str                               # the training config each fold runs (file or committed name)
     overrides: tuple[str, ...] = ()           # its dotted key=value overrides
     folds: tuple[str, ...] | None = None      # held-out values to run (None: every value in the data)
-    paths: tuple[str, ...] = baselines.PATHS  # label paths to score per fold
+    paths: tuple[str, ...] = baselines.DEFAULT_PATHS  # label paths to score per fold
     out: str | None = None                    # default: the config's `out` + "-folds"
     explain: int = 8                          # explanations graded per fold (with the llm path)
+    jobs: int = 1                             # folds run at once, one process each
 
     def __post_init__(self) -> None:
         if not self.paths or (unknown := sorted(set(self.paths) - set(baselines.PATHS))):
             raise ConfigError(f"--paths: {', '.join(unknown) or 'none given'}? choose from {', '.join(baselines.PATHS)}")
         if self.folds is not None and not self.folds:
             raise ConfigError("--folds is empty: give 'all' or comma-separated held-out values")
+        if self.jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {self.jobs}")
 
     @classmethod
     def from_cli(cls, config: str, overrides: list[str], folds: str, paths: str | None,
-                 out: str | None) -> "SweepConfig":
-        """From ``bodytalk train --config C --folds all|V1,V2 [--paths P1,P2] [--out DIR] [key=value ...]``."""
+                 out: str | None, jobs: int = 1) -> "SweepConfig":
+        """From ``bodytalk train --config C --folds all|V1,V2 [--paths P1,P2] [--out DIR] [--jobs N] [key=value ...]``."""
         return cls(config, tuple(overrides), None if folds == "all" else tuple(v for v in folds.split(",") if v),
-                   tuple(paths.split(",")) if paths else baselines.PATHS, out)
+                   tuple(paths.split(",")) if paths else baselines.DEFAULT_PATHS, out, jobs=jobs)
 
     @property
     def model_paths(self) -> list[str]:
@@ -108,25 +111,55 @@ def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = prin
         raise SplitError(f"--folds: {', '.join(unknown)} not a value of {data_cfg.split.group!r}; "
                          f"values: {', '.join(by_value)}")
     threads = getattr(getattr(first, "runtime", None), "threads", 1)
-    done, left_out = {}, {}
-    for i, value in enumerate(wanted, 1):
-        split = by_value[value]
+    done, left_out, runnable = {}, {}, []
+    for value in wanted:
         try:
-            splits.check(split, windows.clips, windows.counts())
+            splits.check(by_value[value], windows.clips, windows.counts())
+            runnable.append(value)
         except SplitError as err:
             left_out[value] = str(err)
-            log(f"[{i}/{len(wanted)}] {split.name}: left out: {err}")
-            continue
-        t0 = time.perf_counter()
-        done[value], how = run_fold(cfg, split, windows, data_cfg, out / value, threads)
-        log(f"[{i}/{len(wanted)}] {split.name}: {how} in {time.perf_counter() - t0:.0f} s; "
-            f"{done[value][0]['windows']} windows; window acc " + ", ".join(
-                f"{p} {m['accuracy']:.3f}" for p, m in done[value][0]["paths"].items()))
+            log(f"{by_value[value].name}: left out: {err}")
+    args = [(cfg, by_value[v], windows, data_cfg, out / v, threads) for v in runnable]
+    with _pool(cfg.jobs) as pool:
+        for i, (value, (result, how, took)) in enumerate(zip(runnable, pool.map(_timed_fold, args)), 1):
+            done[value] = result
+            log(f"[{i}/{len(runnable)}] {by_value[value].name}: {how} in {took:.0f} s; "
+                f"{result[0]['windows']} windows; window acc " + ", ".join(
+                    f"{p} {m['accuracy']:.3f}" for p, m in result[0]["paths"].items()))
     summary = summarise(done, left_out, data_cfg, cfg, command)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(markdown(summary))
     return out
+
+
+class _Serial:
+    """``--jobs 1``: folds in this process, in order (the pool's ``map`` without a pool)."""
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    @staticmethod
+    def map(fn, items):
+        return map(fn, items)
+
+
+def _pool(jobs: int):
+    """Folds at once: worker processes (spawned: torch's threads do not survive a fork), each
+    fold's training and evaluation in one of them; results come back in fold order."""
+    if jobs == 1:
+        return _Serial()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _timed_fold(args: tuple) -> tuple[tuple[dict, dict[str, np.ndarray]], str, float]:
+    t0 = time.perf_counter()
+    result, how = run_fold(*args)
+    return result, how, time.perf_counter() - t0
 
 
 def run_fold(cfg: SweepConfig, split: Split, windows: WindowSet, data_cfg: DataConfig, folder: Path,
@@ -141,15 +174,22 @@ def run_fold(cfg: SweepConfig, split: Split, windows: WindowSet, data_cfg: DataC
         sel = Selection(data_cfg, test, split.name, f"held-out side of fold {split.name}", data_cfg, split.train)
         results, preds = _evaluate_checkpoint(cfg, _train(cfg, split, folder), sel, ev, threads)
     else:
-        how, t0 = "scored", time.perf_counter()
-        preds = {"truth": test.label, "clip": np.array([test.clips[i].id for i in test.clip]),
-                 "descriptors": baselines.DescriptorBaseline().fit(train).predict_proba(test)}
-        scores = report.classification(test.label, preds["descriptors"], test.clip, windows.labels)
-        scores["windows_per_s"] = round(len(test) / (time.perf_counter() - t0), 2)
+        how, scores = "scored", {}
+        preds = {"truth": test.label, "clip": np.array([test.clips[i].id for i in test.clip])}
+        features = dict(getattr(_first_stage(stage_config(cfg, None)[1]), "encoder", {})).get("features", 1)
+        if "cnn" in cfg.paths:   # the CNN trains here: the config's threads, as a fold's training would
+            import torch
+            torch.set_num_threads(threads)
+        for name in cfg.paths:   # only fitted baselines here: no model path was asked
+            preds[name], seconds = baselines.timed(
+                lambda: baselines.fit(name, train, features).predict_proba(test))  # noqa: B023
+            scores[name] = report.classification(test.label, preds[name], test.clip, windows.labels)
+            scores[name]["windows_per_s"] = round(len(test) / max(seconds, 1e-9), 2)
         results = {"model": None, "data": [d.uri for d in data_cfg.datasets], "split": split.name,
-                   "split_note": f"held-out side of fold {split.name}; baseline (a) only, no model trained",
+                   "split_note": f"held-out side of fold {split.name}; fitted baselines only, no model trained",
                    "labels": list(windows.labels), "windows": len(test), "clips": len(np.unique(test.clip)),
-                   "padded": test.padding(), "paths": {"descriptors": scores}, "skipped": {}, "explanations": None, "trained_on": None,
+                   "padded": test.padding(), "paths": scores, "skipped": {}, "explanations": None,
+                   "trained_on": None,
                    "command": ""}
     report.write(results, ev)
     np.savez(ev / "predictions.npz", **preds)   # written last: its presence marks the fold done

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -112,3 +113,10 @@ class STBLoss(nn.Module):
         return {"loss": fused + self.cross_weight * cross, "spatial": losses[0].detach(),
                 "temporal": losses[1].detach(), "cross": cross.detach(),
                 "w_spatial": weights[0].detach(), "w_temporal": weights[1].detach()}
+
+
+def class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
+    """``[n]`` inverse-frequency weights (mean 1 over the labels present; 0 for absent ones)."""
+    count = np.bincount(labels, minlength=n).astype(np.float64)
+    w = np.where(count > 0, count.sum() / (np.count_nonzero(count) * np.maximum(count, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)

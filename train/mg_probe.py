@@ -42,7 +42,7 @@ from bodytalk.capture.windowing import WindowConfig
 from bodytalk.model import checkpoint
 from bodytalk.model.skeleton import mg_learned, mg_rules
 from bodytalk.model.encoder import SkeletonEncoder
-from bodytalk.model.skeleton.features import WindowInput, prepare
+from bodytalk.model.skeleton.features import WindowInput
 from bodytalk.model.skeleton.microgestures import MG, NAMES, MGResult, Tally, tally
 from bodytalk.train import config as config_io
 from bodytalk.train import pretrain
@@ -169,7 +169,7 @@ def encode(encoder: SkeletonEncoder, windows: list[WindowInput], batch: int = 25
     """``st_tokens [N, P*K, D]`` of the frozen encoder (eval mode) over un-augmented windows."""
     encoder.eval()
     parts = [windows[s:s + batch] for s in range(0, len(windows), batch)]
-    return torch.cat([encoder(torch.from_numpy(np.stack([prepare(w, encoder.cfg.frames) for w in part])),
+    return torch.cat([encoder(torch.from_numpy(np.stack([encoder.cfg.featurise(w) for w in part])),
                               encoder.layout_ids([w.layout for w in part]))["st_tokens"] for part in parts])
 
 

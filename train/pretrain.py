@@ -41,7 +41,7 @@ from bodytalk.train.augment import AugmentConfig, Augmenter
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
 from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer, setup
-from bodytalk.train.losses import Fusion, STBLoss, streams
+from bodytalk.train.losses import Fusion, STBLoss, class_weights, streams
 from bodytalk.train.rundir import RunDir
 from bodytalk.train.views import WindowDataset
 
@@ -56,10 +56,14 @@ class PretrainOptions:
     cross_weight: float = 0.5      # stb: weight of the cross-stream agreement term
     proj_dim: int = 64             # stb: projection head output size
     probe_c: float = 1.0           # stb: inverse L2 strength of the linear probe
+    balance: bool = False          # supervised: class-weighted loss (each label weighs as much in all)
+    label_smoothing: float = 0.0   # supervised
 
     def __post_init__(self) -> None:
         if self.recipe == "stb" and not self.augment.names:
             raise ValueError("pretrain.recipe=stb contrasts two augmented views: set pretrain.augment.policy")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"pretrain.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (self.temperature > 0 and self.cross_weight >= 0 and self.proj_dim > 0 and self.probe_c > 0):
             raise ValueError(f"need temperature > 0, cross_weight >= 0, proj_dim > 0, probe_c > 0: {self}")
 
@@ -97,10 +101,15 @@ class STBModel(nn.Module):
         return self.loss(*st.chunk(2))
 
 
-def _supervised_step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
-    x, layout, y = batch
-    logits = model(x, layout)["logits"]
-    return {"loss": F.cross_entropy(logits, y), "acc": (logits.argmax(1) == y).float().mean()}
+def _supervised_step(weight: torch.Tensor | None, smoothing: float):
+    def step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
+        x, layout, y = batch
+        logits = model(x, layout)["logits"]
+        loss = F.cross_entropy(logits, y, weight=None if weight is None else weight.to(logits.device),
+                               label_smoothing=smoothing)
+        return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean()}
+    return step
+
 
 
 def _stb_step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
@@ -169,16 +178,17 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
     encoder = SkeletonEncoder(enc_cfg)
     p = cfg.pretrain
     augment = Augmenter(p.augment)
-    fixed = lambda w: WindowDataset(w, enc_cfg.layouts, enc_cfg.frames)  # noqa: E731  un-augmented
+    fixed = lambda w: WindowDataset(w, enc_cfg.layouts, enc_cfg.frames, version=enc_cfg.features)  # noqa: E731
     if p.recipe == "supervised":
-        module, step, find_unused = encoder, _supervised_step, False
-        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment or None, 1, cfg.seed)
+        weight = class_weights(train.label, len(windows.labels)) if p.balance else None
+        module, step, find_unused = encoder, _supervised_step(weight, p.label_smoothing), False
+        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment or None, 1, cfg.seed, enc_cfg.features)
         evaluate = _supervised_eval(test, fixed(test), info.device) if len(test) else None
     else:
         loss = STBLoss(enc_cfg.dim, len(BODY_PARTS), enc_cfg.time_chunks, p.proj_dim, p.temperature,
                        p.fusion, p.cross_weight)
         module, step, find_unused = STBModel(encoder, loss), _stb_step, True  # label head, queries unused
-        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment, 2, cfg.seed)
+        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment, 2, cfg.seed, enc_cfg.features)
         evaluate = _probe_eval(train, test, (fixed(train), fixed(test)), info.device, p.probe_c) if len(test) else None
 
     resolved = config_io.to_dict(dataclasses.replace(cfg, out=str(out)))

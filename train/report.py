@@ -14,7 +14,8 @@ import numpy as np
 from bodytalk.train.baselines import predict
 
 PATH_NAMES = {"llm": "LLM label path (LoRA)", "head": "encoder head (baseline b)",
-              "descriptors": "descriptors + logistic regression (baseline a)"}
+              "descriptors": "descriptors + logistic regression (baseline a)",
+              "cnn": "plain temporal CNN on the encoder input (baseline c)"}
 
 
 def classification(y: np.ndarray, probs: np.ndarray, clip: np.ndarray, labels: tuple[str, ...]) -> dict:

@@ -56,14 +56,20 @@ def main(argv: list[str] | None = None) -> int:
                              "OUT/summary.md (default OUT: the config's out + '-folds')")
     parser.add_argument("--paths", help="with --folds: label paths to score, default llm,head,descriptors; "
                                         "'descriptors' alone trains nothing")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="with --folds: folds trained at once, each in its own process with the config's "
+                             "runtime.threads (default 1)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_args(argv)
-    if args.paths and not args.folds:
-        parser.error("--paths goes with --folds (bodytalk eval --paths scores one checkpoint)")
+    if (args.paths or args.jobs != 1) and not args.folds:
+        parser.error("--paths and --jobs go with --folds (bodytalk eval --paths scores one checkpoint)")
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1")
     try:
         if args.folds:
             from bodytalk.train import folds
-            sweep = folds.SweepConfig.from_cli(args.config, args.overrides, args.folds, args.paths, args.out)
+            sweep = folds.SweepConfig.from_cli(args.config, args.overrides, args.folds, args.paths, args.out,
+                                             args.jobs)
             out = folds.sweep(sweep, "bodytalk train " + shlex.join(argv or sys.argv[1:]))
             print(f"fold sweep: {out / 'summary.md'}")
             return 0

@@ -37,7 +37,7 @@ from torch import nn
 
 from bodytalk.capture.layouts import BODY_PARTS
 from bodytalk.model.encoder import SkeletonEncoder
-from bodytalk.model.skeleton.features import InsufficientData, WindowInput, prepare
+from bodytalk.model.skeleton.features import InsufficientData, WindowInput
 from bodytalk.model.skeleton.microgestures import NAMES, MGResult, assemble, observability, valid_joints
 
 WEIGHTS, CONFIG = "mg_head.safetensors", "mg_head.json"
@@ -170,7 +170,7 @@ class LearnedDetector:
             raise ValueError("this detector has no encoder: pass one, or call results() with encoder outputs")
         w = WindowInput(np.asarray(joints), np.asarray(confidence), fps, layout)
         try:
-            x = torch.from_numpy(prepare(w, self.encoder.cfg.frames))[None]
+            x = torch.from_numpy(self.encoder.cfg.featurise(w))[None]
         except InsufficientData:
             return MGResult(not_observable=self.head.cfg.names)
         device = next(self.encoder.parameters()).device

@@ -125,6 +125,39 @@ def test_the_turn_survives_facing_normalisation(window):
 def test_config_rejects_unknown_ops_and_lists_policies():
     with pytest.raises(ValueError, match="unknown augmentation.*known: crop"):
         AugmentConfig(ops=("crop", "flip"))
-    assert set(POLICIES) == {"none", "standard", "mg"}
+    assert set(POLICIES) == {"none", "standard", "mg", "content"}
     assert not Augmenter(AugmentConfig(policy="none"))
     assert Augmenter(AugmentConfig(ops=("jitter",))).cfg.names == ("jitter",)
+
+
+def test_mirror_swaps_left_and_right_joints(window):
+    """A mirrored window puts each left joint where its right twin was, reflected in x (about the
+    mean pelvis), and twice mirrored is the window itself."""
+    j, c = window
+    c = c.copy()
+    c[:, U["l_wrist"]] = 0.3                      # a marked left wrist: its confidence must move too
+    m, mc = OPS["mirror"].fn(j, c, None)
+    centre = j[:, U["pelvis"], 0].mean()
+    for left in ("l_shoulder", "l_elbow", "l_wrist", "l_hip", "l_knee", "l_ankle"):
+        right = left.replace("l_", "r_")
+        for a, b in ((left, right), (right, left)):
+            np.testing.assert_allclose(m[:, U[a], 0], 2 * centre - j[:, U[b], 0])
+            np.testing.assert_allclose(m[:, U[a], 1:], j[:, U[b], 1:])
+    np.testing.assert_allclose(m[:, U["head"], 1:], j[:, U["head"], 1:])
+    np.testing.assert_allclose(mc[:, U["r_wrist"]], 0.3)
+    np.testing.assert_allclose(mc[:, U["l_wrist"]], c[:, U["r_wrist"]])
+    back, _ = OPS["mirror"].fn(m, mc, None)
+    np.testing.assert_allclose(back, j, atol=1e-12)
+    # The body still faces the same way: the facing vector's z keeps its sign, its x flips.
+    from bodytalk.model.skeleton.features import facing_yaw
+    assert np.isclose(np.cos(facing_yaw(m[0])), np.cos(facing_yaw(j[0])), atol=1e-9)
+
+
+def test_mirror_only_augmentation_is_drawn_from_cached_variants(window):
+    """A non-random op list gives its variants (each subset, with its probability) for caching."""
+    aug = Augmenter(AugmentConfig(ops=("mirror",), p=0.3))
+    variants = aug.variants()
+    assert [round(p, 6) for p, _ in variants] == [0.7, 0.3]
+    j, c = window
+    np.testing.assert_allclose(aug.apply(j, c, variants[1][1])[0], OPS["mirror"].fn(j, c, None)[0], atol=1e-6)
+    assert Augmenter(AugmentConfig(policy="content")).variants() is None   # rotate draws at random

@@ -101,6 +101,21 @@ def test_baseline_only_mode_trains_nothing_and_matches_the_full_sweep(swept, tmp
     assert capsys.readouterr().out.count("scored") == 3
 
 
+def test_parallel_folds_give_the_serial_results_and_the_cnn_baseline_is_pooled(swept, tmp_path, capsys):
+    """--jobs 2 trains folds in two processes: the same predictions as the serial sweep (seeded
+    training, one thread each); baseline (c), the plain CNN, is fitted per fold and pooled too."""
+    out = tmp_path / "jobs"
+    assert sweep(out, "--folds", "all", "--jobs", "2", "--paths", "head,descriptors,cnn", CLASSES) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["pooled"]) == {"head", "descriptors", "cnn"}
+    assert summary["clips"] == len(held_out_clips())
+    for fold in FOLDS:
+        got, ref = predictions(out, fold), predictions(swept, fold)
+        assert np.allclose(got["head"], ref["head"], atol=1e-5)
+        assert got["cnn"].shape == got["head"].shape and np.allclose(got["cnn"].sum(1), 1)
+    assert "plain temporal CNN" in (out / "summary.md").read_text()
+
+
 def test_a_fold_that_cannot_train_is_left_out_with_the_reason(tmp_path, capsys):
     out = tmp_path / "all-classes"          # fearful: only body 1 shows it
     assert sweep(out, "--folds", "1,2", "--paths", "descriptors") == 0
@@ -131,6 +146,8 @@ def test_bad_sweeps_stop_with_a_message(tmp_path, capsys):
     assert "not a value of 'body'; values: 1, 2, 3" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="choose from llm, head, descriptors"):
         SweepConfig("tiny_pretrain", paths=("lstm",))
+    with pytest.raises(ConfigError, match="--jobs must be >= 1"):
+        SweepConfig("tiny_pretrain", jobs=0)
     with pytest.raises(SystemExit):
         run.main(["--config", "tiny_pretrain", "--paths", "descriptors"])
-    assert "--paths goes with --folds" in capsys.readouterr().err
+    assert "--paths and --jobs go with --folds" in capsys.readouterr().err
