@@ -41,7 +41,7 @@ from typing import Iterator
 from mcap.data_stream import ReadDataStream
 from mcap.exceptions import McapError
 from mcap.opcode import Opcode
-from mcap.records import Channel, Chunk, Footer, Header, Message, MessageIndex, Metadata
+from mcap.records import Channel, Chunk, Footer, Message, MessageIndex, Metadata
 from mcap.stream_reader import StreamReader, breakup_chunk
 from mcap.writer import CompressionType, Writer
 

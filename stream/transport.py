@@ -25,7 +25,7 @@ from typing import Iterable
 import zmq
 
 from bodytalk.stream import schema, security, topics
-from bodytalk.stream.security import AddressInUse, TransportError
+from bodytalk.stream.security import AddressInUse, TransportError  # noqa: F401  (re-exported: callers catch them from the transport)
 
 log = logging.getLogger("bodytalk.stream")
 

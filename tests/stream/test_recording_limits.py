@@ -5,11 +5,10 @@ import json
 import resource
 import subprocess
 import sys
-import time
 
 import pytest
 
-from bodytalk.stream import schema, topics
+from bodytalk.stream import topics
 from bodytalk.stream.session_file import (EXACT_CHANNELS, MAX_CHANNELS, SessionFileError, SessionReader,
                                           SessionWriter)
 from bodytalk.stream.sessions import info
