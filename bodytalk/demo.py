@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from bodytalk.model.registry import load_model
     from bodytalk.model.serving.server import ServeConfig, Server
 
-    args = build_parser().parse_args(argv)
-    security.configure_from(args)
+    args = security.parse_args(build_parser(), argv)
     logging.getLogger().setLevel(logging.WARNING if not args.headless else logging.ERROR)
     try:
         capture_cfg = service.CaptureConfig(source=args.source, pub=args.capture_pub, speed=args.speed,

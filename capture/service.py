@@ -201,8 +201,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    security.configure_from(args)
+    args = security.parse_args(build_parser(), argv)
     try:
         cfg = CaptureConfig(source=args.source, pub=args.pub, window=args.window, hop=args.hop,
                             speed=args.speed, loop=args.loop, duration=args.duration, lsl=args.lsl,

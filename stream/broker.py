@@ -115,8 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    security.configure_from(args)
+    args = security.parse_args(build_parser(), argv)
     sources = tuple(s.strip() for s in args.sources.split(",") if s.strip())
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())   # docker stop / a pod's end: a clean exit

@@ -100,8 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    security.configure_from(args)
+    args = security.parse_args(build_parser(), argv)
     try:
         cfg = HealthConfig(sub=args.sub, component=args.component, max_age=args.max_age,
                            accept=("running", *args.accept))

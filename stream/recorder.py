@@ -117,9 +117,7 @@ def _tap(writer: SessionWriter, derive: tuple[str, ...]):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bodytalk record", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sub", default=topics.DEFAULT_CAPTURE_ADDR,
-                   help="address to subscribe to (default %(default)s)")
-    p.add_argument("--topic", default="", help="record only topics starting with this prefix (default: all)")
+    topics.add_subscription_arguments(p, "record")
     p.add_argument("--out", required=True, help="MCAP file to write (overwritten)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--foxglove", action="store_true",
@@ -130,8 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    security.configure_from(args)
+    args = security.parse_args(build_parser(), argv)
     stop = threading.Event()
     # SIGTERM (docker stop, a supervisor) ends the recording as cleanly as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -112,8 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    security.configure_from(args)
+    args = security.parse_args(build_parser(), argv)
     try:
         cfg = ReplayConfig(file=args.file, pub=args.pub, speed=args.speed, topic=args.topic,
                            loop=args.loop)

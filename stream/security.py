@@ -167,6 +167,13 @@ def configure_from(args: argparse.Namespace) -> Policy:
     return configure(args.keys, args.insecure)
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """A process's command line, with its ``--keys`` / ``--insecure`` policy applied."""
+    args = parser.parse_args(argv)
+    configure_from(args)
+    return args
+
+
 def secure(sock: zmq.Socket, endpoints: list[str], bind: bool, pol: Policy | None = None) -> None:
     """Apply ``pol`` (default: the process's policy) to a socket before it binds or connects."""
     pol = pol or policy()

@@ -72,9 +72,7 @@ def run(sub: Subscriber, count: int | None, as_json: bool, out: TextIO = sys.std
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bodytalk tail", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sub", default=topics.DEFAULT_CAPTURE_ADDR,
-                   help="address to subscribe to (default %(default)s)")
-    p.add_argument("--topic", default="", help="only topics starting with this prefix (default: all)")
+    topics.add_subscription_arguments(p, "print")
     p.add_argument("--count", type=int, default=None, help="exit after this many messages")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     security.add_arguments(p)
@@ -82,8 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    security.configure_from(args)
+    args = security.parse_args(build_parser(), argv)
     if args.count is not None and args.count < 1:
         log.error("--count must be >= 1")
         return 2

@@ -68,3 +68,9 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def add_subscription_arguments(parser, doing: str) -> None:
+    """``--sub ADDR`` and ``--topic PREFIX`` for a command that reads the bus (``doing``: "record", ...)."""
+    parser.add_argument("--sub", default=DEFAULT_CAPTURE_ADDR, help="address to subscribe to (default %(default)s)")
+    parser.add_argument("--topic", default="", help=f"{doing} only topics starting with this prefix (default: all)")

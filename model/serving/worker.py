@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bodytalk.model.registry import load_model
 
-    args = build_parser().parse_args(argv)
-    security.configure_from(args)
+    args = security.parse_args(build_parser(), argv)
     try:
         cfg = WorkerConfig(sub=args.sub, work=args.work, model=args.model, shard=args.shard, name=args.name,
                            max_batch=args.max_batch, threads=args.threads)
