@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -225,10 +226,26 @@ def _authenticator(ctx: zmq.Context, keys: Keys) -> None:
             return
         new = _Authorized(keys.authorized)
         if auth is None:
-            auth = ThreadAuthenticator(ctx)
-            auth.start()
+            auth = _start_authenticator(ctx)
         auth.configure_curve_callback(domain="*", credentials_provider=new)
         _auth[id(ctx)] = (auth, new)
+
+
+def _start_authenticator(ctx: zmq.Context) -> ThreadAuthenticator:
+    """A started ZAP handler. One stopped a moment ago may still hold the context's ZAP endpoint (libzmq
+    releases an inproc endpoint asynchronously), so a busy endpoint is tried again for up to a second."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        auth = ThreadAuthenticator(ctx)
+        try:
+            auth.start()
+            return auth
+        except zmq.ZMQError as err:
+            if getattr(auth, "zap_socket", None) is not None:
+                auth.zap_socket.close(linger=0)
+            if err.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def refused_peers() -> int:

@@ -154,3 +154,32 @@ def test_serve_checks_its_addresses_before_loading_a_model(caplog):
     from bodytalk.model.serving import server
     assert server.main(["--pub", "tcp://127.0.0.1:99999", "--model", "/nonexistent-checkpoint"]) == 2
     assert "port must be 1-65535" in caplog.text and "nonexistent" not in caplog.text
+
+
+def test_a_zap_endpoint_still_held_by_a_stopped_handler_is_waited_for(keydir):
+    # libzmq frees an inproc endpoint asynchronously after its socket closes: a ZAP handler started right
+    # after another stopped can find the endpoint still bound. It waits (briefly) instead of failing.
+    import threading
+
+    ctx = zmq.Context()
+    holder = ctx.socket(zmq.REP)
+    holder.bind("inproc://zeromq.zap.01")
+    threading.Timer(0.2, holder.close).start()
+    try:
+        security._authenticator(ctx, security.Keys(keydir))
+        assert security.refused_peers() == 0
+    finally:
+        security.stop_authenticators()
+        ctx.term()
+
+
+def test_a_zap_endpoint_that_stays_taken_is_an_error(keydir):
+    ctx = zmq.Context()
+    holder = ctx.socket(zmq.REP)
+    holder.bind("inproc://zeromq.zap.01")
+    try:
+        with pytest.raises(zmq.ZMQError):
+            security._authenticator(ctx, security.Keys(keydir))
+    finally:
+        holder.close()
+        ctx.term()
