@@ -159,10 +159,10 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
     bank = _bank(text, train, windows.labels, cfg.seed, evidence)
     model = AlignModel(start.encoder, start.projector, text.dim, bank, evidence.features, len(windows.labels), a)
     enc = start.cfg.encoder
-    data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed)
+    data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed, version=enc.features)
     evaluate = None   # a split that holds out nothing (``none``) measures nothing
     if len(test):
-        test_set = warmstart.TaggedWindows(test, enc.layouts, enc.frames)
+        test_set = warmstart.TaggedWindows(test, enc.layouts, enc.frames, version=enc.features)
         test_features = warmstart.evidence_of(test, start.cfg.mg_cues, progress).features
         prompts = bank[:len(windows.labels)]
         evaluate = lambda m: _retrieval(m, test_set, test_features, prompts, test.label, info.device)  # noqa: E731

@@ -202,7 +202,7 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
     evidence = warmstart.evidence_of(train, start.cfg.mg_cues, cfg.runtime.progress and info.main)
     model = InstructModel(start.encoder, start.projector, llm, windows.labels, evidence, opts)
     enc = start.cfg.encoder
-    data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed)
+    data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed, version=enc.features)
     held = warmstart.pick(test, opts.eval_windows, cfg.seed)
 
     def evaluate(m: InstructModel) -> dict[str, float]:

@@ -91,3 +91,11 @@ def test_pipeline_validates_every_stage_before_training(tmp_path):
     assert plan[1][1].init == str(tmp_path / "0-pretrain" / "checkpoint")   # chained
     assert plan[2][1].init == str(tmp_path / "1-align" / "checkpoint")
     assert not (tmp_path / "0-pretrain").exists()
+
+
+def test_alignment_reads_the_encoder_input_of_its_feature_version(tmp_path, tiny_model_dir):  # noqa: F811
+    # A version-2 encoder (the Bandai recipe's) takes more channels per joint than version 1; the stage
+    # must feed it its own version, or the first batch fails on the channel count.
+    cfg = tiny(tiny_model_dir, "align.text_encoder=llm", "optim.epochs=1", "encoder.features=2", "encoder.arch=tcn")
+    ck = checkpoint.load(align.run(cfg, out=tmp_path / "v2") / "checkpoint")
+    assert ck.cfg.encoder.features == 2 and ck.cfg.encoder.arch == "tcn"
