@@ -164,7 +164,7 @@ class WindowSet:
     def split(self, split: Split) -> tuple["WindowSet", "WindowSet"]:
         return self.take(split.train), self.take(split.test)
 
-    def features(self, index: int, frames: int, version: int = 1) -> np.ndarray:
+    def features(self, index: int, frames: int, version: int) -> np.ndarray:
         """Encoder input of one window, ``[frames, 17, C]`` (``features.prepare`` of that version)."""
         return prepare(WindowInput(self.joints[index], self.confidence[index], self.fps), frames, version)
 

@@ -182,13 +182,14 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
     if p.recipe == "supervised":
         weight = class_weights(train.label, len(windows.labels)) if p.balance else None
         module, step, find_unused = encoder, _supervised_step(weight, p.label_smoothing), False
-        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment or None, 1, cfg.seed, enc_cfg.features)
+        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment or None, 1, cfg.seed,
+                             version=enc_cfg.features)
         evaluate = _supervised_eval(test, fixed(test), info.device) if len(test) else None
     else:
         loss = STBLoss(enc_cfg.dim, len(BODY_PARTS), enc_cfg.time_chunks, p.proj_dim, p.temperature,
                        p.fusion, p.cross_weight)
         module, step, find_unused = STBModel(encoder, loss), _stb_step, True  # label head, queries unused
-        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment, 2, cfg.seed, enc_cfg.features)
+        data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment, 2, cfg.seed, version=enc_cfg.features)
         evaluate = _probe_eval(train, test, (fixed(train), fixed(test)), info.device, p.probe_c) if len(test) else None
 
     resolved = config_io.to_dict(dataclasses.replace(cfg, out=str(out)))

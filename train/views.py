@@ -27,11 +27,11 @@ class WindowDataset(Dataset):
     """Items: ``(view_1, ..., view_n, layout [], label [])``; views ``[frames, 17, C]`` float32."""
 
     def __init__(self, windows: WindowSet, layouts: tuple[str, ...], frames: int,
-                 augment: Augmenter | None = None, views: int = 1, seed: int = 0, version: int = 1) -> None:
+                 augment: Augmenter | None = None, views: int = 1, seed: int = 0, *, version: int) -> None:
         if views > 1 and not augment:
             raise ValueError("several views of a window need augmentations, or they are identical")
         self.windows, self.frames, self.augment, self.views, self.seed = windows, frames, augment, views, seed
-        self.version = version  # features.prepare version (the encoder config's `features`)
+        self.version = version  # features.prepare version: the encoder config's `features`, never a default
         self.layout = layout_index(windows, layouts)
         self.epoch = 0
         # Without augmentation every epoch sees the same inputs: compute them once. With only

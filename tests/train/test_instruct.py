@@ -60,7 +60,8 @@ def _model(cfg, cache_prefix: bool) -> tuple[instruct.InstructModel, tuple]:
     opts = instruct.InstructOptions(cache_prefix=cache_prefix)
     model = instruct.InstructModel(start.encoder, start.projector, llm, windows.labels,
                                    warmstart.evidence_of(train, start.cfg.mg_cues), opts).eval()
-    items = warmstart.TaggedWindows(train, start.cfg.encoder.layouts, start.cfg.encoder.frames)
+    items = warmstart.TaggedWindows(train, start.cfg.encoder.layouts, start.cfg.encoder.frames,
+                                    version=start.cfg.encoder.features)
     return model, tuple(torch.stack(t) for t in zip(*(items[i] for i in range(len(items)))))
 
 

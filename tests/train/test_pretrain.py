@@ -43,7 +43,7 @@ def test_supervised_recipe_end_to_end(tmp_path):
     # The checkpoint holds the trained encoder: on the recorded test clips it gives the logged loss.
     ck = checkpoint.load(out / "checkpoint")
     test = data.load(cfg.data, progress=False).take(ck.meta["split"]["test"])
-    items = WindowDataset(test, ck.cfg.encoder.layouts, ck.cfg.encoder.frames)
+    items = WindowDataset(test, ck.cfg.encoder.layouts, ck.cfg.encoder.frames, version=ck.cfg.encoder.features)
     x, layout, y = (torch.stack(t) for t in zip(*(items[i] for i in range(len(items)))))
     with torch.no_grad():
         loss = torch.nn.functional.cross_entropy(ck.encoder(x, layout)["logits"], y)
