@@ -43,9 +43,10 @@ class ModelConfig:
             raise ValueError(f"encoder has {self.encoder.num_labels} outputs for {len(self.labels)} labels")
         if self.projector.in_dim != self.encoder.dim:
             raise ValueError(f"projector in_dim {self.projector.in_dim} != encoder dim {self.encoder.dim}")
-        if self.projector.evidence_tokens and self.projector.evidence_dim != evidence_dim(self.mg_cues):
-            raise ValueError(f"projector evidence_dim {self.projector.evidence_dim} != {evidence_dim(self.mg_cues)}, "
-                             f"the evidence features' width with mg_cues={self.mg_cues}")
+        want = evidence_dim(self.mg_cues, len(self.labels) * self.projector.head_evidence)
+        if self.projector.evidence_tokens and self.projector.evidence_dim != want:
+            raise ValueError(f"projector evidence_dim {self.projector.evidence_dim} != {want}, the evidence "
+                             f"input's width with mg_cues={self.mg_cues}, head_evidence={self.projector.head_evidence}")
 
     @property
     def prompt_tokens(self) -> int:
@@ -65,7 +66,8 @@ class ModelConfig:
                mg_cues: bool = False) -> "ModelConfig":
         """A consistent config for a label set and an LLM hidden size."""
         enc = EncoderConfig(num_labels=len(labels), **(encoder or {}))
-        proj = ProjectorConfig(in_dim=enc.dim, out_dim=hidden, hidden=hidden, evidence_dim=evidence_dim(mg_cues),
+        head = len(labels) * bool((projector or {}).get("head_evidence"))
+        proj = ProjectorConfig(in_dim=enc.dim, out_dim=hidden, hidden=hidden, evidence_dim=evidence_dim(mg_cues, head),
                                **(projector or {}))
         return cls(labels=tuple(labels), encoder=enc, projector=proj,
                    llm=LLMConfig(**(llm or {})) if with_llm else None, mg_cues=mg_cues)

@@ -14,11 +14,19 @@ Output
   st_tokens   [B, P * K, D]  spatio-temporal tokens: P body parts x K time chunks (fine grain)
   sem_tokens  [B, Q, D]      semantic tokens: Q learned queries attending over all of them (coarse;
                              aligned with language in the alignment stage)
-  logits      [B, L]         the fast label head, on the pooled semantic tokens
+  logits      [B, L]         the fast label head, on the pooled semantic tokens; with ``members`` > 1
+                             or the ``statistics`` stream, the log of their averaged probabilities
+  member_logits [M, B, L]    (only then) each trunk's own head, what training fits one by one
+
+An ensemble (``members``: trunks of the same design from different initialisations, trained side
+by side; ``statistics``: a logistic regression on the window's kinematic statistics) makes the
+label steadier across contents than one trunk, whose held-out accuracy moves with its seed. The
+tokens the projector reads stay those of the first trunk.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -28,6 +36,7 @@ from torch.nn import functional as F
 from bodytalk.capture.layouts import BODY_PARTS, U, UNIFIED_JOINTS, UNIFIED_PARENTS
 from bodytalk.capture.layouts_known import LAYOUT_FAMILIES
 from bodytalk.model.skeleton.features import FEATURE_CHANNELS, WindowInput, prepare
+from bodytalk.model.statistics_head import StatisticsHead
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,8 @@ class EncoderConfig:
     arch: str = "stgcn"           # trunk: stgcn | tcn
     part_width: int = 32          # tcn: channels per body part
     input_noise: float = 0.0      # tcn, training only: Gaussian noise on the standardised input
+    members: int = 1              # trunks averaged for the label (an ensemble; tokens from the first)
+    statistics: bool = False      # a statistics stream joins the average (needs features 2)
 
     def __post_init__(self) -> None:
         if self.features not in FEATURE_CHANNELS:
@@ -57,6 +68,9 @@ class EncoderConfig:
                              f"feature version {self.features}")
         if self.arch not in ("stgcn", "tcn") or self.part_width < 1 or self.input_noise < 0:
             raise ValueError(f"arch must be stgcn or tcn and part_width >= 1, got {self.arch}, {self.part_width}")
+        if self.members < 1 or (self.statistics and self.features != 2):
+            raise ValueError(f"need members >= 1 (got {self.members}); the statistics stream reads feature "
+                             f"version 2 (got {self.features})")
         if self.dim % 4 or self.dim <= 0:
             raise ValueError("dim must be a positive multiple of 4 (attention heads)")
         object.__setattr__(self, "strides", tuple(self.strides))
@@ -191,6 +205,10 @@ class SkeletonEncoder(nn.Module):
         self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
         self.out_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.num_labels)
+        # Empty for one trunk without statistics, so such checkpoints keep their keys.
+        self.others = nn.ModuleList(SkeletonEncoder(replace(cfg, members=1, statistics=False))
+                                    for _ in range(cfg.members - 1))
+        self.stats_head = StatisticsHead(cfg.num_labels) if cfg.statistics else None
 
     def layout_ids(self, layouts: list[str]) -> torch.Tensor:
         """Source layout ids -> embedding indices (unknown layouts share the 'unified' slot)."""
@@ -216,4 +234,12 @@ class SkeletonEncoder(nn.Module):
         q = self.queries.expand(b, -1, -1)
         sem, _ = self.attn(q, st, st)                                     # [B, Q, D]
         sem = self.out_norm(sem + q)
-        return {"st_tokens": st, "sem_tokens": sem, "logits": self.head(sem.mean(1))}
+        out = {"st_tokens": st, "sem_tokens": sem, "logits": self.head(sem.mean(1))}
+        if self.others or self.stats_head is not None:
+            members = [out["logits"]] + [m(x, layout_ids)["logits"] for m in self.others]
+            out["member_logits"] = torch.stack(members)                   # [M, B, L]
+            if self.stats_head is not None and bool(self.stats_head.fitted):
+                members.append(self.stats_head(x))
+            # log of the mean probability: its softmax is the average of the members' distributions
+            out["logits"] = torch.logsumexp(torch.stack(members).log_softmax(-1), 0) - math.log(len(members))
+        return out

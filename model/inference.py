@@ -32,7 +32,7 @@ from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKEN
 from bodytalk.model.encoder import SkeletonEncoder
 from bodytalk.model.skeleton.features import InsufficientData, WindowInput
 from bodytalk.model.skeleton.microgestures import MGResult
-from bodytalk.model.projector import Projector, evidence_features
+from bodytalk.model.projector import Projector, evidence_dim, evidence_features
 
 log = logging.getLogger("bodytalk.model")
 
@@ -132,7 +132,7 @@ class EmotionModel:
         x = torch.from_numpy(np.stack(feats)) if feats else torch.zeros(0, self.cfg.encoder.frames, 17, 10)
         ids = self.encoder.layout_ids([windows[i].layout for i in keep])
         ev = torch.from_numpy(np.stack([self.evidence_features(d, m) for d, m in zip(evidence, mgs)]) if evidence
-                              else np.zeros((0, self.cfg.projector.evidence_dim), np.float32))
+                              else np.zeros((0, evidence_dim(self.cfg.mg_cues)), np.float32))
         return Prepared(keep, x, ids, evidence, mgs, ev, [windows[i] for i in keep], rejected)
 
     @torch.no_grad()

@@ -21,9 +21,11 @@ from bodytalk.model.skeleton import microgestures as mg
 from bodytalk.model.skeleton.descriptors import FEATURE_DIM, Descriptor, as_features
 
 
-def evidence_dim(mg_cues: bool) -> int:
-    """Width of ``evidence_features``: descriptors, plus two numbers per micro-gesture with MG cues."""
-    return FEATURE_DIM + (2 * len(mg.NAMES) if mg_cues else 0)
+def evidence_dim(mg_cues: bool, head_labels: int = 0) -> int:
+    """Width of the evidence tokens' input: ``evidence_features`` (descriptors, plus two numbers per
+    micro-gesture with MG cues), plus the encoder head's ``head_labels`` probabilities with
+    ``ProjectorConfig.head_evidence``."""
+    return FEATURE_DIM + (2 * len(mg.NAMES) if mg_cues else 0) + head_labels
 
 
 def evidence_features(descriptors: Mapping[str, Descriptor], mgs: mg.MGResult | None = None) -> np.ndarray:
@@ -46,11 +48,14 @@ class ProjectorConfig:
     use_st_tokens: bool = True    # fine tokens into the prompt
     use_sem_tokens: bool = True   # coarse tokens into the prompt
     evidence_tokens: int = 0      # E tokens from the descriptor features (0: descriptors go in as text)
-    evidence_dim: int = FEATURE_DIM  # evidence_features width (recorded, so a checkpoint states it)
+    evidence_dim: int = FEATURE_DIM  # evidence input width (recorded, so a checkpoint states it)
+    head_evidence: bool = False   # the encoder head's label probabilities join the evidence tokens' input
 
     def __post_init__(self) -> None:
         if min(self.in_dim, self.out_dim, self.hidden, self.evidence_dim) <= 0 or self.evidence_tokens < 0:
             raise ValueError("projector dims must be positive (evidence_tokens >= 0)")
+        if self.head_evidence and not self.evidence_tokens:
+            raise ValueError("head_evidence rides on the evidence tokens: set evidence_tokens > 0")
         if not (self.use_st_tokens or self.use_sem_tokens):
             raise ValueError("the projector needs at least one token kind")
 
@@ -70,8 +75,9 @@ class Projector(nn.Module):
                                           nn.Linear(cfg.hidden, cfg.evidence_tokens * cfg.out_dim))
 
     def forward(self, enc: dict[str, torch.Tensor], evidence: torch.Tensor | None = None) -> torch.Tensor:
-        """Encoder outputs (+ descriptor features ``[B, evidence_dim]`` when the config has evidence
-        tokens) -> prompt tokens ``[B, S, H]``, in the order semantic, evidence, spatio-temporal."""
+        """Encoder outputs (+ descriptor features ``[B, F]`` when the config has evidence tokens; with
+        ``head_evidence`` the head's probabilities ``[B, L]`` are appended here) -> prompt tokens
+        ``[B, S, H]``, in the order semantic, evidence, spatio-temporal."""
         parts = []
         if self.cfg.use_sem_tokens:
             parts.append(self.mlp(enc["sem_tokens"]) + self.kind[0])   # [B, Q, H]
@@ -79,6 +85,8 @@ class Projector(nn.Module):
             if evidence is None:
                 raise ValueError("this projector turns descriptor features into prompt tokens: pass evidence=")
             b = evidence.shape[0]
+            if self.cfg.head_evidence:   # what the fast head concluded, as evidence (not trained through here)
+                evidence = torch.cat([evidence.to(enc["logits"].dtype), enc["logits"].detach().softmax(-1)], -1)
             parts.append(self.evidence(evidence.to(self.kind.dtype)).view(b, self.cfg.evidence_tokens, -1))  # [B, E, H]
         if self.cfg.use_st_tokens:
             parts.append(self.mlp(enc["st_tokens"]) + self.kind[1])    # [B, P*K, H]

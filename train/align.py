@@ -39,7 +39,7 @@ from bodytalk.train import config as config_io, warmstart
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, WindowSet
 from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer
-from bodytalk.train.losses import clip_loss
+from bodytalk.train.losses import clip_loss, head_loss
 from bodytalk.train.rundir import RunDir
 from bodytalk.train.text_encoder import TextEncoder, create as create_text_encoder
 
@@ -70,7 +70,7 @@ class Config:
     mg_cues: bool | None = None    # micro-gestures join the evidence (None: as the init checkpoint)
     align: AlignOptions = field(default_factory=AlignOptions)
     encoder: dict[str, Any] = field(default_factory=dict)    # EncoderConfig fields (fresh encoder only)
-    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens, evidence_tokens
+    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens, evidence_tokens, head_evidence
     llm: dict[str, Any] = field(default_factory=dict)        # LLMConfig fields: whose embedding space
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=1e-3, weight_decay=0.01,
                                                                    batch_size=64, epochs=20, schedule="cosine",
@@ -109,25 +109,25 @@ class AlignModel(nn.Module):
         self.encoder.train(mode and self.opts.train_encoder)   # a frozen encoder keeps dropout off
         return self
 
-    def embed(self, x: torch.Tensor, layout: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self, x: torch.Tensor, layout: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """Windows + evidence features ``[B, F]`` -> (pooled projected semantic and evidence tokens
-        through the head ``[B, E]``, label logits ``[B, L]``)."""
+        through the head ``[B, E]``, the encoder's outputs)."""
         enc = self.encoder(x, layout)
         tokens = self.projector(enc, features)                                  # [B, S, H]
         p = self.projector.cfg
         q = self.encoder.cfg.semantic_tokens * p.use_sem_tokens + p.evidence_tokens or tokens.shape[1]
-        return self.head(tokens[:, :q].mean(1)), enc["logits"]
+        return self.head(tokens[:, :q].mean(1)), enc
 
     def forward(self, x, layout, label, index, draw) -> dict[str, torch.Tensor]:
         describe = (draw % 1000).float() / 1000 < self.opts.describe           # [B] this epoch's choice
         text = self.bank[torch.where(describe, index + self.n_labels, label)]  # [B, E]
-        z, logits = self.embed(x, layout, self.features[index])
+        z, enc = self.embed(x, layout, self.features[index])
         positives = label[:, None] == label[None, :]                            # same label: positive
         contrast = clip_loss(z, text, self.opts.temperature, positives)
         out = {"contrast": contrast.detach(), "described": describe.float().mean()}
         loss = contrast
         if self.opts.train_encoder and self.opts.head_weight:
-            head = F.cross_entropy(logits, label)
+            head = head_loss(enc, label)
             loss = loss + self.opts.head_weight * head
             out["head_loss"] = head.detach()
         return {"loss": loss, **out}

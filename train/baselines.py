@@ -69,32 +69,36 @@ def _statistics(w: WindowInput) -> np.ndarray:
         return np.full(len(stats.NAMES), np.nan, dtype=np.float32)
 
 
+C_GRID = (0.01, 0.1, 1.0)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, groups: np.ndarray, impute: bool = True, seed: int = 0):
+    """A standardised logistic regression on ``x [N, F]`` (median imputation first with ``impute``), its
+    inverse regularisation C chosen from ``C_GRID`` by cross-validation over ``groups`` (a clip's windows
+    stay together): the fitted sklearn pipeline."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(set(y.tolist())) < 2:
+        raise ValueError("a logistic regression needs training windows of at least 2 labels")
+    steps = [SimpleImputer(strategy="median", keep_empty_features=True)] if impute else []
+    pipe = make_pipeline(*steps, StandardScaler(), LogisticRegression(max_iter=5000, random_state=seed))
+    folds = min(4, len(np.unique(groups)))
+    if folds < 2:
+        return pipe.fit(x, y)
+    search = GridSearchCV(pipe, {"logisticregression__C": C_GRID}, cv=GroupKFold(folds))
+    return search.fit(x, y, groups=groups).best_estimator_
+
+
 class DescriptorBaseline:
     """Logistic regression on descriptor and statistics vectors (baseline a)."""
 
-    C_GRID = (0.01, 0.1, 1.0)
-
-    def __init__(self, seed: int = 0) -> None:
-        from sklearn.impute import SimpleImputer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        self.pipe = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-                                  LogisticRegression(max_iter=5000, random_state=seed))
-
     def fit(self, train: WindowSet) -> "DescriptorBaseline":
-        from sklearn.model_selection import GridSearchCV, GroupKFold
-
-        if len(set(train.label.tolist())) < 2:
-            raise ValueError("the descriptor baseline needs training windows of at least 2 labels")
         self.n_labels = len(train.labels)
-        x, folds = descriptor_matrix(train), min(4, len(np.unique(train.clip)))
-        if folds >= 2:   # C by cross-validation over training clips (a clip's windows stay together)
-            search = GridSearchCV(self.pipe, {"logisticregression__C": self.C_GRID}, cv=GroupKFold(folds))
-            self.pipe = search.fit(x, train.label, groups=train.clip).best_estimator_
-        else:
-            self.pipe.fit(x, train.label)
+        self.pipe = fit_logistic(descriptor_matrix(train), train.label, train.clip)
         return self
 
     def predict_proba(self, ws: WindowSet) -> np.ndarray:

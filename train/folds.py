@@ -51,7 +51,7 @@ class SweepConfig:
     folds: tuple[str, ...] | None = None      # held-out values to run (None: every value in the data)
     paths: tuple[str, ...] = baselines.DEFAULT_PATHS  # label paths to score per fold
     out: str | None = None                    # default: the config's `out` + "-folds"
-    explain: int = 8                          # explanations graded per fold (with the llm path)
+    explain: int = 12                         # explanations graded per fold (with the llm path)
     jobs: int = 1                             # folds run at once, one process each
 
     def __post_init__(self) -> None:
@@ -64,10 +64,11 @@ class SweepConfig:
 
     @classmethod
     def from_cli(cls, config: str, overrides: list[str], folds: str, paths: str | None,
-                 out: str | None, jobs: int = 1) -> "SweepConfig":
-        """From ``bodytalk train --config C --folds all|V1,V2 [--paths P1,P2] [--out DIR] [--jobs N] [key=value ...]``."""
+                 out: str | None, jobs: int = 1, explain: int = 12) -> "SweepConfig":
+        """From ``bodytalk train --config C --folds all|V1,V2 [--paths P1,P2] [--out DIR] [--jobs N]
+        [--explain N] [key=value ...]``."""
         return cls(config, tuple(overrides), None if folds == "all" else tuple(v for v in folds.split(",") if v),
-                   tuple(paths.split(",")) if paths else baselines.DEFAULT_PATHS, out, jobs=jobs)
+                   tuple(paths.split(",")) if paths else baselines.DEFAULT_PATHS, out, explain, jobs)
 
     @property
     def model_paths(self) -> list[str]:

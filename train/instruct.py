@@ -76,7 +76,7 @@ class Config:
     mg_cues: bool | None = None    # micro-gestures join the evidence (None: as the init checkpoint)
     instruct: InstructOptions = field(default_factory=InstructOptions)
     encoder: dict[str, Any] = field(default_factory=dict)    # EncoderConfig fields (fresh encoder only)
-    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens, evidence_tokens
+    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens, evidence_tokens, head_evidence
     llm: dict[str, Any] = field(default_factory=dict)        # LLMConfig fields: base, dtype, lora_*
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=1e-5, weight_decay=0.0,
                                                                    batch_size=16, epochs=3, schedule="cosine",

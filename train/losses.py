@@ -120,3 +120,13 @@ def class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
     count = np.bincount(labels, minlength=n).astype(np.float64)
     w = np.where(count > 0, count.sum() / (np.count_nonzero(count) * np.maximum(count, 1)), 0.0)
     return torch.tensor(w, dtype=torch.float32)
+
+
+def head_loss(enc: dict[str, torch.Tensor], label: torch.Tensor, weight: torch.Tensor | None = None,
+              smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of the encoder's label head (``SkeletonEncoder`` output). An ensemble fits every
+    trunk to the labels on its own, the mean of their losses (one trunk fitting the average would
+    lean on the others); the fitted statistics stream is not trained here."""
+    fitted = enc.get("member_logits", enc["logits"][None])                  # [M, B, L]
+    w = None if weight is None else weight.to(fitted.device)
+    return torch.stack([F.cross_entropy(m, label, weight=w, label_smoothing=smoothing) for m in fitted]).mean()

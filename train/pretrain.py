@@ -41,7 +41,7 @@ from bodytalk.train.augment import AugmentConfig, Augmenter
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
 from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer, setup
-from bodytalk.train.losses import Fusion, STBLoss, class_weights, streams
+from bodytalk.train.losses import Fusion, STBLoss, class_weights, head_loss, streams
 from bodytalk.train.rundir import RunDir
 from bodytalk.train.views import WindowDataset
 
@@ -104,11 +104,25 @@ class STBModel(nn.Module):
 def _supervised_step(weight: torch.Tensor | None, smoothing: float):
     def step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
         x, layout, y = batch
-        logits = model(x, layout)["logits"]
-        loss = F.cross_entropy(logits, y, weight=None if weight is None else weight.to(logits.device),
-                               label_smoothing=smoothing)
-        return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean()}
+        out = model(x, layout)
+        return {"loss": head_loss(out, y, weight, smoothing), "acc": (out["logits"].argmax(1) == y).float().mean()}
     return step
+
+
+@torch.no_grad()
+def fit_statistics(encoder: SkeletonEncoder, train: WindowSet, dataset: WindowDataset, seed: int) -> float:
+    """Fit the encoder's statistics stream (a logistic regression, ``baselines.fit_logistic``) on the
+    un-augmented training windows; returns its training accuracy."""
+    from bodytalk.train.baselines import fit_logistic
+
+    head = encoder.stats_head
+    device = head.mean.device
+    x = torch.cat([head.features(xb.to(device)).cpu()
+                   for xb, _, _ in DataLoader(dataset, batch_size=256)]).numpy()   # [N, F]
+    pipe = fit_logistic(x, train.label, train.clip, impute=False, seed=seed)
+    scaler, lr = pipe.named_steps["standardscaler"], pipe.named_steps["logisticregression"]
+    head.set(scaler.mean_, scaler.scale_, lr.coef_, lr.intercept_, lr.classes_)
+    return float((pipe.predict(x) == train.label).mean())
 
 
 
@@ -202,6 +216,11 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
     history = trainer.fit(data, step, evaluate, on_epoch_end)
     if info.main:
         final = {k: v for k, v in history[-1].items() if k.startswith(("test_", "probe_"))} | baseline
+        if encoder.stats_head is not None:   # the statistics stream joins the label once the trunks trained
+            final["statistics_train_acc"] = fit_statistics(encoder, train, fixed(train), cfg.seed)
+            if evaluate:
+                with torch.no_grad():
+                    final |= {f"{k}_with_statistics": v for k, v in evaluate(encoder.eval()).items()}
         meta = {"stage": "pretrain", "recipe": p.recipe, "augment": list(p.augment.names),
                 "head_trained": p.recipe == "supervised", "split": split.to_dict(),
                 "datasets": [d.uri for d in cfg.data.datasets], "data": windows.summary(),

@@ -59,17 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="with --folds: folds trained at once, each in its own process with the config's "
                              "runtime.threads (default 1)")
+    parser.add_argument("--explain", type=int, default=12, metavar="N",
+                        help="with --folds and the llm path: explanations generated and graded by the "
+                             "grounding check per fold (default 12)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_args(argv)
-    if (args.paths or args.jobs != 1) and not args.folds:
-        parser.error("--paths and --jobs go with --folds (bodytalk eval --paths scores one checkpoint)")
-    if args.jobs < 1:
-        parser.error("--jobs must be >= 1")
+    if (args.paths or args.jobs != 1 or args.explain != 12) and not args.folds:
+        parser.error("--paths, --jobs and --explain go with --folds (bodytalk eval scores one checkpoint)")
+    if args.jobs < 1 or args.explain < 0:
+        parser.error("--jobs must be >= 1 and --explain >= 0")
     try:
         if args.folds:
             from bodytalk.train import folds
             sweep = folds.SweepConfig.from_cli(args.config, args.overrides, args.folds, args.paths, args.out,
-                                             args.jobs)
+                                             args.jobs, args.explain)
             out = folds.sweep(sweep, "bodytalk train " + shlex.join(argv or sys.argv[1:]))
             print(f"fold sweep: {out / 'summary.md'}")
             return 0

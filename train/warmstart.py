@@ -35,7 +35,7 @@ from bodytalk.train.loop import setup
 from bodytalk.train.splits import Split, SplitError
 from bodytalk.train.views import WindowDataset
 
-_PROJECTOR_KEYS = {"hidden", "use_st_tokens", "use_sem_tokens", "evidence_tokens"}
+_PROJECTOR_KEYS = {"hidden", "use_st_tokens", "use_sem_tokens", "evidence_tokens", "head_evidence"}
 _LLM_KEYS = {f.name for f in dataclasses.fields(LLMConfig)}
 _ENCODER_KEYS = {f.name for f in dataclasses.fields(EncoderConfig)} - {"num_labels"}
 
@@ -94,7 +94,8 @@ def start(init: str | None, labels: tuple[str, ...], encoder: dict, projector: d
         enc, ck_llm, ck_proj, adapter, meta = ck.encoder, ck.cfg.llm, ck.projector, ck.adapter, ck.meta
         ck_cues = ck.cfg.mg_cues
     cues = ck_cues if mg_cues is None else mg_cues
-    projector = {**projector, "evidence_dim": evidence_dim(cues)}
+    head = projector.get("head_evidence", ck_proj.cfg.head_evidence if ck_proj is not None else False)
+    projector = {**projector, "evidence_dim": evidence_dim(cues, len(labels) * bool(head))}
     same_space = ck_proj is not None and ck_llm is not None and ck_llm.base == base.base
     if same_space:   # the projector already maps into this LLM: keep it (settings given override)
         proj_cfg = dataclasses.replace(ck_proj.cfg, **projector)

@@ -10,17 +10,20 @@ representation (``features.prepare`` version 2) of one window:
 - the root: mean and spread of its velocity in the body frame, horizontal speed, the pelvis's
   height and its spread (walking pace, bounce, crouch).
 
-Baseline (a) reads them beside the descriptors (``train/baselines.py``). Explanations never cite
-them: they have no bands and no words.
+Baseline (a) reads them beside the descriptors (``train/baselines.py``), and the encoder's
+statistics stream (``model/statistics_head.py``) reads them from its own version-2 input.
+Explanations never cite them: they have no bands and no words.
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from bodytalk.capture.layouts import UNIFIED_JOINTS
 from bodytalk.model.skeleton.features import WindowInput, prepare
 
 FRAMES = 60
+SECONDS = 2.0        # the window length the acceleration's time step assumes (a constant scale)
 _AXES = "xyz"
 NAMES: tuple[str, ...] = (
     *(f"{j}_{stat}_{a}" for j in UNIFIED_JOINTS for stat in ("mean", "std") for a in _AXES),
@@ -30,16 +33,24 @@ NAMES: tuple[str, ...] = (
 )
 
 
+def summarise(x: torch.Tensor) -> torch.Tensor:
+    """Version-2 encoder input ``[B, T, 17, 14]`` -> statistics ``[B, len(NAMES)]`` (same dtype).
+
+    Channels read: local position 0:3, velocity 3:6, the root's body-frame velocity 9:12 and the
+    pelvis height 12 (on the root joint's row)."""
+    b, t = x.shape[:2]
+    local, vel = x[..., 0:3], x[..., 3:6]
+    speed = vel.norm(dim=-1)                                                    # [B, T, 17]
+    acc = torch.gradient(vel, spacing=SECONDS / (t - 1), dim=1)[0].norm(dim=-1)  # [B, T, 17]
+    root, height = x[:, :, 0, 9:12], x[:, :, 0, 12]                             # [B, T, 3], [B, T]
+    per_joint = torch.cat([local.mean(1), local.std(1, correction=0)], -1)      # [B, 17, 6]
+    motion = torch.stack([speed.mean(1), speed.std(1, correction=0), speed.amax(1), acc.mean(1)], -1)  # [B, 17, 4]
+    return torch.cat([per_joint.reshape(b, -1), motion.reshape(b, -1), root.mean(1), root.std(1, correction=0),
+                      root[..., [0, 2]].norm(dim=-1).mean(1, keepdim=True), height.mean(1, keepdim=True),
+                      height.std(1, correction=0, keepdim=True)], -1)
+
+
 def compute(w: WindowInput) -> np.ndarray:
     """``[len(NAMES)]`` float32 for one window (raises ``InsufficientData`` as ``prepare`` does)."""
-    x = prepare(w, FRAMES, version=2).astype(np.float64)             # [T, 17, 14]
-    dt = (len(w.joints) - 1) / w.fps / (FRAMES - 1)
-    local, vel = x[..., 0:3], x[..., 3:6]
-    speed = np.linalg.norm(vel, axis=-1)                              # [T, 17]
-    acc = np.linalg.norm(np.gradient(vel, dt, axis=0), axis=-1)       # [T, 17]
-    root, height = x[:, 0, 9:12], x[:, 0, 12]                         # [T, 3], [T]
-    per_joint = np.concatenate([local.mean(0), local.std(0)], axis=1)  # [17, 6]: mean xyz, std xyz
-    motion = np.stack([speed.mean(0), speed.std(0), speed.max(0), acc.mean(0)], axis=1)   # [17, 4]
-    out = np.concatenate([per_joint.ravel(), motion.ravel(), root.mean(0), root.std(0),
-                          [np.linalg.norm(root[:, [0, 2]], axis=1).mean(), height.mean(), height.std()]])
-    return out.astype(np.float32)
+    x = torch.from_numpy(prepare(w, FRAMES, version=2).astype(np.float64))[None]   # [1, T, 17, 14]
+    return summarise(x)[0].numpy().astype(np.float32)

@@ -88,6 +88,31 @@ def test_evidence_tokens_sit_between_semantic_and_spatio_temporal_tokens():
         proj(out)
 
 
+def test_head_evidence_gives_the_evidence_tokens_what_the_head_concluded():
+    """With ``head_evidence`` the evidence tokens read the head's label probabilities after the
+    descriptor features; a checkpoint config states the wider input, and one without evidence
+    tokens cannot ask for it."""
+    from bodytalk.model.checkpoint import ModelConfig
+    from bodytalk.model.projector import evidence_dim
+
+    cfg = EncoderConfig(num_labels=4)
+    proj = Projector(ProjectorConfig(in_dim=cfg.dim, out_dim=48, hidden=32, evidence_tokens=2,
+                                     evidence_dim=evidence_dim(False, 4), head_evidence=True)).eval()
+    enc = SkeletonEncoder(cfg).eval()
+    with torch.no_grad():
+        out = enc(torch.randn(2, cfg.frames, 17, CHANNELS), enc.layout_ids(["kinect_v2"] * 2))
+        ev = torch.randn(2, evidence_dim(False))
+        tokens = proj(out, ev)
+        sure = proj({**out, "logits": torch.tensor([[9.0, 0, 0, 0], [0, 0, 0, 9.0]])}, ev)
+    q = cfg.semantic_tokens
+    assert not torch.allclose(sure[:, q:q + 2], tokens[:, q:q + 2])
+    torch.testing.assert_close(sure[:, :q], tokens[:, :q])
+    made = ModelConfig.create(("a", "b", "c", "d"), hidden=48, projector={"evidence_tokens": 2, "head_evidence": True})
+    assert made.projector.evidence_dim == evidence_dim(False) + 4
+    with pytest.raises(ValueError, match="evidence_tokens > 0"):
+        ProjectorConfig(head_evidence=True)
+
+
 def test_layout_embedding_changes_the_tokens():
     enc = SkeletonEncoder(EncoderConfig()).eval()
     x = torch.randn(1, 60, 17, CHANNELS).repeat(2, 1, 1, 1)

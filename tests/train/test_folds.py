@@ -150,4 +150,8 @@ def test_bad_sweeps_stop_with_a_message(tmp_path, capsys):
         SweepConfig("tiny_pretrain", jobs=0)
     with pytest.raises(SystemExit):
         run.main(["--config", "tiny_pretrain", "--paths", "descriptors"])
-    assert "--paths and --jobs go with --folds" in capsys.readouterr().err
+    assert "--paths, --jobs and --explain go with --folds" in capsys.readouterr().err
+    assert SweepConfig.from_cli("tiny_all", [], "all", "llm", None, 1, 5).explain == 5
+    with pytest.raises(SystemExit):
+        run.main(["--config", "tiny_pretrain", "--folds", "all", "--explain", "-1"])
+    assert "--explain >= 0" in capsys.readouterr().err

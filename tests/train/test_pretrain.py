@@ -50,6 +50,28 @@ def test_supervised_recipe_end_to_end(tmp_path):
     assert float(loss) == pytest.approx(m["test_loss"], rel=1e-4)
 
 
+def test_an_ensemble_with_the_statistics_stream_trains_and_fits_it(tmp_path):
+    """Three trunks and the statistics stream: the stream is fitted after training (its training
+    accuracy and the held-out scores with it are recorded) and the checkpoint's label averages it in."""
+    cfg = tiny("encoder.features=2", "encoder.arch=tcn", "encoder.strides=[1,2,1,2]", "encoder.time_chunks=3",
+               "encoder.temporal_kernel=5", "encoder.part_width=8", "encoder.members=3", "encoder.statistics=true")
+    out = pretrain.run(cfg, out=tmp_path / "ens")
+    m = check_run(out)["metrics"]
+    assert 0 <= m["statistics_train_acc"] <= 1 and 0 <= m["test_acc_with_statistics"] <= 1
+    ck = checkpoint.load(out / "checkpoint")
+    assert len(ck.encoder.others) == 2 and bool(ck.encoder.stats_head.fitted)
+    test = data.load(cfg.data, progress=False).take(ck.meta["split"]["test"])
+    items = WindowDataset(test, ck.cfg.encoder.layouts, ck.cfg.encoder.frames, version=2)
+    x, layout, y = (torch.stack(t) for t in zip(*(items[i] for i in range(len(items)))))
+    with torch.no_grad():
+        out = ck.encoder(x, layout)
+        stream = ck.encoder.stats_head(x).softmax(-1)
+    want = (out["member_logits"].softmax(-1).sum(0) + stream) / 4
+    torch.testing.assert_close(out["logits"].exp(), want)
+    loss = torch.nn.functional.cross_entropy(out["logits"], y)
+    assert float(loss) == pytest.approx(m["test_loss_with_statistics"], rel=1e-4)
+
+
 def test_stb_recipe_end_to_end_with_linear_probe(tmp_path):
     out = pretrain.run(tiny("pretrain.recipe=stb", "pretrain.augment.policy=mg", "encoder.time_chunks=5"),
                        out=tmp_path / "stb")

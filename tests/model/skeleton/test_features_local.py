@@ -62,12 +62,19 @@ def test_version_2_is_invariant_to_walking_along_a_curve_and_version_1_is_not(wa
     assert np.abs(prepare(WindowInput(curved, c), 60, 1) - prepare(WindowInput(j, c), 60, 1)).max() > 0.05
 
 
-def test_a_trained_version_2_model_gives_the_same_label_turned_and_on_a_curve(walk):
+@pytest.mark.parametrize("ensemble", [False, True], ids=["one-trunk", "three-trunks-and-statistics"])
+def test_a_trained_version_2_model_gives_the_same_label_turned_and_on_a_curve(walk, ensemble):
     """A few steps of training make a model that is not constant; its label (and probabilities)
-    for the window, the window turned about Y and the window walked along a curve are the same."""
+    for the window, the window turned about Y and the window walked along a curve are the same.
+    The served recipe's ensemble too: three trunks and the fitted statistics stream."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from bodytalk.train.losses import head_loss
+
     torch.manual_seed(0)
     cfg = EncoderConfig(num_labels=3, features=2, arch="tcn", strides=(1, 2, 1, 2), time_chunks=3,
-                        temporal_kernel=5, part_width=8)
+                        temporal_kernel=5, part_width=8, members=3 if ensemble else 1, statistics=ensemble)
     enc = SkeletonEncoder(cfg)
     rng = np.random.default_rng(0)
     j, c = walk
@@ -77,11 +84,16 @@ def test_a_trained_version_2_model_gives_the_same_label_turned_and_on_a_curve(wa
     y = torch.arange(3).repeat_interleave(4)
     opt = torch.optim.Adam(enc.parameters(), 1e-2)
     for _ in range(5):
-        loss = torch.nn.functional.cross_entropy(enc(x, torch.zeros(12, dtype=torch.long))["logits"], y)
+        loss = head_loss(enc(x, torch.zeros(12, dtype=torch.long)), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     enc.eval()
+    if ensemble:
+        stats = enc.stats_head.features(x).numpy()
+        scaler = StandardScaler().fit(stats)
+        lr = LogisticRegression(C=0.1, max_iter=2000).fit(scaler.transform(stats), y.numpy())
+        enc.stats_head.set(scaler.mean_, scaler.scale_, lr.coef_, lr.intercept_, lr.classes_)
     variants = [j, _turn(j, np.full(60, -1.2)) + np.array([2.0, 0.0, 1.0]), _along_curve(j, -0.6)]
     with torch.no_grad():
         probs = enc(torch.from_numpy(np.stack([cfg.featurise(WindowInput(v, c)) for v in variants])),
