@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,6 +71,15 @@ def test_an_ensemble_with_the_statistics_stream_trains_and_fits_it(tmp_path):
     torch.testing.assert_close(out["logits"].exp(), want)
     loss = torch.nn.functional.cross_entropy(out["logits"], y)
     assert float(loss) == pytest.approx(m["test_loss_with_statistics"], rel=1e-4)
+    # benchmarks/ablate_ensemble.py reads the run as a one-fold sweep: its served-head row is this label
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ablate", REPO_ROOT / "benchmarks" / "ablate_ensemble.py")
+    ablate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablate)
+    probs, truth, _, _ = ablate.fold_probs(tmp_path / "ens")
+    np.testing.assert_allclose(probs["3 trunks + statistics stream (the served head)"], want.numpy(), atol=1e-5)
+    np.testing.assert_allclose(probs["statistics stream alone"], stream.numpy(), atol=1e-6)
+    assert (truth == y.numpy()).all() and ablate.main([str(tmp_path)]) == 0
 
 
 def test_stb_recipe_end_to_end_with_linear_probe(tmp_path):
