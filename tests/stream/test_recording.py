@@ -229,7 +229,10 @@ def test_ctrl_c_or_sigterm_finishes_the_file(tmp_path, sig):
     addr, path = free_addr(), tmp_path / "stopped.mcap"
     publisher = SteadyPublisher(addr)
     publisher.start()
-    recorder = start_bodytalk(["record", "--sub", addr, "--out", path])
+    # As from a terminal: a suite started in the background (`cmd &`, nohup) hands its children
+    # SIGINT ignored, and Python then installs no Ctrl-C handler at all.
+    recorder = start_bodytalk(["record", "--sub", addr, "--out", path],
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_until_recording(path)
         recorder.send_signal(sig)
