@@ -76,6 +76,9 @@ def test_the_page_shows_bodies_labels_timeline_and_a_streamed_explanation() -> N
             page.wait_for_function(f"document.querySelector('.body[data-id=synthetic_1] .explanation').textContent === {EXPLANATION!r}",
                                    timeout=10_000)
             page.wait_for_function("Number(document.querySelector('#timeline').dataset.entries) >= 18", timeout=10_000)
+            # capture's heartbeat comes on its own period: wait for its row rather than race it
+            page.wait_for_function("[...document.querySelectorAll('#health tbody tr')]"
+                                   ".some(r => r.dataset.component.startsWith('capture'))", timeout=15_000)
             state = page.evaluate("""() => ({
                 labels: [...document.querySelectorAll('#bodies .body')].map(b => [b.dataset.id, b.querySelector('.label').textContent,
                          b.querySelector('.confidence').textContent]),
