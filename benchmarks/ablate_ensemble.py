@@ -38,6 +38,18 @@ VARIANTS = {   # name -> (trunks averaged, statistics stream joins)
 }
 
 
+_LOADED: dict[str, data.WindowSet] = {}
+
+
+def _windows(cfg: data.DataConfig) -> data.WindowSet:
+    """Every window of a sweep's data (the folds share it: read once; the config holds dicts, so it is
+    keyed by its text)."""
+    key = repr(cfg)
+    if key not in _LOADED:
+        _LOADED[key] = data.load(cfg, progress=False)
+    return _LOADED[key]
+
+
 @torch.no_grad()
 def fold_probs(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, tuple[str, ...]]:
     """Per variant ``[N, L]`` probabilities of the fold's held-out windows, their truth and clip ids."""
@@ -46,7 +58,7 @@ def fold_probs(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndar
     if not len(enc.others) or enc.stats_head is None or not bool(enc.stats_head.fitted):
         raise SystemExit(f"{folder}: not an ensemble with a fitted statistics stream")
     _, cfg = stage_config(config_io.load_raw(str(folder / "config.yaml"), []), str(folder / "config.yaml"))
-    test = data.load(cfg.data, progress=False).take(ck.meta["split"]["test"])
+    test = _windows(cfg.data).take(ck.meta["split"]["test"])
     members, stream = [], []
     for x, layout, _ in DataLoader(WindowDataset(test, enc.cfg.layouts, enc.cfg.frames,
                                                  version=enc.cfg.features), batch_size=256):

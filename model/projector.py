@@ -86,7 +86,7 @@ class Projector(nn.Module):
                 raise ValueError("this projector turns descriptor features into prompt tokens: pass evidence=")
             b = evidence.shape[0]
             if self.cfg.head_evidence:   # what the fast head concluded, as evidence (not trained through here)
-                evidence = torch.cat([evidence.to(enc["logits"].dtype), enc["logits"].detach().softmax(-1)], -1)
+                evidence = torch.cat([evidence, enc["logits"].detach().softmax(-1).to(evidence.dtype)], -1)
             parts.append(self.evidence(evidence.to(self.kind.dtype)).view(b, self.cfg.evidence_tokens, -1))  # [B, E, H]
         if self.cfg.use_st_tokens:
             parts.append(self.mlp(enc["st_tokens"]) + self.kind[1])    # [B, P*K, H]

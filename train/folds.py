@@ -64,11 +64,12 @@ class SweepConfig:
 
     @classmethod
     def from_cli(cls, config: str, overrides: list[str], folds: str, paths: str | None,
-                 out: str | None, jobs: int = 1, explain: int = 12) -> "SweepConfig":
+                 out: str | None, jobs: int = 1, explain: int | None = None) -> "SweepConfig":
         """From ``bodytalk train --config C --folds all|V1,V2 [--paths P1,P2] [--out DIR] [--jobs N]
         [--explain N] [key=value ...]``."""
         return cls(config, tuple(overrides), None if folds == "all" else tuple(v for v in folds.split(",") if v),
-                   tuple(paths.split(",")) if paths else baselines.DEFAULT_PATHS, out, explain, jobs)
+                   tuple(paths.split(",")) if paths else baselines.DEFAULT_PATHS, out,
+                   cls.explain if explain is None else explain, jobs)
 
     @property
     def model_paths(self) -> list[str]:

@@ -59,14 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1,
                         help="with --folds: folds trained at once, each in its own process with the config's "
                              "runtime.threads (default 1)")
-    parser.add_argument("--explain", type=int, default=12, metavar="N",
+    parser.add_argument("--explain", type=int, metavar="N",
                         help="with --folds and the llm path: explanations generated and graded by the "
                              "grounding check per fold (default 12)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_args(argv)
-    if (args.paths or args.jobs != 1 or args.explain != 12) and not args.folds:
+    if (args.paths or args.jobs != 1 or args.explain is not None) and not args.folds:
         parser.error("--paths, --jobs and --explain go with --folds (bodytalk eval scores one checkpoint)")
-    if args.jobs < 1 or args.explain < 0:
+    if args.jobs < 1 or (args.explain or 0) < 0:
         parser.error("--jobs must be >= 1 and --explain >= 0")
     try:
         if args.folds:
