@@ -122,11 +122,30 @@ def class_weights(labels: np.ndarray, n: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def clip_weights(labels: np.ndarray, clips: np.ndarray) -> np.ndarray:
+    """``[N]`` per-window weights under which every label present weighs as much as another and,
+    within a label, every clip as much as another, however many windows it has (mean 1). A long
+    clip (one 4-minute dance gives 123 windows of ``neutral``) would otherwise teach its content
+    as the label's look; the benchmark scores clips, not windows."""
+    per_clip = np.bincount(clips)[clips].astype(np.float64)                          # [N] its clip's windows
+    _, clip_label = np.unique(clips, return_index=True)
+    clips_of_label = np.bincount(labels[clip_label], minlength=labels.max() + 1)[labels]  # [N]
+    w = 1.0 / (per_clip * clips_of_label)
+    return (w * len(w) / w.sum()).astype(np.float32)
+
+
 def head_loss(enc: dict[str, torch.Tensor], label: torch.Tensor, weight: torch.Tensor | None = None,
-              smoothing: float = 0.0) -> torch.Tensor:
+              smoothing: float = 0.0, sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy of the encoder's label head (``SkeletonEncoder`` output). An ensemble fits every
     trunk to the labels on its own, the mean of their losses (one trunk fitting the average would
-    lean on the others); the fitted statistics stream is not trained here."""
+    lean on the others); the fitted statistics stream is not trained here. ``weight`` weighs each
+    label ``[L]``, ``sample_weight`` each window ``[B]`` (the loss is then their weighted mean)."""
     fitted = enc.get("member_logits", enc["logits"][None])                  # [M, B, L]
+    if sample_weight is not None:
+        if weight is not None:
+            raise ValueError("give label weights or window weights, not both")
+        sw = sample_weight.to(fitted.device)
+        return torch.stack([(F.cross_entropy(m, label, label_smoothing=smoothing, reduction="none") * sw).sum()
+                            / sw.sum() for m in fitted]).mean()
     w = None if weight is None else weight.to(fitted.device)
     return torch.stack([F.cross_entropy(m, label, weight=w, label_smoothing=smoothing) for m in fitted]).mean()

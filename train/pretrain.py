@@ -41,7 +41,7 @@ from bodytalk.train.augment import AugmentConfig, Augmenter
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
 from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer, setup
-from bodytalk.train.losses import Fusion, STBLoss, class_weights, head_loss, streams
+from bodytalk.train.losses import Fusion, STBLoss, class_weights, clip_weights, head_loss, streams
 from bodytalk.train.rundir import RunDir
 from bodytalk.train.views import WindowDataset
 
@@ -57,11 +57,14 @@ class PretrainOptions:
     proj_dim: int = 64             # stb: projection head output size
     probe_c: float = 1.0           # stb: inverse L2 strength of the linear probe
     balance: bool = False          # supervised: class-weighted loss (each label weighs as much in all)
+    clip_balance: bool = False     # supervised: and within a label each clip as much as another
     label_smoothing: float = 0.0   # supervised
 
     def __post_init__(self) -> None:
         if self.recipe == "stb" and not self.augment.names:
             raise ValueError("pretrain.recipe=stb contrasts two augmented views: set pretrain.augment.policy")
+        if self.clip_balance and (self.recipe != "supervised" or not self.balance):
+            raise ValueError("pretrain.clip_balance refines the supervised recipe's balance: set pretrain.balance=true")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"pretrain.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (self.temperature > 0 and self.cross_weight >= 0 and self.proj_dim > 0 and self.probe_c > 0):
@@ -101,11 +104,28 @@ class STBModel(nn.Module):
         return self.loss(*st.chunk(2))
 
 
+class _Weighted(torch.utils.data.Dataset):
+    """A window dataset whose items also carry the window's loss weight: ``(*item, weight [])``."""
+
+    def __init__(self, base: WindowDataset, weight: np.ndarray) -> None:
+        self.base, self.weight = base, torch.from_numpy(weight)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int):
+        return (*self.base[i], self.weight[i])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.base.set_epoch(epoch)
+
+
 def _supervised_step(weight: torch.Tensor | None, smoothing: float):
     def step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
-        x, layout, y = batch
+        x, layout, y, *per_window = batch           # per_window: [B] weights when the data is _Weighted
         out = model(x, layout)
-        return {"loss": head_loss(out, y, weight, smoothing), "acc": (out["logits"].argmax(1) == y).float().mean()}
+        loss = head_loss(out, y, weight, smoothing, per_window[0] if per_window else None)
+        return {"loss": loss, "acc": (out["logits"].argmax(1) == y).float().mean()}
     return step
 
 
@@ -194,10 +214,12 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
     augment = Augmenter(p.augment)
     fixed = lambda w: WindowDataset(w, enc_cfg.layouts, enc_cfg.frames, version=enc_cfg.features)  # noqa: E731
     if p.recipe == "supervised":
-        weight = class_weights(train.label, len(windows.labels)) if p.balance else None
+        weight = class_weights(train.label, len(windows.labels)) if p.balance and not p.clip_balance else None
         module, step, find_unused = encoder, _supervised_step(weight, p.label_smoothing), False
         data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment or None, 1, cfg.seed,
                              version=enc_cfg.features)
+        if p.clip_balance:
+            data = _Weighted(data, clip_weights(train.label, train.clip))
         evaluate = _supervised_eval(test, fixed(test), info.device) if len(test) else None
     else:
         loss = STBLoss(enc_cfg.dim, len(BODY_PARTS), enc_cfg.time_chunks, p.proj_dim, p.temperature,

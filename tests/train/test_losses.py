@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
@@ -119,3 +120,27 @@ def test_stb_gradient_reaches_the_tokens():
     st1.requires_grad_(True)
     STBLoss(16, 6, 2)(st1, st2)["loss"].backward()
     assert st1.grad is not None and st1.grad.abs().sum() > 0
+
+
+def test_clip_weights_give_every_label_and_every_clip_of_a_label_equal_weight():
+    from bodytalk.train.losses import clip_weights
+    # label 0: clip 7 has 3 windows, clip 2 one; label 1: clips 4 and 5, one window each
+    labels, clips = np.array([0, 0, 0, 0, 1, 1]), np.array([7, 7, 7, 2, 4, 5])
+    w = clip_weights(labels, clips)
+    assert w.mean() == pytest.approx(1.0)
+    per_clip = {c: w[clips == c].sum() for c in np.unique(clips)}
+    assert per_clip[7] == pytest.approx(per_clip[2]) == pytest.approx(per_clip[4]) == pytest.approx(per_clip[5])
+    assert w[labels == 0].sum() == pytest.approx(w[labels == 1].sum())
+
+
+def test_head_loss_with_window_weights_is_their_weighted_mean():
+    from bodytalk.train.losses import head_loss
+    logits, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])
+    each = F.cross_entropy(logits, y, reduction="none")
+    sw = torch.tensor([1.0, 0.0, 3.0, 0.0])
+    got = head_loss({"logits": logits}, y, sample_weight=sw)
+    assert float(got) == pytest.approx(float((each * sw).sum() / 4), rel=1e-6)
+    ones = head_loss({"logits": logits}, y, sample_weight=torch.ones(4))
+    assert float(ones) == pytest.approx(float(head_loss({"logits": logits}, y)), rel=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        head_loss({"logits": logits}, y, weight=torch.ones(3), sample_weight=sw)

@@ -117,3 +117,18 @@ def test_torchrun_environment_world_size_one(tmp_path):
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "ddp" / "checkpoint" / "encoder.safetensors").is_file()
+
+
+def test_clip_balance_weighs_each_window_by_its_clip_in_the_step_and_trains(tmp_path):
+    """The step reads the per-window weight ``_Weighted`` appends: a window of weight 0 does not count."""
+    logits = torch.randn(3, 4)
+    model = lambda x, layout: {"logits": logits}  # noqa: E731
+    y = torch.tensor([0, 1, 2])
+    step = pretrain._supervised_step(None, 0.0)
+    got = step(model, (None, None, y, torch.tensor([0.0, 2.0, 0.0])))["loss"]
+    want = torch.nn.functional.cross_entropy(logits[1:2], y[1:2])
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
+    with pytest.raises(ValueError, match="clip_balance"):
+        tiny("pretrain.clip_balance=true")
+    out = pretrain.run(tiny("pretrain.balance=true", "pretrain.clip_balance=true"), out=tmp_path / "cb")
+    check_run(out)
