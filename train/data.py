@@ -20,6 +20,7 @@ labels, unknown class names, files whose layout has no unified mapping (all name
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class DataConfig:
     labels: tuple[str, ...] | None = None  # the model's label order (default: sorted labels found)
     window: float = 2.0                   # seconds
     hop: float = 0.5                      # seconds
+    train_hop: float | None = None        # seconds between training windows (None: hop); held-out keep hop
     fps: float = 30.0                     # window grid rate
     split: SplitConfig = field(default_factory=SplitConfig)
     cache: str | None = None              # window cache folder (default: <bodytalk cache>/windows)
@@ -106,6 +108,8 @@ class DataConfig:
         if dup := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"datasets share the name(s) {dup}: give each a distinct `name:`")
         WindowConfig(self.window, self.hop, self.fps)  # validates
+        if self.train_hop is not None:
+            WindowConfig(self.window, self.train_hop, self.fps)
 
     @property
     def window_config(self) -> WindowConfig:
@@ -308,11 +312,18 @@ def load(cfg: DataConfig, progress: bool = True) -> WindowSet:
 
 
 def load_split(cfg: DataConfig, progress: bool = True) -> tuple[WindowSet, Split, WindowSet, WindowSet]:
-    """``load`` + the split a single-run stage uses, checked: (all, split, train, test)."""
+    """``load`` + the split a single-run stage uses, checked: (all, split, train, test). With
+    ``train_hop`` the training clips are cut again, their windows that much apart (more phases of the
+    same motion to learn from); the held-out windows, and ``all``, keep ``hop``."""
     windows = load(cfg, progress)
     split = splits.select(windows.clips, cfg.split)
     splits.check(split, windows.clips, windows.counts())
     train, test = windows.split(split)
+    if cfg.train_hop is not None and cfg.train_hop != cfg.hop:
+        dense = load(dataclasses.replace(cfg, hop=cfg.train_hop, train_hop=None), progress)
+        if [c.id for c in dense.clips] != [c.id for c in windows.clips]:
+            raise DatasetError("the data changed between two reads (the clips differ): run again")
+        train = dense.take(split.train)
     return windows, split, train, test
 
 

@@ -197,3 +197,16 @@ def test_bandai_emotion_styles(shared_data, tmp_path):
     assert padded == ["dataset-1_byebye_angry_001.bvh", "dataset-1_dash_normal_001.bvh",
                       "dataset-1_run_normal_001.bvh", "dataset-1_walk-back_normal_001.bvh",
                       "dataset-1_walk_normal_002.bvh"]
+
+
+def test_train_hop_cuts_the_training_clips_denser_and_leaves_the_held_out_ones(tmp_path, bandai_like):
+    spec = {"uri": f"bvh:{bandai_like}", "label_key": "style", "name": "ds"}
+    split = {"kind": "logo", "group": "content", "fold": "bow"}
+    windows, _, train, test = load_split(data_config(tmp_path, spec, split=split), progress=False)
+    _, _, dense, test2 = load_split(data_config(tmp_path, spec, split=split, train_hop=0.2), progress=False)
+    assert len(windows) == 12 and len(train) == len(test) == 6          # 2 windows a clip, 0.5 s apart
+    assert len(dense) == 2 * len(train) - 3                             # 3 windows a clip, 0.2 s apart
+    assert {dense.clips[i].id for i in dense.clip} == {train.clips[i].id for i in train.clip}
+    np.testing.assert_array_equal(test.joints, test2.joints)
+    with pytest.raises(ConfigError, match="hop"):
+        data_config(tmp_path, spec, train_hop=0)
