@@ -32,7 +32,7 @@ from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKEN
 from bodytalk.model.encoder import SkeletonEncoder
 from bodytalk.model.skeleton.features import InsufficientData, WindowInput
 from bodytalk.model.skeleton.microgestures import MGResult
-from bodytalk.model.projector import Projector, evidence_dim, evidence_features
+from bodytalk.model.projector import Projector, evidence_dim, evidence_features, head_prior_logits
 
 log = logging.getLogger("bodytalk.model")
 
@@ -213,8 +213,11 @@ class EmotionModel:
         if self.label_path(path) == "head":
             return head_logits.softmax(-1)
         batch = self._builder("recognise").build(tokens, list(evidence_texts), with_prefix=False)
-        return self.llm.score_labels(batch.inputs_embeds, batch.attention_mask, self.labels,
-                                     prefix=self._prefix("recognise"))
+        probs = self.llm.score_labels(batch.inputs_embeds, batch.attention_mask, self.labels,
+                                      prefix=self._prefix("recognise"))
+        if not self.cfg.projector.head_prior:
+            return probs
+        return head_prior_logits(probs.clamp_min(1e-30).log(), head_logits.to(probs.device)).softmax(-1)
 
     def _explain_batch(self, windows: Sequence[WindowInput], labels: Sequence[str]):
         p = self.prepare(windows)

@@ -50,6 +50,7 @@ class ProjectorConfig:
     evidence_tokens: int = 0      # E tokens from the descriptor features (0: descriptors go in as text)
     evidence_dim: int = FEATURE_DIM  # evidence input width (recorded, so a checkpoint states it)
     head_evidence: bool = False   # the encoder head's label probabilities join the evidence tokens' input
+    head_prior: bool = False      # the LLM's label scores add to the head's log-probabilities (head_prior_logits)
 
     def __post_init__(self) -> None:
         if min(self.in_dim, self.out_dim, self.hidden, self.evidence_dim) <= 0 or self.evidence_tokens < 0:
@@ -61,6 +62,14 @@ class ProjectorConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def head_prior_logits(label_scores: torch.Tensor, head_logits: torch.Tensor) -> torch.Tensor:
+    """The LLM path's label logits ``[B, L]`` under ``head_prior``: the LLM's label scores (any
+    normalisation) plus the head's log-probabilities. The LLM starts from what the fast head concluded
+    and, trained through this sum, learns how far to move it (where the head is already right on the
+    training windows the LLM is taught nothing against it). The head is read, not trained, here."""
+    return label_scores.log_softmax(-1) + head_logits.detach().log_softmax(-1)
 
 
 class Projector(nn.Module):

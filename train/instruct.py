@@ -40,6 +40,7 @@ from bodytalk.model.inference import EmotionModel
 from bodytalk.model.llm.hf_conventions import kv_name
 from bodytalk.model.llm.hf import SkeletonLLM
 from bodytalk.model.llm.prompt import PromptBuilder
+from bodytalk.model.projector import head_prior_logits
 from bodytalk.train import baselines, config as config_io, warmstart
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, WindowSet
@@ -76,7 +77,7 @@ class Config:
     mg_cues: bool | None = None    # micro-gestures join the evidence (None: as the init checkpoint)
     instruct: InstructOptions = field(default_factory=InstructOptions)
     encoder: dict[str, Any] = field(default_factory=dict)    # EncoderConfig fields (fresh encoder only)
-    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens, evidence_tokens, head_evidence
+    projector: dict[str, Any] = field(default_factory=dict)  # hidden, use_st_tokens, use_sem_tokens, evidence_tokens, head_evidence, head_prior
     llm: dict[str, Any] = field(default_factory=dict)        # LLMConfig fields: base, dtype, lora_*
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(name="adamw", lr=1e-5, weight_decay=0.0,
                                                                    batch_size=16, epochs=3, schedule="cosine",
@@ -123,12 +124,15 @@ class InstructModel(nn.Module):
         return result
 
     def forward(self, x, layout, label, index, draw) -> dict[str, torch.Tensor]:
-        tokens = self.projector(self.encoder(x, layout), self.features[index])  # [B, S, H]
+        enc = self.encoder(x, layout)
+        tokens = self.projector(enc, self.features[index])                      # [B, S, H]
         b = len(x)
         n_exp = int(round(b * self.opts.explain_share))                         # the batch is shuffled
         out, total = {}, tokens.new_zeros(())
         if n_exp < b:
             scores = self._label_scores(tokens[n_exp:], index[n_exp:])          # [b - n_exp, L]
+            if self.projector.cfg.head_prior:
+                scores = head_prior_logits(scores, enc["logits"][n_exp:].to(scores.device))
             rec = F.cross_entropy(scores, label[n_exp:].to(scores.device))
             total = total + rec * (b - n_exp) / b
             out |= {"rec_loss": rec.detach(), "rec_acc": (scores.argmax(1).cpu() == label[n_exp:].cpu()).float().mean()}

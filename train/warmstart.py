@@ -35,7 +35,7 @@ from bodytalk.train.loop import setup
 from bodytalk.train.splits import Split, SplitError
 from bodytalk.train.views import WindowDataset
 
-_PROJECTOR_KEYS = {"hidden", "use_st_tokens", "use_sem_tokens", "evidence_tokens", "head_evidence"}
+_PROJECTOR_KEYS = {"hidden", "use_st_tokens", "use_sem_tokens", "evidence_tokens", "head_evidence", "head_prior"}
 _LLM_KEYS = {f.name for f in dataclasses.fields(LLMConfig)}
 _ENCODER_KEYS = {f.name for f in dataclasses.fields(EncoderConfig)} - {"num_labels"}
 

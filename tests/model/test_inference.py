@@ -104,3 +104,24 @@ def test_save_load_identical_outputs(model, tmp_path):
         for k in a.probs:
             assert a.probs[k] == pytest.approx(b.probs[k], abs=1e-5)
     assert loaded.meta["split"] == {"kind": "test"}
+
+
+def test_head_prior_adds_the_heads_log_probabilities_to_the_llms(tiny_model_dir, tiny_llm):
+    """``projector.head_prior``: the LLM path's label is the product of the LLM's label distribution and
+    the head's, renormalised; without it the LLM path ignores the head."""
+    def made(prior: bool) -> EmotionModel:
+        cfg = ModelConfig.create(hidden=tiny_llm.hidden_size, llm={"base": str(tiny_model_dir), "dtype": "float32"},
+                                 projector={"evidence_tokens": 2, "head_evidence": True, "head_prior": prior})
+        return EmotionModel.untrained(cfg, llm=tiny_llm, seed=1)
+    plain, prior = made(False), made(True)
+    p = plain.prepare(_windows(3))
+    enc, tokens = plain.encode(p)
+    lines = [plain.evidence_line(d, m) for d, m in zip(p.evidence, p.mgs)]
+    llm = plain.label_probs(tokens, lines, enc["logits"], "llm")
+    head = enc["logits"].softmax(-1)
+    want = llm * head / (llm * head).sum(-1, keepdim=True)
+    torch.testing.assert_close(prior.label_probs(tokens, lines, enc["logits"], "llm"), want, atol=1e-5, rtol=1e-4)
+    # a head that is sure of one label moves the LLM path's label there
+    sure = torch.full_like(enc["logits"], -30.0)
+    sure[:, 3] = 30.0
+    assert (prior.label_probs(tokens, lines, sure, "llm").argmax(-1) == 3).all()

@@ -102,3 +102,18 @@ def test_resume_state_holds_the_trained_parts_only(tiny_model_dir):  # noqa: F81
 ])
 def test_better_path_ignores_unmeasured_accuracies(metrics, path):
     assert instruct.better_path(metrics) == path
+
+
+def test_head_prior_trains_the_llms_label_scores_on_top_of_the_heads(tiny_model_dir):  # noqa: F811
+    model, batch = _model(tiny(tiny_model_dir, "projector.head_prior=true"), True)
+    x, layout, label, index, _ = batch
+    with torch.no_grad():
+        out = model(*batch)
+        enc = model.encoder(x, layout)
+        n_exp = int(round(len(x) * model.opts.explain_share))
+        scores = model._label_scores(model.projector(enc, model.features[index])[n_exp:], index[n_exp:])
+        fused = scores.log_softmax(-1) + enc["logits"][n_exp:].log_softmax(-1)
+        want = torch.nn.functional.cross_entropy(fused, label[n_exp:])
+        alone = torch.nn.functional.cross_entropy(scores, label[n_exp:])
+    assert float(out["rec_loss"]) == pytest.approx(float(want), rel=1e-4)
+    assert float(want) != pytest.approx(float(alone), rel=1e-3)
