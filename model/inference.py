@@ -25,6 +25,7 @@ import torch
 from bodytalk.model import checkpoint
 from bodytalk.model.skeleton import descriptors as desc, mg_learned, mg_rules
 from bodytalk.model.text import evidence_text, grounding
+from bodytalk.model.text.claim_guard import ClaimGuard
 from bodytalk.model.llm import int8_copies
 from bodytalk.model.llm.backend import LLMBackend
 from bodytalk.model.checkpoint import ModelConfig
@@ -78,6 +79,7 @@ class EmotionModel:
         self.labels = cfg.labels
         self._builders: dict[str, object] = {}
         self._prefixes: dict[str, object] = {}    # per prompt kind: the LLM's cache of its shared prefix
+        self._guard: ClaimGuard | None = None     # built on the first explanation (decodes the vocabulary)
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
@@ -268,18 +270,26 @@ class EmotionModel:
         kept = grounding.filter_unsupported(text, evidence, mgs=mgs) if drop_unsupported else text
         return kept, grounding.check(text, evidence, mgs=mgs)
 
+    def _guarded(self) -> dict:
+        """``generate`` keywords that apply the claim guard, for a backend that takes it."""
+        if not getattr(self.llm, "guards_claims", False):
+            return {}
+        if self._guard is None:
+            self._guard = ClaimGuard(self.llm.tokenizer)
+        return {"banned": self._guard.banned}
+
     def _generate_explanations(self, batch, labels: Sequence[str], evidence: Sequence[desc.Descriptors],
                                mgs: Sequence[MGResult | None], max_new_tokens: int,
                                drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
         texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                  prefix=self._prefix("explain"))
+                                  prefix=self._prefix("explain"), **self._guarded())
         return [self.ground(evidence_text.opening(label) + text, ev, m, drop_unsupported)
                 for label, text, ev, m in zip(labels, texts, evidence, mgs)]
 
     def _stream_after_opening(self, batch, label: str, max_new_tokens: int) -> Iterator[str]:
         yield evidence_text.opening(label)
         yield from self.llm.generate_stream(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                            prefix=self._prefix("explain"))
+                                            prefix=self._prefix("explain"), **self._guarded())
 
     def explain_stream(self, window: WindowInput, label: str, max_new_tokens: int = 40) -> Iterator[str]:
         """Explanation text pieces as they are generated (not yet grounding-filtered); the first is

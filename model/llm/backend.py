@@ -19,6 +19,7 @@ from bodytalk.model.llm.label_trie import LabelTrie
 @runtime_checkable
 class LLMBackend(Protocol):
     tokenizer: Any                 # the base model's Hugging Face tokenizer (chat template, label answers)
+    guards_claims: bool            # generate()/generate_stream() take banned= (text.claim_guard)
 
     @property
     def hidden_size(self) -> int: ...

@@ -16,7 +16,7 @@ import contextlib
 import inspect
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,9 @@ from bodytalk.model.llm import hf_conventions as hf
 from bodytalk.model.constants import DEFAULT_BASE
 from bodytalk.model.llm.label_trie import SCORINGS, LabelTrie
 from bodytalk.model.llm.weights import resolve_base
+
+# banned(generated ids) -> token ids the next token may not be (text.claim_guard.ClaimGuard.banned)
+Banned = Callable[[Sequence[int]], set[int]]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Logits of the last position only, picked by an index tensor rather than `logits_to_keep=1`: the
@@ -81,6 +84,8 @@ class PrefixCache:
 
 
 class SkeletonLLM(nn.Module):
+    guards_claims = True   # generate()/generate_stream() take banned= (text.claim_guard)
+
     def __init__(self, config: LLMConfig, lm: nn.Module, tokenizer) -> None:
         super().__init__()
         self.config = config
@@ -231,19 +236,21 @@ class SkeletonLLM(nn.Module):
         return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix, scoring).softmax(-1)
 
     def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                 do_sample: bool = False, prefix: PrefixCache | None = None) -> list[str]:
+                 do_sample: bool = False, prefix: PrefixCache | None = None, banned: Banned | None = None) -> list[str]:
         """Continue each prompt (inputs_embeds [B, N, H], left-padded attention_mask [B, N]); greedy by
-        default. Returns B texts.
+        default. Returns B texts. ``banned(ids)``: token ids the next token may not be, after a row's
+        generated ``ids`` (``text.claim_guard.ClaimGuard.banned``).
 
         With `prefix` the prompts hold only what follows the cached prefix: the explanation prompt's
         shared system text is then not run again for every explanation (the time to first token)."""
-        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix)
+        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix, banned)
         with torch.inference_mode(), int8_copies.decoding():     # int8 copies, if enabled
             ids = self.lm.generate(**kwargs)                                        # [B, new tokens]
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
     def generate_stream(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                        do_sample: bool = False, prefix: PrefixCache | None = None) -> Iterator[str]:
+                        do_sample: bool = False, prefix: PrefixCache | None = None,
+                        banned: Banned | None = None) -> Iterator[str]:
         """generate() for one prompt (B = 1), as text pieces while they are decoded: greedy decoding runs
         on the caller's thread (greedy.py says why), sampling on transformers' streamer thread."""
         from transformers import TextIteratorStreamer
@@ -253,8 +260,8 @@ class SkeletonLLM(nn.Module):
         if not do_sample:
             eos, last = self._stops(), self._last()
             return greedy.stream(self.lm, self.tokenizer, inputs_embeds.to(self.config.device),
-                                 attention_mask.to(self.config.device), max_new_tokens, eos, prefix, last)
-        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix)
+                                 attention_mask.to(self.config.device), max_new_tokens, eos, prefix, last, banned)
+        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix, banned)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
 
@@ -271,9 +278,9 @@ class SkeletonLLM(nn.Module):
         return _LAST if "logits_to_keep" in inspect.signature(base.forward).parameters else None
 
     def _generate_kwargs(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int,
-                         do_sample: bool, prefix: PrefixCache | None) -> dict:
+                         do_sample: bool, prefix: PrefixCache | None, banned: Banned | None = None) -> dict:
         """transformers' generate() arguments for these prompts."""
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, LogitsProcessorList
 
         eos, last = self._stops(), self._last()
         batch = inputs_embeds.shape[0]
@@ -289,9 +296,25 @@ class SkeletonLLM(nn.Module):
             mask = torch.cat([mask.new_ones(batch, prefix.length), mask], dim=1)
             kwargs[hf.kv_name(self.lm)] = prefix.expand(batch, self.lm.config)
         kwargs.update(inputs_embeds=embeds, attention_mask=mask)
+        if banned is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([_Ban(banned)])
         if last is not None:
             kwargs["logits_to_keep"] = last
         return kwargs
+
+
+class _Ban:
+    """transformers logits processor: each row's ``banned(generated ids)`` get -inf. With
+    ``inputs_embeds`` generate() hands processors the generated ids only (no prompt ids)."""
+
+    def __init__(self, banned: Banned) -> None:
+        self.banned = banned
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:           # [B, n], [B, V]
+        for row, ids in enumerate(input_ids.tolist()):
+            if ban := self.banned(ids):
+                scores[row, list(ban)] = float("-inf")
+        return scores
 
 
 @contextlib.contextmanager

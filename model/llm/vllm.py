@@ -98,6 +98,10 @@ class VLLMConfig:
 class VLLMSkeletonLLM:
     """SkeletonLLM's interface with vLLM computing; build it with load()."""
 
+    # The claim guard (text.claim_guard) is a per-step mask that needs the engine's logits; this
+    # transport sends whole requests, so explanations decode unguarded here (grounding still checks).
+    guards_claims = False
+
     def __init__(self, config: LLMConfig, folder: Path, transport: "Engine | Server",
                  adapter: Path | None = None) -> None:
         from transformers import AutoTokenizer
