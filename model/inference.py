@@ -79,7 +79,7 @@ class EmotionModel:
         self.labels = cfg.labels
         self._builders: dict[str, object] = {}
         self._prefixes: dict[str, object] = {}    # per prompt kind: the LLM's cache of its shared prefix
-        self._guard: ClaimGuard | None = None     # built on the first explanation (decodes the vocabulary)
+        self._guard: ClaimGuard | None = None     # built on the first explanation
 
     # --- construction -------------------------------------------------------------------------
     @classmethod
@@ -258,7 +258,7 @@ class EmotionModel:
         are generated (the first is the opening, `evidence_text.opening`); ``ground`` the joined text
         afterwards."""
         batch = self._explain_prompt(tokens, [evidence], [label], [mgs])
-        return self._stream_after_opening(batch, label, max_new_tokens)
+        return self._stream_after_opening(batch, label, evidence, mgs, max_new_tokens)
 
     @staticmethod
     def ground(text: str, evidence: desc.Descriptors, mgs: MGResult | None = None,
@@ -270,29 +270,33 @@ class EmotionModel:
         kept = grounding.filter_unsupported(text, evidence, mgs=mgs) if drop_unsupported else text
         return kept, grounding.check(text, evidence, mgs=mgs)
 
-    def _guarded(self) -> dict:
-        """``generate`` keywords that apply the claim guard, for a backend that takes it."""
+    def _guards(self, evidence: Sequence[desc.Descriptors], mgs: Sequence[MGResult | None], budget: int) -> dict:
+        """``generate`` keywords that keep each explanation to its window's measured phrases
+        (``text.claim_guard``), for a backend that takes them."""
         if not getattr(self.llm, "guards_claims", False):
             return {}
         if self._guard is None:
-            self._guard = ClaimGuard(self.llm.tokenizer)
-        return {"banned": self._guard.banned}
+            self._guard = ClaimGuard(self.llm.tokenizer, self.llm.stop_ids)
+        return {"allowed": [self._guard.for_window(evidence_text.citable(d, m if self.cfg.mg_cues else None),
+                                                   budget) for d, m in zip(evidence, mgs)]}
 
     def _generate_explanations(self, batch, labels: Sequence[str], evidence: Sequence[desc.Descriptors],
                                mgs: Sequence[MGResult | None], max_new_tokens: int,
                                drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
         texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                  prefix=self._prefix("explain"), **self._guarded())
+                                  prefix=self._prefix("explain"), **self._guards(evidence, mgs, max_new_tokens))
         return [self.ground(evidence_text.opening(label) + text, ev, m, drop_unsupported)
                 for label, text, ev, m in zip(labels, texts, evidence, mgs)]
 
-    def _stream_after_opening(self, batch, label: str, max_new_tokens: int) -> Iterator[str]:
+    def _stream_after_opening(self, batch, label: str, evidence: desc.Descriptors, mgs: MGResult | None,
+                              max_new_tokens: int) -> Iterator[str]:
         yield evidence_text.opening(label)
+        guard = {k: v[0] for k, v in self._guards([evidence], [mgs], max_new_tokens).items()}
         yield from self.llm.generate_stream(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                            prefix=self._prefix("explain"), **self._guarded())
+                                            prefix=self._prefix("explain"), **guard)
 
     def explain_stream(self, window: WindowInput, label: str, max_new_tokens: int = 40) -> Iterator[str]:
         """Explanation text pieces as they are generated (not yet grounding-filtered); the first is
         the opening (`evidence_text.opening`), which names the label."""
-        batch, _ = self._explain_batch([window], [label])
-        return self._stream_after_opening(batch, label, max_new_tokens)
+        batch, p = self._explain_batch([window], [label])
+        return self._stream_after_opening(batch, label, p.evidence[0], p.mgs[0], max_new_tokens)

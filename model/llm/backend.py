@@ -19,7 +19,7 @@ from bodytalk.model.llm.label_trie import LabelTrie
 @runtime_checkable
 class LLMBackend(Protocol):
     tokenizer: Any                 # the base model's Hugging Face tokenizer (chat template, label answers)
-    guards_claims: bool            # generate()/generate_stream() take banned= (text.claim_guard)
+    guards_claims: bool            # generate()/generate_stream() take allowed= (text.claim_guard)
 
     @property
     def hidden_size(self) -> int: ...
@@ -48,11 +48,12 @@ class LLMBackend(Protocol):
         """Each label's probability [B, L], summing to 1 over ``labels``."""
 
     def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                 do_sample: bool = False, prefix: Any = None) -> list[str]:
-        """B continuations, greedy by default, ending at EOS or the end of turn."""
+                 do_sample: bool = False, prefix: Any = None, allowed: Any = None) -> list[str]:
+        """B continuations, greedy by default, ending at EOS or the end of turn; ``allowed``: per row
+        None or a guard (``guards_claims`` says whether this backend applies guards)."""
 
     def generate_stream(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                        do_sample: bool = False, prefix: Any = None) -> Iterator[str]:
+                        do_sample: bool = False, prefix: Any = None, allowed: Any = None) -> Iterator[str]:
         """One prompt's continuation (B = 1) as text pieces while it is decoded."""
 
     def save_adapter(self, folder) -> None:

@@ -27,11 +27,11 @@ from bodytalk.model.llm.hf_conventions import kv_name, positions as position_ids
 
 def stream(lm, tokenizer, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int,
            eos: Sequence[int], prefix=None, last: Tensor | None = None,
-           banned: Callable[[Sequence[int]], set[int]] | None = None) -> Iterator[str]:
+           allowed: Callable[[Sequence[int]], set[int]] | None = None) -> Iterator[str]:
     """Text pieces of the greedy continuation of ONE prompt: inputs_embeds [1, N, H] and its
     attention_mask [1, N] (left padding allowed), after `prefix` (a llm.PrefixCache) if given.
-    `last`: the logits_to_keep index of the last position (llm._LAST); `banned(ids)`: token ids the
-    next token may not be after the generated `ids` (as generate()'s logits processor)."""
+    `last`: the logits_to_keep index of the last position (llm._LAST); `allowed(ids)`: the token ids
+    the next token may be after the generated `ids` (as generate()'s logits processor)."""
     from transformers import DynamicCache
 
 
@@ -54,8 +54,9 @@ def stream(lm, tokenizer, inputs_embeds: Tensor, attention_mask: Tensor, max_new
             logits = out.logits[0, -1]                                          # [V]
             if len(ids) < least:
                 logits[list(stops)] = float("-inf")
-            if banned is not None and (ban := banned(ids)):
-                logits[list(ban)] = float("-inf")
+            if allowed is not None:
+                keep = torch.tensor(sorted(allowed(ids)), dtype=torch.long, device=logits.device)
+                logits = torch.full_like(logits, float("-inf")).index_copy(0, keep, logits[keep])
             token = int(logits.argmax())
         if token in stops:
             break

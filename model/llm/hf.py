@@ -29,8 +29,8 @@ from bodytalk.model.constants import DEFAULT_BASE
 from bodytalk.model.llm.label_trie import SCORINGS, LabelTrie
 from bodytalk.model.llm.weights import resolve_base
 
-# banned(generated ids) -> token ids the next token may not be (text.claim_guard.ClaimGuard.banned)
-Banned = Callable[[Sequence[int]], set[int]]
+# allowed(generated ids) -> the token ids the next token may be (text.claim_guard.WindowGuard)
+Allowed = Callable[[Sequence[int]], set[int]]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Logits of the last position only, picked by an index tensor rather than `logits_to_keep=1`: the
@@ -84,7 +84,12 @@ class PrefixCache:
 
 
 class SkeletonLLM(nn.Module):
-    guards_claims = True   # generate()/generate_stream() take banned= (text.claim_guard)
+    guards_claims = True   # generate()/generate_stream() take allowed= (text.claim_guard)
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """The token ids that end an answer (EOS, the end of turn when it is one token)."""
+        return self._stops()
 
     def __init__(self, config: LLMConfig, lm: nn.Module, tokenizer) -> None:
         super().__init__()
@@ -236,21 +241,22 @@ class SkeletonLLM(nn.Module):
         return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix, scoring).softmax(-1)
 
     def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                 do_sample: bool = False, prefix: PrefixCache | None = None, banned: Banned | None = None) -> list[str]:
+                 do_sample: bool = False, prefix: PrefixCache | None = None,
+                 allowed: Sequence[Allowed | None] | None = None) -> list[str]:
         """Continue each prompt (inputs_embeds [B, N, H], left-padded attention_mask [B, N]); greedy by
-        default. Returns B texts. ``banned(ids)``: token ids the next token may not be, after a row's
-        generated ``ids`` (``text.claim_guard.ClaimGuard.banned``).
+        default. Returns B texts. ``allowed``: per row, None or ``allowed(ids)``, the token ids that may
+        follow the row's generated ``ids`` (``text.claim_guard``).
 
         With `prefix` the prompts hold only what follows the cached prefix: the explanation prompt's
         shared system text is then not run again for every explanation (the time to first token)."""
-        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix, banned)
+        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix, allowed)
         with torch.inference_mode(), int8_copies.decoding():     # int8 copies, if enabled
             ids = self.lm.generate(**kwargs)                                        # [B, new tokens]
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
 
     def generate_stream(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
                         do_sample: bool = False, prefix: PrefixCache | None = None,
-                        banned: Banned | None = None) -> Iterator[str]:
+                        allowed: Allowed | None = None) -> Iterator[str]:
         """generate() for one prompt (B = 1), as text pieces while they are decoded: greedy decoding runs
         on the caller's thread (greedy.py says why), sampling on transformers' streamer thread."""
         from transformers import TextIteratorStreamer
@@ -260,8 +266,8 @@ class SkeletonLLM(nn.Module):
         if not do_sample:
             eos, last = self._stops(), self._last()
             return greedy.stream(self.lm, self.tokenizer, inputs_embeds.to(self.config.device),
-                                 attention_mask.to(self.config.device), max_new_tokens, eos, prefix, last, banned)
-        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix, banned)
+                                 attention_mask.to(self.config.device), max_new_tokens, eos, prefix, last, allowed)
+        kwargs = self._generate_kwargs(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix, [allowed])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         return _stream(lambda: self.lm.generate(**kwargs, streamer=streamer), streamer)
 
@@ -278,7 +284,8 @@ class SkeletonLLM(nn.Module):
         return _LAST if "logits_to_keep" in inspect.signature(base.forward).parameters else None
 
     def _generate_kwargs(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int,
-                         do_sample: bool, prefix: PrefixCache | None, banned: Banned | None = None) -> dict:
+                         do_sample: bool, prefix: PrefixCache | None,
+                         allowed: Sequence[Allowed | None] | None = None) -> dict:
         """transformers' generate() arguments for these prompts."""
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -296,24 +303,27 @@ class SkeletonLLM(nn.Module):
             mask = torch.cat([mask.new_ones(batch, prefix.length), mask], dim=1)
             kwargs[hf.kv_name(self.lm)] = prefix.expand(batch, self.lm.config)
         kwargs.update(inputs_embeds=embeds, attention_mask=mask)
-        if banned is not None:
-            kwargs["logits_processor"] = LogitsProcessorList([_Ban(banned)])
+        if allowed is not None and any(a is not None for a in allowed):
+            kwargs["logits_processor"] = LogitsProcessorList([_Allow(list(allowed))])
         if last is not None:
             kwargs["logits_to_keep"] = last
         return kwargs
 
 
-class _Ban:
-    """transformers logits processor: each row's ``banned(generated ids)`` get -inf. With
-    ``inputs_embeds`` generate() hands processors the generated ids only (no prompt ids)."""
+class _Allow:
+    """transformers logits processor: in a row with a guard, every token but ``allowed(generated ids)``
+    gets -inf. With ``inputs_embeds`` generate() hands processors the generated ids only."""
 
-    def __init__(self, banned: Banned) -> None:
-        self.banned = banned
+    def __init__(self, allowed: list[Allowed | None]) -> None:
+        self.allowed = allowed
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:           # [B, n], [B, V]
         for row, ids in enumerate(input_ids.tolist()):
-            if ban := self.banned(ids):
-                scores[row, list(ban)] = float("-inf")
+            if self.allowed[row] is not None:
+                keep = torch.tensor(sorted(self.allowed[row](ids)), dtype=torch.long, device=scores.device)
+                kept = scores[row, keep]
+                scores[row] = float("-inf")
+                scores[row, keep] = kept
         return scores
 
 

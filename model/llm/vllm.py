@@ -187,16 +187,18 @@ class VLLMSkeletonLLM:
         return self.label_log_likelihoods(inputs_embeds, attention_mask, labels, prefix, scoring).softmax(-1)
 
     def generate(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                 do_sample: bool = False, prefix: Tensor | None = None) -> list[str]:
+                 do_sample: bool = False, prefix: Tensor | None = None, allowed=None) -> list[str]:
         """Continue each prompt (inputs_embeds [B, N, H], left-padded attention_mask [B, N]), greedy by
         default, stopping at EOS or the end of turn: B texts. `prefix` (from cache_prefix) is prepended
-        to every row."""
+        to every row. No guards (``guards_claims``): ``allowed`` must be None."""
+        _unguarded(allowed)
         return [r.text for r in self.transport.run(self._requests(inputs_embeds, attention_mask, max_new_tokens,
                                                                   do_sample, prefix))]
 
     def generate_stream(self, inputs_embeds: Tensor, attention_mask: Tensor, max_new_tokens: int = 40,
-                        do_sample: bool = False, prefix: Tensor | None = None) -> Iterator[str]:
+                        do_sample: bool = False, prefix: Tensor | None = None, allowed=None) -> Iterator[str]:
         """generate() for one prompt (B = 1), as text pieces while they are decoded."""
+        _unguarded(allowed)
         if inputs_embeds.shape[0] != 1:
             raise ValueError(f"generate_stream generates for one window at a time, got a batch of {inputs_embeds.shape[0]}")
         return self.transport.stream(self._requests(inputs_embeds, attention_mask, max_new_tokens, do_sample, prefix)[0])
@@ -315,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
           f"--enable-prompt-embeds --host 127.0.0.1 --port {args.port} --dtype {ck.cfg.llm.dtype} "
           f"--max-logprobs {max(len(ck.cfg.labels), 20)}")
     return 0
+
+
+def _unguarded(allowed) -> None:
+    if allowed is not None and (callable(allowed) or any(a is not None for a in allowed)):
+        raise ValueError("the vLLM backend decodes without guards (guards_claims is False): pass allowed=None")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,12 @@ def render(descriptors: Mapping[str, Descriptor], names: Sequence[str] = PROMPT_
                      + ([render_mgs(mgs)] if mgs is not None else []))
 
 
+def citable(descriptors: Mapping[str, Descriptor], mgs: MGResult | None = None) -> list[str]:
+    """Every phrase an explanation of this window may cite: each measured descriptor's phrase, then
+    (given ``mgs``) the detected micro-gestures' (what ``explain_template`` picks from)."""
+    return [d.phrase for d in descriptors.values() if d.valid] + (mg_phrases(mgs) if mgs is not None else [])
+
+
 def canonical_label(label: str) -> str:
     key = label.strip().lower()
     return ALIASES.get(key, key)
@@ -132,4 +138,4 @@ def explain_template(descriptors: Mapping[str, Descriptor], label: str,
 
 
 __all__ = ["PROMPT_NAMES", "LABEL_CUES", "render", "explain_template", "opening", "named_label", "support",
-           "canonical_label"]
+           "canonical_label", "citable"]

@@ -78,8 +78,8 @@ def test_explanations_open_with_the_label_they_explain(model):
     """Recognition decides the label; generation continues after "Sad movement:" (the random tiny
     model would otherwise name anything)."""
     window = _windows(1)
-    (raw, _), = model.explain(window, ["sad"], max_new_tokens=6, drop_unsupported=False)
-    pieces = list(model.explain_stream(window[0], "sad", max_new_tokens=6))
+    (raw, _), = model.explain(window, ["sad"], max_new_tokens=40, drop_unsupported=False)
+    pieces = list(model.explain_stream(window[0], "sad", max_new_tokens=40))
     assert raw.startswith("Sad movement:") and pieces[0] == "Sad movement:"
     from bodytalk.model.text.grounding import trim_unfinished
 

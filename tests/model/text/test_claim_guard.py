@@ -1,58 +1,77 @@
-"""The claim guard: which next tokens an explanation may not take, and that both decoders obey it."""
+"""Grounded decoding (text.claim_guard): whatever the model prefers among the allowed tokens, the
+explanation is its window's measured phrases, none twice, within the token budget; and both decoders
+(whole and streamed) obey the guard and agree."""
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
+from bodytalk.model.skeleton import descriptors as desc
+from bodytalk.model.text import evidence_text, grounding
 from bodytalk.model.text.claim_guard import ClaimGuard
+from tests.model.motions import random_motion
 
 
-class _Vocab:
-    """A tokenizer stand-in: ids are positions in this list."""
-    TOKENS = [" little", " limb", " movement", " (", "0", ".", "1", " m", "),", " hands", ");", " smile",
-              " sm", "all", " face", " Facing", ",", " eyes"]
-
-    def __len__(self) -> int:
-        return len(self.TOKENS)
-
-    def batch_decode(self, rows):
-        return ["".join(self.TOKENS[i] for i in row) for row in rows]
+def _descriptors(seed: int) -> desc.Descriptors:
+    return desc.compute(*random_motion(np.random.default_rng(seed)), fps=30.0)
 
 
-def ids(*words: str) -> list[int]:
-    return [_Vocab.TOKENS.index(w) for w in words]
+def _walk(guard, stops, rng, limit: int = 200) -> list[int]:
+    """Decode by picking a random allowed token each step (any model's choices), until a stop."""
+    ids: list[int] = []
+    for _ in range(limit):
+        allowed = sorted(guard(ids))
+        token = int(rng.choice(allowed))
+        if token in stops:
+            return ids
+        ids.append(token)
+    raise AssertionError("the guard never allowed only the end")
 
 
-def test_separators_and_unobservable_whole_words_are_found():
-    g = ClaimGuard(_Vocab())
-    assert g.separators == set(ids("),", ");", ","))
-    assert g.unobservable == set(ids(" smile", " face", " eyes"))   # not "sm" (of "small"), not " Facing"
+@pytest.mark.parametrize("seed", range(6))
+def test_any_choice_among_the_allowed_tokens_is_grounded(tiny_llm, seed):
+    tok, stops = tiny_llm.tokenizer, set(tiny_llm.stop_ids)
+    d = _descriptors(seed)
+    phrases = evidence_text.citable(d)
+    budget = 40 if seed % 2 else 24
+    guard = ClaimGuard(tok, sorted(stops), max_claims=3).for_window(phrases, budget)
+    ids = _walk(guard, stops, np.random.default_rng(seed))
+    assert 0 < len(ids) <= budget
+    text = tok.decode(ids)
+    assert text.endswith(".")
+    claims = [c.strip() for c in text[:-1].replace(";", ",").split(",")]   # phrases hold no "," here
+    assert all(c in phrases for c in claims) and len(set(claims)) == len(claims) <= 3
+    full = evidence_text.opening("sad") + text
+    assert grounding.check(full, d) == []
 
 
-def test_a_new_claim_cannot_open_as_an_earlier_one():
-    g = ClaimGuard(_Vocab())
-    first = ids(" little", " limb", " movement", " (", "0", ".", "1", " m", "),")
-    assert g.claim_starts(first) == ids(" little")
-    assert set(ids(" little")) <= g.banned(first)                        # at a claim start
-    assert not set(ids(" little")) & g.banned(first[:3])                 # inside a claim: free
-    both = first + ids(" hands", " (", "0", ");")
-    assert set(ids(" little", " hands")) <= g.banned(both)
-    assert g.banned([]) == g.unobservable                                 # the first claim: only the words
+def test_no_phrase_means_no_guard_and_a_spent_budget_ends_the_text(tiny_llm):
+    guard = ClaimGuard(tiny_llm.tokenizer, tiny_llm.stop_ids)
+    assert guard.for_window([], 40) is None
+    tight = guard.for_window(["hands nearly still (0.03 m/s)"], 3)     # the phrase alone is longer
+    assert tight([]) == set(tiny_llm.stop_ids)
 
 
-def test_both_decoders_obey_the_ban_and_agree(tiny_llm):
+def test_both_decoders_obey_the_guard_and_agree(tiny_llm):
     torch.manual_seed(0)
-    embeds = torch.randn(1, 5, tiny_llm.hidden_size)
-    mask = torch.ones(1, 5, dtype=torch.long)
-    seen: list[list[int]] = []
+    embeds = torch.randn(2, 5, tiny_llm.hidden_size)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    phrases = evidence_text.citable(_descriptors(3))
+    guard = ClaimGuard(tiny_llm.tokenizer, tiny_llm.stop_ids).for_window(phrases, 30)
+    texts = tiny_llm.generate(embeds, mask, max_new_tokens=30, allowed=[guard, None])
+    claims = [c.strip() for c in texts[0].rstrip(".").replace(";", ",").split(",")]
+    assert texts[0].endswith(".") and all(c in phrases for c in claims)
+    alone = "".join(tiny_llm.generate_stream(embeds[:1], mask[:1], max_new_tokens=30, allowed=guard))
+    assert alone == texts[0]
+    free = tiny_llm.generate(embeds[1:], mask[1:], max_new_tokens=30)[0]
+    assert free == texts[1]                          # an unguarded row decodes as without the guard
 
-    def watch(got):                      # the decoder hands the guard the ids generated so far
-        seen.append(list(got))
-        return set()
-    free = tiny_llm.generate(embeds, mask, max_new_tokens=6, banned=watch)[0]
-    assert seen[0] == [] and len(seen[-1]) >= 1
-    first = seen[-1][0]
-    ban = lambda got: {first} if not got else set()  # noqa: E731
-    seen.clear()
-    guarded = tiny_llm.generate(embeds, mask, max_new_tokens=6, banned=lambda got: watch(got) | ban(got))[0]
-    assert seen[-1][0] != first and guarded != free
-    assert "".join(tiny_llm.generate_stream(embeds, mask, max_new_tokens=6, banned=ban)) == guarded
+
+def test_served_explanations_are_the_windows_phrases(tiny_emotion_model):
+    from bodytalk.model.skeleton.features import WindowInput
+    model = tiny_emotion_model(0)
+    rng = np.random.default_rng(0)
+    wins = [WindowInput(*random_motion(rng), fps=30.0, layout="kinect_v2") for _ in range(3)]
+    for text, bad in model.explain(wins, ["sad", "happy", "angry"], drop_unsupported=False):
+        assert bad == [] and text.endswith(".")
