@@ -215,11 +215,12 @@ class EmotionModel:
         if self.label_path(path) == "head":
             return head_logits.softmax(-1)
         batch = self._builder("recognise").build(tokens, list(evidence_texts), with_prefix=False)
-        probs = self.llm.score_labels(batch.inputs_embeds, batch.attention_mask, self.labels,
-                                      prefix=self._prefix("recognise"))
-        if not self.cfg.projector.head_prior:
-            return probs
-        return head_prior_logits(probs.clamp_min(1e-30).log(), head_logits.to(probs.device)).softmax(-1)
+        scores = self.llm.label_log_likelihoods(batch.inputs_embeds, batch.attention_mask, self.labels,
+                                                prefix=self._prefix("recognise"),
+                                                scoring=self.llm.config.label_scoring)           # [B, L]
+        if self.cfg.projector.head_prior:
+            scores = head_prior_logits(scores, head_logits.to(scores.device))
+        return scores.softmax(-1)
 
     def _explain_batch(self, windows: Sequence[WindowInput], labels: Sequence[str]):
         p = self.prepare(windows)

@@ -55,8 +55,7 @@ def stream(lm, tokenizer, inputs_embeds: Tensor, attention_mask: Tensor, max_new
             if len(ids) < least:
                 logits[list(stops)] = float("-inf")
             if allowed is not None:
-                keep = torch.tensor(sorted(allowed(ids)), dtype=torch.long, device=logits.device)
-                logits = torch.full_like(logits, float("-inf")).index_copy(0, keep, logits[keep])
+                logits = keep_only(logits, allowed(ids))
             token = int(logits.argmax())
         if token in stops:
             break
@@ -73,6 +72,12 @@ def stream(lm, tokenizer, inputs_embeds: Tensor, attention_mask: Tensor, max_new
     text = tokenizer.decode(ids, skip_special_tokens=True)
     if len(text) > shown:
         yield text[shown:]
+
+
+def keep_only(logits: Tensor, ids) -> Tensor:
+    """``logits [V]`` with every token but ``ids`` at -inf (a guard's mask, text.claim_guard)."""
+    keep = torch.tensor(sorted(ids), dtype=torch.long, device=logits.device)
+    return torch.full_like(logits, float("-inf")).index_copy(0, keep, logits[keep])
 
 
 def settled(text: str) -> int:

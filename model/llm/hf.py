@@ -320,10 +320,7 @@ class _Allow:
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:           # [B, n], [B, V]
         for row, ids in enumerate(input_ids.tolist()):
             if self.allowed[row] is not None:
-                keep = torch.tensor(sorted(self.allowed[row](ids)), dtype=torch.long, device=scores.device)
-                kept = scores[row, keep]
-                scores[row] = float("-inf")
-                scores[row, keep] = kept
+                scores[row] = greedy.keep_only(scores[row], self.allowed[row](ids))
         return scores
 
 
