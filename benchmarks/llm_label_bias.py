@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--write", type=Path, help="also replace this script's section of a BENCHMARKS.md")
     args = ap.parse_args(argv)
+    if args.per_label < 1 or args.threads < 1:
+        ap.error("--per-label and --threads must be at least 1")
     torch.set_num_threads(args.threads)
     folders = sorted(p.parent.parent for p in args.sweep.glob("*/eval/predictions.npz")
                      if "llm" in np.load(p).files)
