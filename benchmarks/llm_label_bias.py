@@ -68,17 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.per_label < 1 or args.threads < 1:
         ap.error("--per-label and --threads must be at least 1")
     torch.set_num_threads(args.threads)
-    folders = sorted(p.parent.parent for p in args.sweep.glob("*/eval/predictions.npz")
-                     if "llm" in np.load(p).files)
-    if not folders:
+    scored = {}   # fold folder -> its held-out predictions, read once
+    for path in sorted(args.sweep.glob("*/eval/predictions.npz")):
+        with np.load(path) as z:
+            if "llm" in z.files:
+                scored[path.parent.parent] = {k: z[k] for k in ("truth", "clip", "head", "llm")}
+    if not scored:
         raise SystemExit(f"{args.sweep}: no fold scored the LLM path (OUT/<fold>/eval/predictions.npz with 'llm')")
     header = machine()
     rows = [("| held out | bias per label (training windows) | head clips | LLM path clips | LLM minus bias clips "
              "| window acc head / LLM / minus bias |"), "|---|---|---|---|---|---|"]
-    for folder in folders:
+    for folder, pred in scored.items():
         bias, labels = training_bias(folder, args.per_label)
-        with np.load(folder / "eval" / "predictions.npz") as z:
-            y, clip, head, llm = z["truth"], z["clip"], z["head"], z["llm"]
+        y, clip, head, llm = pred["truth"], pred["clip"], pred["head"], pred["llm"]
         z_cal = np.log(head + TINY) + centred_scores(llm, head) - bias
         calibrated = np.exp(z_cal - z_cal.max(1, keepdims=True))
         scores = [report.classification(y, p / p.sum(1, keepdims=True), clip, labels)
