@@ -51,7 +51,7 @@ def test_malformed_packets_are_counted():
     reader = SourceReader(_uri(server))
     try:
         reader.take(2)
-        server.extra += [b"\x07", b"\x07\x00\x10\x00" + b"\x01" * 7, b"\x05\x00\x04\x00\x09\x00\x00\x00\x63"]
+        server.extra.put(b"\x07", b"\x07\x00\x10\x00" + b"\x01" * 7, b"\x05\x00\x04\x00\x09\x00\x00\x00\x63")
         while reader.src.counters["malformed"] < 3:
             reader.take(1)
         reader.take(2)

@@ -38,7 +38,7 @@ def test_garbage_frames_are_counted_and_the_stream_goes_on(rig):
     reader = SourceReader(f"neuron://127.0.0.1:{server.port}?header={rig}")
     try:
         reader.take(2)
-        server.extra += [b"0 Avatar00 1 2 3 ||", b"0 Avatar00 " + b"x " * 114 + b"||"]
+        server.extra.put(b"0 Avatar00 1 2 3 ||", b"0 Avatar00 " + b"x " * 114 + b"||")
         while reader.src.counters["malformed"] < 2:
             reader.take(1)
         reader.take(3)

@@ -12,6 +12,8 @@ import socket
 import struct
 import threading
 
+from tests.capture.fakes.outbox import Outbox
+
 NAT_CONNECT, NAT_SERVERINFO, NAT_REQUEST_MODELDEF, NAT_MODELDEF, NAT_FRAMEOFDATA = 0, 1, 4, 5, 7
 VERSION = (3, 1, 0, 0)
 # (bone id, name, parent id, offset in metres): a Motive "Baseline" skeleton, parents first.
@@ -78,7 +80,7 @@ class NatNetServer:
         self.port = self.sock.getsockname()[1]
         self.clients: set = set()
         self.requests: list[int] = []
-        self.extra: list[bytes] = []          # raw datagrams to send to clients next
+        self.extra = Outbox()                 # raw datagrams to send to clients next
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -98,10 +100,10 @@ class NatNetServer:
                 continue
             except socket.timeout:
                 pass
+            extra = self.extra.take() if self.clients else []   # kept until someone listens
             for addr in self.clients:
-                for data in self.extra + [frame(number, self.skeletons, self.untracked)]:
+                for data in extra + [frame(number, self.skeletons, self.untracked)]:
                     self.sock.sendto(data, addr)
-            self.extra.clear()
             number += 1
 
     def stop(self) -> None:

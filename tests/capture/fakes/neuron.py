@@ -9,6 +9,8 @@ import socket
 import threading
 from pathlib import Path
 
+from tests.capture.fakes.outbox import Outbox
+
 # (joint, parent, offset in cm)
 RIG = [
     ("Hips", None, (0, 100, 0)), ("Spine", "Hips", (0, 10, 0)), ("Spine1", "Spine", (0, 10, 0)),
@@ -79,7 +81,7 @@ class NeuronServer:
         self.port = self.listener.getsockname()[1]
         self.period, self.avatar = 1.0 / rate, avatar
         self.clients: list[socket.socket] = []
-        self.extra: list[bytes] = []          # raw bytes to send before the next frame
+        self.extra = Outbox()                 # raw bytes to send before the next frame
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -91,8 +93,7 @@ class NeuronServer:
                 self.clients.append(self.listener.accept()[0])
             except socket.timeout:
                 pass
-            data = b"".join(self.extra) + f"{self.avatar} Avatar00 {frame_values(frame)} ||".encode()
-            self.extra.clear()
+            data = b"".join(self.extra.take()) + f"{self.avatar} Avatar00 {frame_values(frame)} ||".encode()
             for c in list(self.clients):
                 try:
                     c.sendall(data)
