@@ -13,13 +13,13 @@ constant per window) and scores the three label paths on the same windows:
 
     python benchmarks/llm_label_bias.py runs/llm-folds [--per-label 10] [--threads 2] [--write BENCHMARKS.md]
 
-It reads only training windows to measure the bias and changes nothing it serves; a calibration
-chosen from its held-out rows would be tuned on the held-out fold.
+It reads only training windows to measure the bias and changes nothing it serves. The measurement
+is now the instruct stage's (``instruct.label_bias_windows``, train/label_bias.py) and `bodytalk
+label-bias` stores it in a checkpoint; this script is the what-if for sweeps trained without it.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -27,9 +27,7 @@ import numpy as np
 import torch
 
 from bodytalk.model.registry import load_model
-from bodytalk.train import baselines, config as config_io, report
-from bodytalk.train.data import DataConfig, load
-from bodytalk.train.splits import Split
+from bodytalk.train import label_bias, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine, publish  # noqa: E402
@@ -44,18 +42,14 @@ def centred_scores(llm: np.ndarray, head: np.ndarray) -> np.ndarray:
 
 
 def training_bias(folder: Path, per_label: int, seed: int = 0) -> tuple[np.ndarray, tuple[str, ...]]:
-    """``[L]`` mean centred LLM score over ``per_label`` seeded training windows of each label of a fold."""
+    """``[L]`` a fold's label bias (label_bias.measure on its training windows); refuses a checkpoint
+    that already carries one (its eval scored the calibrated path: subtracting again would count it twice)."""
     model = load_model(folder / "checkpoint", with_llm=True)
     if model.llm is None or not model.cfg.projector.head_prior:
         raise SystemExit(f"{folder}: needs an LLM checkpoint trained with projector.head_prior")
-    cfg = dataclasses.replace(config_io.parse(DataConfig, model.meta["data_config"]), labels=model.labels)
-    train = load(cfg, progress=False).take(Split.from_dict(model.meta["split"]).train)
-    rng = np.random.default_rng(seed)
-    pick = np.concatenate([rng.choice(np.flatnonzero(train.label == k), min(per_label, int((train.label == k).sum())),
-                                      replace=False) for k in range(len(model.labels))])
-    inputs = baselines.windows_of(train.subset(np.sort(pick)))
-    s = centred_scores(baselines.model_probs(model, inputs, "llm"), baselines.model_probs(model, inputs, "head"))
-    return np.nanmean(s, 0), model.labels
+    if model.cfg.label_bias is not None:
+        raise SystemExit(f"{folder}: the checkpoint already carries a label bias; its eval is the calibrated path")
+    return np.array(label_bias.measure(model, label_bias.training_windows(model), per_label, seed)), model.labels
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,8 @@ Loading needs no guessing: everything to rebuild the modules is in config.json.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from bodytalk.model.llm.hf import LLMConfig
 from bodytalk.model.projector import Projector, ProjectorConfig, evidence_dim
 
 FORMAT = "bodytalk-checkpoint/1"
+MAX_LABEL_BIAS = 20.0   # nats; a label bias beyond it is a corrupt file, not a measurement
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,14 @@ class ModelConfig:
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     llm: LLMConfig | None = field(default_factory=LLMConfig)  # None: encoder-only (fast label head)
     mg_cues: bool = False     # detected micro-gestures join the descriptors in the prompt (issue 7 ablation)
+    # [L] the LLM's label-word bias (its centred label scores averaged over training windows,
+    # train/label_bias.py), taken out of its label scores before they are used; None: not measured
+    label_bias: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
+        if self.label_bias is not None:
+            object.__setattr__(self, "label_bias", _label_bias(self.label_bias, len(self.labels)))
         if len(set(self.labels)) != len(self.labels) or len(self.labels) < 2:
             raise ValueError(f"labels must be >= 2 distinct names: {self.labels}")
         if self.encoder.num_labels != len(self.labels):
@@ -83,6 +90,18 @@ class ModelConfig:
                    llm=LLMConfig(**llm) if llm else None, **d)
 
 
+def _label_bias(value, count: int) -> tuple[float, ...]:
+    """A checkpoint's label bias as ``count`` floats, or a one-line ValueError (the file is untrusted)."""
+    try:
+        bias = tuple(float(b) for b in value) if isinstance(value, (list, tuple)) else ()
+    except (TypeError, ValueError):
+        bias = ()
+    if len(bias) != count or not all(math.isfinite(b) and abs(b) <= MAX_LABEL_BIAS for b in bias):
+        raise ValueError(f"label_bias must hold {count} finite numbers within +-{MAX_LABEL_BIAS:g} "
+                         f"(one per label), not {value!r:.80}")
+    return bias
+
+
 def save(path: str | Path, cfg: ModelConfig, encoder: SkeletonEncoder, projector: Projector,
          llm=None, meta: dict | None = None) -> Path:
     """Write a checkpoint folder. ``llm`` with a LoRA adapter saves it under ``adapter/``."""
@@ -124,6 +143,18 @@ def load(path: str | Path) -> Loaded:
     projector.load_state_dict(load_file(str(path / "projector.safetensors")))
     adapter = path / doc["adapter"] if doc.get("adapter") else None
     return Loaded(cfg, encoder.eval(), projector.eval(), adapter, doc.get("meta", {}), path)
+
+
+def replace_config(path: str | Path, **changes) -> ModelConfig:
+    """Rewrite a checkpoint's config with ``changes`` (validated as ModelConfig); weights untouched."""
+    cfg_file = Path(path) / "config.json"
+    doc = json.loads(cfg_file.read_text())
+    cfg = replace(load(path).cfg, **changes)
+    doc["config"] = cfg.to_dict()
+    tmp = cfg_file.with_suffix(".json.tmp")   # written whole, then renamed: never half a config
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(cfg_file)
+    return cfg
 
 
 def describe(path: str | Path) -> dict[str, Any]:

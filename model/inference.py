@@ -208,16 +208,24 @@ class EmotionModel:
         return path
 
     @torch.no_grad()
+    def label_scores(self, tokens: torch.Tensor, evidence_texts: Sequence[str]) -> torch.Tensor:
+        """The LLM's own label scores ``[B, L]`` (log-softmax over the labels of each label's
+        log-likelihood), before the label bias and the head prior: what ``label_probs`` starts from."""
+        batch = self._builder("recognise").build(tokens, list(evidence_texts), with_prefix=False)
+        return self.llm.label_log_likelihoods(batch.inputs_embeds, batch.attention_mask, self.labels,
+                                              prefix=self._prefix("recognise"),
+                                              scoring=self.llm.config.label_scoring).log_softmax(-1)
+
+    @torch.no_grad()
     def label_probs(self, tokens: torch.Tensor, evidence_texts: Sequence[str], head_logits: torch.Tensor,
                     path: str = "auto") -> torch.Tensor:
         """Label probabilities [B, L] from precomputed tokenizer outputs (what a tokenizer worker
         sends the server): skeleton tokens [B, S, H], rendered descriptor lines (B), head logits [B, L]."""
         if self.label_path(path) == "head":
             return head_logits.softmax(-1)
-        batch = self._builder("recognise").build(tokens, list(evidence_texts), with_prefix=False)
-        scores = self.llm.label_log_likelihoods(batch.inputs_embeds, batch.attention_mask, self.labels,
-                                                prefix=self._prefix("recognise"),
-                                                scoring=self.llm.config.label_scoring)           # [B, L]
+        scores = self.label_scores(tokens, evidence_texts)                                        # [B, L]
+        if self.cfg.label_bias is not None:   # the LLM's taste for some label words, measured on training windows
+            scores = scores - scores.new_tensor(self.cfg.label_bias)
         if self.cfg.projector.head_prior:
             scores = head_prior_logits(scores, head_logits.to(scores.device))
         return scores.softmax(-1)

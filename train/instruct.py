@@ -41,7 +41,7 @@ from bodytalk.model.llm.hf_conventions import kv_name
 from bodytalk.model.llm.hf import SkeletonLLM
 from bodytalk.model.llm.prompt import PromptBuilder
 from bodytalk.model.projector import head_prior_logits
-from bodytalk.train import baselines, config as config_io, warmstart
+from bodytalk.train import baselines, config as config_io, label_bias, warmstart
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, WindowSet
 from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer
@@ -59,6 +59,7 @@ class InstructOptions:
     max_windows: int | None = None  # train on a seeded subset of the training windows (CPU budget)
     eval_windows: int | None = 64  # held-out windows both label paths score at the end (None: all)
     adapter_dtype: Literal["float32", "bfloat16", "float16"] = "float32"  # on disk (small demo files)
+    label_bias_windows: int = 0    # training windows per label the LLM's label-word bias is measured on (0: none)
 
     def __post_init__(self) -> None:
         if not (0 <= self.explain_share <= 1 and self.explain_weight >= 0):
@@ -66,6 +67,8 @@ class InstructOptions:
         if (self.max_windows is not None and self.max_windows < 1) or (self.eval_windows is not None
                                                                        and self.eval_windows < 1):
             raise ValueError("max_windows and eval_windows must be >= 1 (or null for all)")
+        if self.label_bias_windows < 0:
+            raise ValueError(f"label_bias_windows must be >= 0, not {self.label_bias_windows}")
 
 
 @strict
@@ -202,7 +205,7 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
         llm.load_adapter(start.adapter, trainable=True)
     else:
         llm.add_lora()
-    train = warmstart.pick(train, opts.max_windows, cfg.seed)
+    fold_train, train = train, warmstart.pick(train, opts.max_windows, cfg.seed)
     evidence = warmstart.evidence_of(train, start.cfg.mg_cues, cfg.runtime.progress and info.main)
     model = InstructModel(start.encoder, start.projector, llm, windows.labels, evidence, opts)
     enc = start.cfg.encoder
@@ -224,8 +227,13 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
                                     train_windows=len(train), eval_windows=len(held), trainable_params=trainable,
                                     windows_per_s=[h["windows_per_s"] for h in history])
         meta["label_path"] = better_path(final)
+        bias = None
+        if opts.label_bias_windows:   # measured on the fold's training windows, never its held-out ones
+            model.eval()
+            bias = label_bias.measure(EmotionModel(start.cfg, model.encoder, model.projector, llm), fold_train,
+                                      opts.label_bias_windows, cfg.seed)
         model.cpu()
-        EmotionModel(dataclasses.replace(start.cfg, llm=dataclasses.replace(llm_cfg, device="cpu")),
+        EmotionModel(dataclasses.replace(start.cfg, llm=dataclasses.replace(llm_cfg, device="cpu"), label_bias=bias),
                      model.encoder, model.projector, llm).save(rundir.checkpoint, meta)
         _cast_adapter(rundir.checkpoint / "adapter", opts.adapter_dtype)
         rundir.write_results({**meta, "train": train.summary(), "test": test.summary(), "history": history})
