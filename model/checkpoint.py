@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ def _label_bias(value, count: int) -> tuple[float, ...]:
     """A checkpoint's label bias as ``count`` floats, or a one-line ValueError (the file is untrusted)."""
     try:
         bias = tuple(float(b) for b in value) if isinstance(value, (list, tuple)) else ()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, ArithmeticError):   # a 400-digit JSON integer overflows float()
         bias = ()
     if len(bias) != count or not all(math.isfinite(b) and abs(b) <= MAX_LABEL_BIAS for b in bias):
         raise ValueError(f"label_bias must hold {count} finite numbers within +-{MAX_LABEL_BIAS:g} "
@@ -128,15 +128,21 @@ class Loaded:
     path: Path
 
 
-def load(path: str | Path) -> Loaded:
-    """Read a checkpoint folder (encoder and projector in eval mode; the LLM is loaded by the caller)."""
-    path = Path(path)
+def _document(path: Path) -> dict:
+    """A checkpoint folder's config.json, read and checked for its format."""
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{path} is not a bodytalk checkpoint (no config.json)")
     doc = json.loads(cfg_file.read_text())
     if doc.get("format") != FORMAT:
         raise ValueError(f"{cfg_file}: format {doc.get('format')!r}, expected {FORMAT!r}")
+    return doc
+
+
+def load(path: str | Path) -> Loaded:
+    """Read a checkpoint folder (encoder and projector in eval mode; the LLM is loaded by the caller)."""
+    path = Path(path)
+    doc = _document(path)
     cfg = ModelConfig.from_dict(doc["config"])
     encoder, projector = SkeletonEncoder(cfg.encoder), Projector(cfg.projector)
     encoder.load_state_dict(load_file(str(path / "encoder.safetensors")))
@@ -148,8 +154,8 @@ def load(path: str | Path) -> Loaded:
 def replace_config(path: str | Path, **changes) -> ModelConfig:
     """Rewrite a checkpoint's config with ``changes`` (validated as ModelConfig); weights untouched."""
     cfg_file = Path(path) / "config.json"
-    doc = json.loads(cfg_file.read_text())
-    cfg = replace(load(path).cfg, **changes)
+    doc = _document(Path(path))
+    cfg = ModelConfig.from_dict({**doc["config"], **changes})   # a corrupt field can be replaced, not only read
     doc["config"] = cfg.to_dict()
     tmp = cfg_file.with_suffix(".json.tmp")   # written whole, then renamed: never half a config
     tmp.write_text(json.dumps(doc, indent=2))
@@ -166,5 +172,6 @@ def describe(path: str | Path) -> dict[str, Any]:
             "layouts": list(ck.cfg.encoder.layouts), "encoder_params": n(ck.encoder),
             "projector_params": n(ck.projector), "skeleton_tokens": ck.cfg.prompt_tokens,
             "evidence_tokens": ck.cfg.projector.evidence_tokens, "adapter": str(ck.adapter) if ck.adapter else None,
-            "llm": asdict(ck.cfg.llm) if ck.cfg.llm else None, "size_mb": round(size / 1e6, 2), "meta": ck.meta}
+            "llm": asdict(ck.cfg.llm) if ck.cfg.llm else None, "label_bias": ck.cfg.label_bias,
+            "size_mb": round(size / 1e6, 2), "meta": ck.meta}
 

@@ -24,6 +24,7 @@ paths. Writes a full checkpoint: encoder, projector, adapter, config, meta (spli
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.text import evidence_text
 from bodytalk.model.constants import EXPLANATION, RECOGNITION, RECOGNITION_TOKENS
 from bodytalk.model.inference import EmotionModel
@@ -46,6 +48,8 @@ from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, WindowSet
 from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer
 from bodytalk.train.rundir import RunDir
+
+log = logging.getLogger("bodytalk.train")
 
 
 @strict
@@ -222,23 +226,38 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
     history = trainer.fit(data, lambda m, batch: m(*batch), evaluate if len(held) else None, on_epoch_end)
     if info.main:
         final = {k: v for k, v in history[-1].items() if k.startswith("test_")}
+        served = _served_config(model, start, fold_train, opts, cfg.seed)
+        if served.label_bias is not None and len(held):   # score the LLM path as it will serve
+            final = {**recognition_scores(EmotionModel(served, model.encoder, model.projector, llm), held),
+                     "test_llm_acc_without_label_bias": final.get("test_llm_acc")}
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         meta = warmstart.stage_meta("instruct", cfg, out, split, windows, final, start.meta,
                                     train_windows=len(train), eval_windows=len(held), trainable_params=trainable,
                                     windows_per_s=[h["windows_per_s"] for h in history])
         meta["label_path"] = better_path(final)
-        bias = None
-        if opts.label_bias_windows:   # measured on the fold's training windows, never its held-out ones
-            model.eval()
-            bias = label_bias.measure(EmotionModel(start.cfg, model.encoder, model.projector, llm), fold_train,
-                                      opts.label_bias_windows, cfg.seed)
         model.cpu()
-        EmotionModel(dataclasses.replace(start.cfg, llm=dataclasses.replace(llm_cfg, device="cpu"), label_bias=bias),
+        EmotionModel(dataclasses.replace(served, llm=dataclasses.replace(llm_cfg, device="cpu")),
                      model.encoder, model.projector, llm).save(rundir.checkpoint, meta)
         _cast_adapter(rundir.checkpoint / "adapter", opts.adapter_dtype)
         rundir.write_results({**meta, "train": train.summary(), "test": test.summary(), "history": history})
     info.barrier()
     return out
+
+
+def _served_config(model: InstructModel, start: warmstart.Start, train: WindowSet, opts: InstructOptions,
+                   seed: int) -> ModelConfig:
+    """The checkpoint's config, with the LLM's label-word bias measured on the fold's training windows
+    (never its held-out ones) when ``opts.label_bias_windows``; without it when that cannot be measured."""
+    if not opts.label_bias_windows:
+        return start.cfg
+    model.eval()
+    try:
+        bias = label_bias.measure(EmotionModel(start.cfg, model.encoder, model.projector, model.llm), train,
+                                  opts.label_bias_windows, seed)
+        return dataclasses.replace(start.cfg, label_bias=bias)   # validated: one finite value per label
+    except ValueError as err:   # no readable window, or a value no checkpoint may hold: the run is kept
+        log.warning("the LLM's label bias is not stored: %s", err)
+        return start.cfg
 
 
 def recognition_scores(model: EmotionModel, ws: WindowSet) -> dict[str, float]:

@@ -11,8 +11,12 @@ class-balanced sample of the checkpoint's own training windows; it is the same m
 "contextual calibration" makes with an empty input, made on inputs the model was trained on, so
 the held-out fold is never read.
 
-The instruct stage measures it when ``instruct.label_bias_windows`` > 0. For a checkpoint trained
-without it:
+The instruct stage measures it when ``instruct.label_bias_windows`` > 0, with the exact weights it
+trained; the command below loads the checkpoint as serving does (int8 copies of the LLM's weights,
+`EmotionModel.load`), so its figures can differ from the stage's in the second decimal. The stage
+scores its held-out windows with the corrected path (``test_llm_acc``; the uncorrected one as
+``test_llm_acc_without_label_bias``); the command leaves a checkpoint's recorded metrics and
+``label_path`` as they were (re-evaluate with `bodytalk eval`). For a checkpoint trained without it:
 
     bodytalk label-bias runs/bandai/checkpoint [--per-label 10] [--seed 0]
     bodytalk label-bias runs/bandai/checkpoint --per-label 0        # remove it
@@ -75,9 +79,10 @@ def training_windows(model: EmotionModel) -> WindowSet:
     meta = model.meta
     if "data_config" not in meta:
         raise ValueError("the checkpoint records no training data (meta.data_config): train it with `bodytalk train`")
+    if "split" not in meta:   # without it the training side is unknown, and held-out windows could be read
+        raise ValueError("the checkpoint records no split (meta.split): its training windows are unknown")
     cfg = dataclasses.replace(config_io.parse(DataConfig, meta["data_config"]), labels=model.labels)
-    windows = load(cfg, progress=False)
-    return windows.take(Split.from_dict(meta["split"]).train) if meta.get("split") else windows
+    return load(cfg, progress=False).take(Split.from_dict(meta["split"]).train)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         model = EmotionModel.load(args.checkpoint, with_llm=True)
         bias = measure(model, training_windows(model), args.per_label, args.seed)
         checkpoint.replace_config(args.checkpoint, label_bias=bias)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, ArithmeticError) as err:
         log.error("%s", err)
         return 2
     print(f"{args.checkpoint}: label bias " + ", ".join(f"{lab} {b:+.2f}" for lab, b in zip(model.labels, bias)))

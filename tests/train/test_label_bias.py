@@ -14,7 +14,7 @@ import torch
 from bodytalk.cli import main as cli
 from bodytalk.model import checkpoint
 from bodytalk.model.inference import EmotionModel
-from bodytalk.train import baselines, config, data, instruct, label_bias
+from bodytalk.train import baselines, config, data, instruct, label_bias, warmstart
 from bodytalk.train.splits import Split
 
 
@@ -38,6 +38,18 @@ def test_the_instruct_stage_stores_a_centred_bias_measured_on_training_windows(c
     assert label_bias.measure(model, train, 3, cfg.seed) == pytest.approx(bias, abs=1e-3)
 
 
+def test_the_stage_records_the_held_out_score_of_the_path_it_serves(calibrated):
+    cfg, ckpt = calibrated
+    model = EmotionModel.load(ckpt, int8=False)
+    metrics = json.loads((ckpt.parent / "results.json").read_text())["metrics"]
+    assert {"test_llm_acc", "test_head_acc", "test_llm_acc_without_label_bias"} <= set(metrics)
+    _, _, _, test = data.load_split(cfg.data, progress=False)
+    held = warmstart.pick(test, cfg.instruct.eval_windows, cfg.seed)
+    scores = instruct.recognition_scores(model, held)   # the checkpoint as saved: the bias taken out
+    assert scores["test_llm_acc"] == pytest.approx(metrics["test_llm_acc"], abs=1 / len(held))
+    assert model.meta["label_path"] == instruct.better_path(metrics)
+
+
 def test_served_label_probabilities_take_the_bias_out_of_the_llms_scores(calibrated):
     cfg, ckpt = calibrated
     model = EmotionModel.load(ckpt, int8=False)
@@ -59,7 +71,7 @@ def test_the_command_measures_and_removes_the_bias(calibrated, tmp_path, capsys)
     copy = shutil.copytree(ckpt, tmp_path / "ckpt")
     assert cli(["label-bias", str(copy), "--per-label", "0"]) == 0
     assert checkpoint.load(copy).cfg.label_bias is None
-    assert cli(["label-bias", str(copy), "--per-label", "3"]) == 0
+    assert cli(["label-bias", str(copy), "--per-label", "3", "--seed", str(calibrated[0].seed)]) == 0
     assert checkpoint.load(copy).cfg.label_bias == pytest.approx(checkpoint.load(ckpt).cfg.label_bias, abs=1e-3)
     assert "label bias" in capsys.readouterr().out
 
@@ -76,6 +88,7 @@ def test_the_command_refuses_a_missing_checkpoint_in_one_line(tmp_path, caplog):
     lambda n: "a" * n,                      # a string of the right length
     lambda n: [{"a": 1}] + [0.0] * (n - 1),
     lambda n: 5,
+    lambda n: [10 ** 400] + [0] * (n - 1),  # a JSON integer float() cannot hold
 ])
 def test_a_corrupt_bias_in_a_checkpoint_is_refused(calibrated, tmp_path, bad):
     _, ckpt = calibrated
@@ -85,3 +98,15 @@ def test_a_corrupt_bias_in_a_checkpoint_is_refused(calibrated, tmp_path, bad):
     (copy / "config.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="label_bias must hold"):
         checkpoint.load(copy)
+    checkpoint.replace_config(copy, label_bias=None)   # what `bodytalk label-bias --per-label 0` does
+    assert checkpoint.load(copy).cfg.label_bias is None
+
+
+def test_a_checkpoint_without_a_split_is_not_measured(calibrated, tmp_path, caplog):
+    _, ckpt = calibrated
+    copy = shutil.copytree(ckpt, tmp_path / "ckpt")
+    doc = json.loads((copy / "config.json").read_text())
+    del doc["meta"]["split"]
+    (copy / "config.json").write_text(json.dumps(doc))
+    assert cli(["label-bias", str(copy)]) == 2
+    assert "records no split" in caplog.text
