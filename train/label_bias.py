@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.checkpoint}: label bias removed")
             return 0
         model = EmotionModel.load(args.checkpoint, with_llm=True)
+        if model.llm is None:
+            raise ValueError(f"{args.checkpoint} is encoder-only: its label path is the head, which has no label bias")
         bias = measure(model, training_windows(model), args.per_label, args.seed)
         checkpoint.replace_config(args.checkpoint, label_bias=bias)
     except (OSError, ValueError, KeyError, ArithmeticError) as err:

@@ -102,6 +102,14 @@ def test_a_corrupt_bias_in_a_checkpoint_is_refused(calibrated, tmp_path, bad):
     assert checkpoint.load(copy).cfg.label_bias is None
 
 
+def test_an_encoder_only_checkpoint_is_refused_in_one_line(calibrated, tmp_path, caplog):
+    _, ckpt = calibrated
+    copy = shutil.copytree(ckpt, tmp_path / "ckpt")
+    checkpoint.replace_config(copy, llm=None)
+    assert cli(["label-bias", str(copy)]) == 2
+    assert "encoder-only" in caplog.text and "Traceback" not in caplog.text
+
+
 def test_a_checkpoint_without_a_split_is_not_measured(calibrated, tmp_path, caplog):
     _, ckpt = calibrated
     copy = shutil.copytree(ckpt, tmp_path / "ckpt")
