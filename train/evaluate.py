@@ -17,7 +17,9 @@ rate is the share of their sentences without an unsupported claim (graded as ser
 off by the token limit is trimmed first, nothing else is dropped), and the explanations are counted:
 ``grounded`` (no unsupported claim), ``names_label`` (the first label they name is the one they
 explain), ``repeated`` / ``contradictory`` (holding a claim that repeats or contradicts an earlier
-one about the same quantity, which serving drops).
+one about the same quantity, which serving drops), ``says_why`` (citing at least one measured
+phrase that supports the label by its cues, ``evidence_text.cited_support``) out of
+``reason_available`` (windows with such a phrase to cite).
 
 ``--data`` must end: a live sensor or ``synthetic:`` without ``duration`` is refused up front
 with how to bound it (``synthetic:?duration=60``; record a live take and use ``session:``).
@@ -42,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from bodytalk.capture.source import SourceError, parse_uri
+from bodytalk.model.skeleton import descriptors as desc
 from bodytalk.model.skeleton.features import InsufficientData
 from bodytalk.model.text import evidence_text, grounding
 from bodytalk.train import baselines, config as config_io, report, warmstart
@@ -117,6 +120,14 @@ def _spec(uri: str, trained: DataConfig | None, o: argparse.Namespace) -> Datase
     return DatasetSpec(**{**fields, **{k: v for k, v in given.items() if v is not None}, "uri": uri})
 
 
+# What eval counts of its graded explanations (the module doc says what each means).
+GRADES = ("grounded", "names_label", "repeated", "contradictory", "says_why", "reason_available")
+
+
+def _descriptors(window) -> desc.Descriptors:
+    return desc.compute(window.joints, window.confidence, window.fps)
+
+
 def explanations(model, inputs, probs: np.ndarray, truth: np.ndarray, count: int, batch: int = 8) -> dict | None:
     """Generate ``count`` explanations over evenly spread readable windows and grade them."""
     ok = np.flatnonzero(np.isfinite(probs).all(1))
@@ -125,7 +136,7 @@ def explanations(model, inputs, probs: np.ndarray, truth: np.ndarray, count: int
     chosen = ok[np.linspace(0, len(ok) - 1, min(count, len(ok))).round().astype(int)]
     labels = [model.labels[i] for i in probs[chosen].argmax(1)]
     rows, sentences, grounded = [], 0, 0
-    counts = dict.fromkeys(("grounded", "names_label", "repeated", "contradictory"), 0)
+    counts = dict.fromkeys(GRADES, 0)
     for s in range(0, len(chosen), batch):
         idx = chosen[s:s + batch]
         try:
@@ -141,10 +152,13 @@ def explanations(model, inputs, probs: np.ndarray, truth: np.ndarray, count: int
                    "unsupported": [c.text for c in bad],
                    "names_label": evidence_text.named_label(text, model.labels) == label,
                    "repeated": [c.text for c in bad if c.issue == "repeated"],
-                   "contradictory": [c.text for c in bad if c.issue == "contradictory"]}
+                   "contradictory": [c.text for c in bad if c.issue == "contradictory"],
+                   "reasons": evidence_text.cited_support(text, measured := _descriptors(inputs[i]), label)}
             rows.append(row)
-            for key in counts:   # explanations: fully grounded, naming their label, with such a claim
+            for key in GRADES[:4]:   # explanations: fully grounded, naming their label, with such a claim
                 counts[key] += bool(row[key] if key != "grounded" else not bad)
+            counts["says_why"] += bool(row["reasons"])
+            counts["reason_available"] += bool(evidence_text.supporting(measured, label))
     if not rows:
         return None
     return {"count": len(rows), "sentences": sentences, "grounded_sentences": grounded,

@@ -263,8 +263,8 @@ def summarise(done: dict[str, tuple[dict, dict]], left_out: dict[str, str], data
     sentences = sum(e["sentences"] for e in graded)
     grounding = {"explanations": sum(e["count"] for e in graded), "sentences": sentences,
                  "grounding_rate": sum(e["grounded_sentences"] for e in graded) / sentences,
-                 **({k: sum(e[k] for e in graded) for k in ("grounded", "names_label", "repeated", "contradictory")}
-                    if all("names_label" in e for e in graded) else {})} if sentences else None
+                 **{k: sum(e[k] for e in graded) for k in evaluate.GRADES   # results written before a count lack it
+                    if all(k in e for e in graded)}} if sentences else None
     return {"config": cfg.config, "overrides": list(cfg.overrides), "command": command,
             "data": [d.uri for d in data_cfg.datasets], "group": data_cfg.split.group, "labels": list(labels),
             "paths": list(cfg.paths), "windows": sum(f["windows"] for f in folds),

@@ -51,8 +51,10 @@ def padded_text(p: dict | None) -> str:
 
 def grading_text(e: dict) -> str:
     """The explanation counts of eval's grounding grading, as one line."""
+    why = (f" {e['says_why']} cite a measured reason for their label ({e['reason_available']} windows had one"
+           f" to cite)." if "says_why" in e else "")   # results written before this count have none
     return (f"Of {e['count']} explanations: {e['grounded']} fully grounded, {e['names_label']} name the label "
-            f"they explain, {e['repeated']} repeat a claim, {e['contradictory']} contradict one.")
+            f"they explain, {e['repeated']} repeat a claim, {e['contradictory']} contradict one.{why}")
 
 
 def markdown(r: dict) -> str:

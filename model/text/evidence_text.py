@@ -69,10 +69,12 @@ def render(descriptors: Mapping[str, Descriptor], names: Sequence[str] = PROMPT_
                      + ([render_mgs(mgs)] if mgs is not None else []))
 
 
-def citable(descriptors: Mapping[str, Descriptor], mgs: MGResult | None = None) -> list[str]:
-    """Every phrase an explanation of this window may cite: each measured descriptor's phrase, then
-    (given ``mgs``) the detected micro-gestures' (what ``explain_template`` picks from)."""
-    return [d.phrase for d in descriptors.values() if d.valid] + (mg_phrases(mgs) if mgs is not None else [])
+def citable(descriptors: Mapping[str, Descriptor], mgs: MGResult | None = None,
+            label: str | None = None) -> list[str]:
+    """Every phrase an explanation of this window may cite: each measured descriptor's phrase (given
+    ``label``, only those of ``reasons`` for it), then (given ``mgs``) the detected micro-gestures'."""
+    names = [n for n, d in descriptors.items() if d.valid] if label is None else reasons(descriptors, label)
+    return [descriptors[n].phrase for n in names] + (mg_phrases(mgs) if mgs is not None else [])
 
 
 def canonical_label(label: str) -> str:
@@ -115,20 +117,41 @@ def _label_forms(label: str) -> dict[str, str]:
     return {"label": shown, "Label": shown[:1].upper() + shown[1:]}
 
 
+def supporting(descriptors: Mapping[str, Descriptor], label: str,
+               rng: np.random.Generator | None = None) -> list[str]:
+    """The measured descriptors that support ``label`` by its cues (``support`` >= ``MIN_SUPPORT``),
+    strongest first. With ``rng``, near-ties vary (a small jitter in score units), for training
+    diversity."""
+    scores = support(descriptors, label)
+    if rng is not None:
+        scores = {n: s + 0.1 * rng.standard_normal() for n, s in scores.items()}
+    return [n for n, s in sorted(scores.items(), key=lambda e: -e[1]) if s >= MIN_SUPPORT]
+
+
+def reasons(descriptors: Mapping[str, Descriptor], label: str, rng: np.random.Generator | None = None) -> list[str]:
+    """The descriptors an explanation of ``label`` cites from, by name: its ``supporting`` ones,
+    then, when fewer than two support it, the most salient others up to two (when the data allow)."""
+    chosen = supporting(descriptors, label, rng)
+    salient = sorted((n for n in SALIENT if descriptors[n].valid and n not in chosen),
+                     key=lambda n: -abs(descriptors[n].value - SPECS[n].neutral) / SPECS[n].scale)
+    return chosen + salient[:max(0, 2 - len(chosen))]
+
+
+def cited_support(text: str, descriptors: Mapping[str, Descriptor], label: str) -> list[str]:
+    """The ``supporting`` descriptors of ``label`` whose measured phrase ``text`` cites: what eval
+    counts as an explanation that says why (a true phrase that is no reason for the label, such as
+    "slow walk" for *proud*, does not count)."""
+    return [n for n in supporting(descriptors, label) if descriptors[n].phrase in text]
+
+
 def explain_template(descriptors: Mapping[str, Descriptor], label: str,
                      rng: np.random.Generator | None = None, mgs: MGResult | None = None) -> str:
-    """A one-sentence explanation of ``label`` citing 2-4 measured phrases (3, in a fixed wording,
+    """A one-sentence explanation of ``label`` citing 2-4 of its ``reasons`` (3, in a fixed wording,
     without ``rng``; with it the count, wording and near-tie order vary for training diversity),
     then, given ``mgs``, the detected micro-gestures' phrases (they stay true: grounding checks
     them against the same result)."""
     count = 3 if rng is None else int(rng.integers(2, 5))
-    scores = support(descriptors, label)
-    if rng is not None:   # reorder near-ties only: a small jitter in score units
-        scores = {n: s + 0.1 * rng.standard_normal() for n, s in scores.items()}
-    chosen = [n for n, s in sorted(scores.items(), key=lambda e: -e[1]) if s >= MIN_SUPPORT][:count]
-    salient = sorted((n for n in SALIENT if descriptors[n].valid and n not in chosen),
-                     key=lambda n: -abs(descriptors[n].value - SPECS[n].neutral) / SPECS[n].scale)
-    chosen += salient[:max(0, min(count, 2) - len(chosen))]    # at least two phrases when data allow
+    chosen = reasons(descriptors, label, rng)[:count]
     forms = _label_forms(label)
     if not chosen:
         return f"{forms['label']}: not enough movement data in this window to say why."
@@ -138,4 +161,4 @@ def explain_template(descriptors: Mapping[str, Descriptor], label: str,
 
 
 __all__ = ["PROMPT_NAMES", "LABEL_CUES", "render", "explain_template", "opening", "named_label", "support",
-           "canonical_label", "citable"]
+           "canonical_label", "citable", "supporting", "reasons", "cited_support"]

@@ -58,6 +58,9 @@ def test_eval_writes_report_files_with_every_path(pipeline_run, tmp_path, capsys
     for key in ("grounded", "names_label", "repeated", "contradictory"):   # explanations, counted
         assert e[key] == sum(bool(x[key]) if key != "grounded" else not x["unsupported"] for x in e["examples"])
     assert all(set(x["repeated"] + x["contradictory"]) <= set(x["unsupported"]) for x in e["examples"])
+    assert e["says_why"] == sum(bool(x["reasons"]) for x in e["examples"]) <= e["reason_available"] <= 3
+    assert all(x["reasons"] and all(isinstance(n, str) for n in x["reasons"]) or not x["reasons"] for x in e["examples"])
+    assert f"{e['says_why']} cite a measured reason for their label" in (out / "report.md").read_text()
     assert f"Of 3 explanations: {e['grounded']} fully grounded" in (out / "report.md").read_text()
     assert "| path | window acc" in (out / "report.md").read_text()
     assert (out / "confusion.png").stat().st_size > 5000

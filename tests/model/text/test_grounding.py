@@ -66,6 +66,28 @@ def test_template_cites_label_cues_in_a_sentence():
     assert counts == {1}
 
 
+def test_reasons_are_the_labels_supporting_cues_then_salient_ones(sad_window):
+    d = sad_window
+    why = E.supporting(d, "sad")
+    assert why[:3] == ["head_pitch", "activity", "arm_height"]       # strongest first, as the template cites
+    assert all(E.support(d, "sad")[n] >= E.MIN_SUPPORT for n in why)
+    assert E.reasons(d, "sad") == why                                # enough support: nothing else
+    assert E.citable(d, label="sad") == [d[n].phrase for n in why]
+    assert len(E.citable(d)) > len(why)                              # unlabelled: every measured phrase
+    # Only its smoothness supports *proud* (head lowered, arms down): it, then the most salient other.
+    assert E.supporting(d, "proud") == ["jerk"] and E.reasons(d, "proud") == ["jerk", "head_pitch"]
+    assert E.reasons(measured(), "sad") == []
+
+
+def test_cited_support_counts_only_phrases_that_support_the_label(sad_window):
+    d = sad_window
+    sad = E.explain_template(d, "sad")
+    assert E.cited_support(sad, d, "sad") == ["head_pitch", "activity", "arm_height"]
+    # The same true phrases are no reason for *happy*; a phrase that is not there counts for nothing.
+    assert E.cited_support(sad, d, "happy") == []
+    assert E.cited_support("Sad movement: head lowered 10°.", d, "sad") == []
+
+
 def test_render_names_missing_data():
     d = measured(speed=0.6, head_pitch=25.0)
     assert E.render(d, ("speed", "head_pitch", "tremor")) == \
