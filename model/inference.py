@@ -279,28 +279,34 @@ class EmotionModel:
         kept = grounding.filter_unsupported(text, evidence, mgs=mgs) if drop_unsupported else text
         return kept, grounding.check(text, evidence, mgs=mgs)
 
-    def _guards(self, evidence: Sequence[desc.Descriptors], mgs: Sequence[MGResult | None], budget: int) -> dict:
-        """``generate`` keywords that keep each explanation to its window's measured phrases
-        (``text.claim_guard``), for a backend that takes them."""
+    def _guards(self, evidence: Sequence[desc.Descriptors], mgs: Sequence[MGResult | None], labels: Sequence[str],
+                budget: int) -> dict:
+        """``generate`` keywords that keep each explanation to its window's measured phrases that are
+        reasons for its label (``evidence_text.reasons``: the label's supporting cues, else the most
+        salient phrases; ``text.claim_guard``), opening with a supporting one when there is one, for a
+        backend that takes them. Left to choose among every measured phrase, an under-trained LoRA
+        cites the same few (speed, limb and hand movement) whatever the label: true, but no reason
+        for it."""
         if not getattr(self.llm, "guards_claims", False):
             return {}
         if self._guard is None:
             self._guard = ClaimGuard(self.llm.tokenizer, self.llm.stop_ids)
-        return {"allowed": [self._guard.for_window(evidence_text.citable(d, m if self.cfg.mg_cues else None),
-                                                   budget) for d, m in zip(evidence, mgs)]}
+        return {"allowed": [self._guard.for_window(evidence_text.citable(d, m if self.cfg.mg_cues else None, label),
+                                                   budget, lead=len(evidence_text.supporting(d, label)))
+                            for d, m, label in zip(evidence, mgs, labels)]}
 
     def _generate_explanations(self, batch, labels: Sequence[str], evidence: Sequence[desc.Descriptors],
                                mgs: Sequence[MGResult | None], max_new_tokens: int,
                                drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
         texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
-                                  prefix=self._prefix("explain"), **self._guards(evidence, mgs, max_new_tokens))
+                                  prefix=self._prefix("explain"), **self._guards(evidence, mgs, labels, max_new_tokens))
         return [self.ground(evidence_text.opening(label) + text, ev, m, drop_unsupported)
                 for label, text, ev, m in zip(labels, texts, evidence, mgs)]
 
     def _stream_after_opening(self, batch, label: str, evidence: desc.Descriptors, mgs: MGResult | None,
                               max_new_tokens: int) -> Iterator[str]:
         yield evidence_text.opening(label)
-        guard = {k: v[0] for k, v in self._guards([evidence], [mgs], max_new_tokens).items()}
+        guard = {k: v[0] for k, v in self._guards([evidence], [mgs], [label], max_new_tokens).items()}
         yield from self.llm.generate_stream(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
                                             prefix=self._prefix("explain"), **guard)
 

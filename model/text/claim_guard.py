@@ -53,22 +53,26 @@ class ClaimGuard:
         fused = {m: t for m in self.marks if (t := self._single(last + m)) is not None}
         return _Phrase(ids, fused)
 
-    def for_window(self, phrases: Sequence[str], budget: int) -> "WindowGuard | None":
+    def for_window(self, phrases: Sequence[str], budget: int, lead: int | None = None) -> "WindowGuard | None":
         """The guard of one explanation citing from ``phrases`` in at most ``budget`` new tokens (None
-        without any phrase: decode freely)."""
+        without any phrase: decode freely). With ``lead``, the first claim is one of the first
+        ``lead`` phrases that fit the budget, when one does (an explanation opens with a reason for
+        its label, not with filler)."""
         unique = list(dict.fromkeys(p for p in phrases if p))
-        return WindowGuard(self, [self._phrase(p) for p in unique], budget) if unique else None
+        lead = len(unique) if lead is None or lead < 1 else lead
+        return WindowGuard(self, [self._phrase(p) for p in unique], budget, lead) if unique else None
 
 
 class WindowGuard:
     """``allowed(ids)``: the token ids that may follow the generated ``ids`` (a row's whole history)."""
 
-    def __init__(self, guard: ClaimGuard, phrases: list[_Phrase], budget: int) -> None:
-        self.g, self.phrases, self.budget = guard, phrases, budget
+    def __init__(self, guard: ClaimGuard, phrases: list[_Phrase], budget: int, lead: int) -> None:
+        self.g, self.phrases, self.budget, self.lead = guard, phrases, budget, lead
 
     def __call__(self, ids: Sequence[int]) -> set[int]:
         used: set[int] = set()
-        live = self._unused(used)           # phrases the current claim may still become
+        live = self._unused(used)           # phrases the current claim may still become: the first
+        live = [i for i in live[:self.lead] if self._fits(i, 0)] or live   # a lead one, if one fits
         pos = 0                             # tokens into the current claim
         for t in ids:
             done = [i for i in live if len(self.phrases[i].ids) == pos]

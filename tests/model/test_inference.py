@@ -67,9 +67,9 @@ def test_explain_names_the_label_and_serves_the_grounded_text(model):
     # explain() = the opening that names the label + the generated text, grounding-filtered: the same
     # text the streamed pieces give once ground() has checked them against the window's own evidence.
     window = _windows(1)[0]
-    (text, unsupported), = model.explain([window], ["sad"], max_new_tokens=8)
+    (text, unsupported), = model.explain([window], ["sad"], max_new_tokens=24)
     assert text.startswith(evidence_text.opening("sad"))
-    raw = "".join(model.explain_stream(window, "sad", max_new_tokens=8))
+    raw = "".join(model.explain_stream(window, "sad", max_new_tokens=24))
     p = model.prepare([window])
     assert (text, unsupported) == model.ground(raw, p.evidence[0], p.mgs[0])
 

@@ -46,6 +46,20 @@ def test_any_choice_among_the_allowed_tokens_is_grounded(tiny_llm, seed):
     assert grounding.check(full, d) == []
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_lead_makes_the_first_claim_one_of_the_first_phrases(tiny_llm, seed):
+    tok, stops = tiny_llm.tokenizer, set(tiny_llm.stop_ids)
+    phrases = evidence_text.citable(_descriptors(seed))
+    guard = ClaimGuard(tok, sorted(stops)).for_window(phrases, 40, lead=2)
+    for walk in range(8):   # random choices among the allowed tokens: any model
+        text = tok.decode(_walk(guard, stops, np.random.default_rng((seed, walk))))
+        claims = [c.strip() for c in text[:-1].replace(";", ",").split(",")]
+        assert claims[0] in phrases[:2] and set(claims) <= set(phrases)
+    unled = ClaimGuard(tok, sorted(stops)).for_window(phrases, 40, lead=0)   # 0 or None: no lead
+    assert {tok.decode(_walk(unled, stops, np.random.default_rng((seed, w)))).split(",")[0].split(";")[0].strip(" .")
+            for w in range(12)} - set(phrases[:2])
+
+
 def test_no_phrase_means_no_guard_and_a_spent_budget_ends_the_text(tiny_llm):
     guard = ClaimGuard(tiny_llm.tokenizer, tiny_llm.stop_ids)
     assert guard.for_window([], 40) is None
@@ -68,10 +82,16 @@ def test_both_decoders_obey_the_guard_and_agree(tiny_llm):
     assert free == texts[1]                          # an unguarded row decodes as without the guard
 
 
-def test_served_explanations_are_the_windows_phrases(tiny_emotion_model):
+def test_served_explanations_are_the_windows_reasons_for_their_label(tiny_emotion_model):
     from bodytalk.model.skeleton.features import WindowInput
     model = tiny_emotion_model(0)
     rng = np.random.default_rng(0)
     wins = [WindowInput(*random_motion(rng), fps=30.0, layout="kinect_v2") for _ in range(3)]
-    for text, bad in model.explain(wins, ["sad", "happy", "angry"], drop_unsupported=False):
+    labels = ["sad", "happy", "angry"]
+    for w, label, (text, bad) in zip(wins, labels, model.explain(wins, labels, drop_unsupported=False)):
         assert bad == [] and text.endswith(".")
+        d = desc.compute(w.joints, w.confidence, w.fps)
+        claims = [c.strip() for c in text.split(":", 1)[1].rstrip(".").replace(";", ",").split(",")]
+        # Every claim is one of the label's reasons in this window, not any true phrase of it.
+        assert claims and set(claims) <= set(evidence_text.citable(d, label=label)), (label, text)
+        assert set(evidence_text.citable(d, label=label)) < set(evidence_text.citable(d))

@@ -1,0 +1,91 @@
+"""Do the explanation cues hold on real motion? ``LABEL_CUES`` against a labelled dataset.
+
+Explanations cite a window's measured phrases that support its label by ``LABEL_CUES``
+(model/text/evidence_text.py: which direction of which descriptor goes with which label, from the
+emotion-and-movement literature). This script reads how each cue's descriptor actually differs
+between a label's windows and the neutral ones: per content group (the same action, e.g. Bandai's
+"walk"), the label's mean minus neutral's mean in the descriptor's scale units, averaged over the
+groups that have both. A cue holds when that difference has the cue's sign (a "close to neutral"
+cue: when it is within half a unit). Comparing within a content keeps the action out of it: a
+kick is fast whatever the mood.
+
+    python benchmarks/label_cues_on_data.py [--data bvh:../shared/data/bandai-namco-ds1/data]
+        [--label-key style] [--classes angry,...,normal] [--rename normal=neutral] [--group content]
+
+It only reads; explanations use the cues as written whatever it finds.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bodytalk.model.skeleton import descriptors as desc
+from bodytalk.model.skeleton.descriptor_bands import SPECS
+from bodytalk.model.text.evidence_text import LABEL_CUES
+from bodytalk.train.data import DataConfig, DatasetSpec, load
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine, publish  # noqa: E402
+
+BANDAI = "bvh:../shared/data/bandai-namco-ds1/data"
+HOLDS_NEAR = 0.5   # a "close to neutral" cue holds within this many scale units
+
+
+def differences(values: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray, label: str,
+                neutral: str) -> dict[str, float]:
+    """Per descriptor: the label's mean minus neutral's, in scale units, averaged over the groups with both."""
+    out = {}
+    for name, v in values.items():
+        z = (v - SPECS[name].neutral) / SPECS[name].scale
+        per_group = [np.nanmean(z[(labels == label) & (groups == g)]) - np.nanmean(z[(labels == neutral) & (groups == g)])
+                     for g in np.unique(groups)
+                     if np.isfinite(z[(labels == label) & (groups == g)]).any()
+                     and np.isfinite(z[(labels == neutral) & (groups == g)]).any()]
+        out[name] = float(np.mean(per_group)) if per_group else float("nan")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=BANDAI, help="a labelled dataset URI (default: Bandai ds1)")
+    ap.add_argument("--label-key", default="style")
+    ap.add_argument("--classes", default="angry,happy,sad,proud,not-confident,tired,normal")
+    ap.add_argument("--rename", default="normal=neutral", help="comma list of dataset=model label renames")
+    ap.add_argument("--group", default="content", help="the clip group to compare within (default %(default)s)")
+    ap.add_argument("--neutral", default="neutral", help="the label the others are compared with")
+    ap.add_argument("--write", type=Path, help="also replace this script's section of a BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    spec = DatasetSpec(args.data, label_key=args.label_key, classes=tuple(args.classes.split(",")),
+                       rename=dict(kv.split("=", 1) for kv in args.rename.split(",") if kv), name="data")
+    try:
+        windows = load(DataConfig(datasets=(spec,), window=2.0, hop=0.5))
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"label_cues_on_data: {err}") from None
+    measured = [desc.compute(windows.joints[i], windows.confidence[i], windows.fps) for i in range(len(windows))]
+    values = {n: np.array([d[n].value if d[n].valid else np.nan for d in measured]) for n in SPECS}
+    labels = np.array([windows.labels[i] for i in windows.label])
+    groups = np.array([windows.clips[c].groups.get(args.group, "") for c in windows.clip])
+    if args.neutral not in labels:
+        raise SystemExit(f"label_cues_on_data: no {args.neutral!r} windows to compare with")
+    rows, held, total = ["| label | cues: descriptor (cue direction) label minus neutral |", "|---|---|"], 0, 0
+    for label, cues in LABEL_CUES.items():
+        if label == args.neutral or label not in labels:
+            continue
+        diff = differences({n: values[n] for n, _ in cues}, labels, groups, label, args.neutral)
+        cells = []
+        for name, sign in cues:
+            ok = abs(diff[name]) < HOLDS_NEAR if sign == 0 else np.sign(diff[name]) == sign
+            held, total = held + bool(ok), total + 1
+            cells.append(f"{name} ({'+-0'[[1, -1, 0].index(sign)]}) {diff[name]:+.2f}{'' if ok else ' **x**'}")
+        rows.append(f"| {label} | " + ", ".join(cells) + " |")
+    table = (f"Explanation cues on `{args.data}` ({len(windows)} windows, compared within `{args.group}`): "
+             f"**{held} of {total}** cues hold (**x**: the data go the other way). Command: `python "
+             f"benchmarks/label_cues_on_data.py`. Machine: {machine()}.\n\n" + "\n".join(rows))
+    return publish(table, args.write, "label_cues_on_data")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
