@@ -24,6 +24,7 @@ import threading
 import time
 
 from bodytalk.capture import service
+from bodytalk.model.constants import LABEL_PATH_HELP
 from bodytalk.stream import schema, security, topics
 from bodytalk.stream.transport import Publisher, Subscriber, TransportError
 
@@ -42,9 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="source speed (1 = real time)")
     p.add_argument("--loop", action="store_true", help="restart a file source when it ends")
     p.add_argument("--no-explain", action="store_true", help="labels only, no LLM explanations")
-    p.add_argument("--path", choices=("auto", "llm", "head"), default=None,
-                   help="label path: LLM label scoring or the encoder's fast head (default: the checkpoint's "
-                        "recommended path)")
+    p.add_argument("--path", choices=("auto", "llm", "head"), default="auto", help=LABEL_PATH_HELP)
     p.add_argument("--explain-every", type=float, default=8.0, help="seconds between explanations per body")
     p.add_argument("--dashboard", nargs="?", type=int, const=8080, default=None, metavar="PORT",
                    help="also serve the live browser dashboard on loopback (port default 8080; "
@@ -65,10 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         capture_cfg = service.CaptureConfig(source=args.source, pub=args.capture_pub, speed=args.speed,
                                             loop=args.loop, duration=args.duration)
         model = load_model(args.model, with_llm=not args.no_explain)
-        # The label path: as asked, else the one the checkpoint's training measured best on held-out
-        # data (meta "label_path") when it is loaded, else the LLM when it is loaded.
-        recommended = model.meta.get("label_path", "auto")
-        path = args.path or (recommended if recommended != "llm" or model.llm is not None else "head")
+        path = model.label_path(args.path)
         serve_cfg = ServeConfig(sub=args.capture_pub, pub=args.events_pub, model=args.model, path=path,
                                 explain=not args.no_explain, explain_every=args.explain_every)
         if args.dashboard is not None:  # the extra is missing? say so before anything starts

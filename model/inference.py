@@ -198,9 +198,11 @@ class EmotionModel:
         return self._prefixes[kind]
 
     def label_path(self, path: str = "auto") -> str:
-        """Resolve "auto" to the path this model can take ("llm" when it has its LLM, else "head")."""
+        """Resolve "auto": the path the checkpoint's training measured better on held-out windows
+        (its meta ``label_path``, train/instruct.better_path: the head on a tie or when nothing was
+        held out) when this model can take it, else "llm" when it has its LLM, else "head"."""
         if path == "auto":
-            return "llm" if self.llm is not None else "head"
+            return "llm" if self.llm is not None and self.meta.get("label_path") != "head" else "head"
         if path == "llm" and self.llm is None:
             raise ValueError("this model was loaded without its LLM; use path='head'")
         if path not in ("llm", "head"):

@@ -22,6 +22,7 @@ from typing import Iterator
 
 from bodytalk.capture import source as sources
 from bodytalk.capture.windowing import Window, windows_of
+from bodytalk.model.constants import LABEL_PATH_HELP
 from bodytalk.model.skeleton.features import WindowInput
 from bodytalk.model.registry import load_model
 
@@ -82,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="checkpoint folder (default: the demo model)")
     p.add_argument("--explain", action="store_true", help="also generate grounded explanations (needs the LLM)")
     p.add_argument("--json", action="store_true", help="one JSON object per window")
-    p.add_argument("--path", choices=("auto", "llm", "head"), default="auto",
-                   help="label path: LLM label scoring, the encoder's fast head, or auto (LLM when loaded)")
+    p.add_argument("--path", choices=("auto", "llm", "head"), default="auto", help=LABEL_PATH_HELP)
     p.add_argument("--batch", type=int, default=16, help="windows per batch (default %(default)s)")
     p.add_argument("--window", type=float, default=2.0, help="window seconds (default %(default)s)")
     p.add_argument("--hop", type=float, default=0.5, help="hop seconds (default %(default)s)")

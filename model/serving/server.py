@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bodytalk.model.constants import LABEL_PATH_HELP
 from bodytalk.model.serving.explainer import Explainer
 from bodytalk.model.serving.hysteresis import StableLabel
 from bodytalk.model.registry import BACKENDS
@@ -291,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answer late joiners with the latest event per body on ADDR (default "
                         f"{topics.DEFAULT_SNAPSHOT_ADDR}; bodytalk.subscribe(..., snapshot=ADDR))")
     p.add_argument("--model", default=None, help="checkpoint folder (default: the demo model)")
-    p.add_argument("--path", default="auto", choices=("auto", "llm", "head"), help="label path")
+    p.add_argument("--path", default="auto", choices=("auto", "llm", "head"), help=LABEL_PATH_HELP)
     p.add_argument("--no-explain", action="store_true", help="labels only")
     p.add_argument("--explain-every", type=float, default=10.0, help="seconds between explanations per body")
     p.add_argument("--stream-text", action=argparse.BooleanOptionalAction, default=True,

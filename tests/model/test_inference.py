@@ -36,6 +36,23 @@ def test_recognise_probabilities_sum_to_one(model, path):
         assert r.descriptors is not None and "speed" in r.descriptors
 
 
+@pytest.mark.parametrize("recorded, with_llm, resolved", [
+    (None, True, "llm"), ("llm", True, "llm"), ("head", True, "head"), ("nonsense", True, "llm"),
+    (None, False, "head"), ("llm", False, "head")])
+def test_auto_takes_the_path_training_measured_better(model, recorded, with_llm, resolved):
+    # meta "label_path" is train/instruct.better_path's verdict on held-out windows (an untrusted
+    # checkpoint field: anything but "head" leaves auto to the LLM when there is one).
+    meta = {} if recorded is None else {"label_path": recorded}
+    m = EmotionModel(model.cfg, model.encoder, model.projector, model.llm if with_llm else None, meta)
+    assert m.label_path("auto") == resolved
+    assert m.label_path("head") == "head"
+    if with_llm:
+        assert m.label_path("llm") == "llm"
+    else:
+        with pytest.raises(ValueError, match="without its LLM"):
+            m.label_path("llm")
+
+
 def test_batch_composition_does_not_change_a_window(model):
     wins = _windows(4)
     alone = model.recognise(wins[2:3], path="llm")[0].probs
