@@ -245,7 +245,7 @@ class EmotionModel:
             raise ValueError("explanations need the LLM: load the checkpoint with its base model")
         return self._builder("explain").build(tokens, [self.evidence_line(d, m) for d, m in zip(evidence, mgs)],
                                               labels=list(labels), with_prefix=False,
-                                              answers=[evidence_text.opening(label) for label in labels])
+                                              answers=[_opening(label, d) for label, d in zip(labels, evidence)])
 
     def explain(self, windows: Sequence[WindowInput], labels: Sequence[str], max_new_tokens: int = 40,
                 drop_unsupported: bool = True) -> list[tuple[str, list[grounding.Claim]]]:
@@ -302,12 +302,12 @@ class EmotionModel:
                                drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
         texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
                                   prefix=self._prefix("explain"), **self._guards(evidence, mgs, labels, max_new_tokens))
-        return [self.ground(evidence_text.opening(label) + text, ev, m, drop_unsupported)
+        return [self.ground(_opening(label, ev) + text, ev, m, drop_unsupported)
                 for label, text, ev, m in zip(labels, texts, evidence, mgs)]
 
     def _stream_after_opening(self, batch, label: str, evidence: desc.Descriptors, mgs: MGResult | None,
                               max_new_tokens: int) -> Iterator[str]:
-        yield evidence_text.opening(label)
+        yield _opening(label, evidence)
         guard = {k: v[0] for k, v in self._guards([evidence], [mgs], [label], max_new_tokens).items()}
         yield from self.llm.generate_stream(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
                                             prefix=self._prefix("explain"), **guard)
@@ -317,3 +317,9 @@ class EmotionModel:
         the opening (`evidence_text.opening`), which names the label."""
         batch, p = self._explain_batch([window], [label])
         return self._stream_after_opening(batch, label, p.evidence[0], p.mgs[0], max_new_tokens)
+
+
+def _opening(label: str, evidence: desc.Descriptors) -> str:
+    """The opening of an explanation of ``label`` for this window: it says so when none of the
+    label's cues was measured in it (``evidence_text.opening``)."""
+    return evidence_text.opening(label, supported=bool(evidence_text.supporting(evidence, label)))

@@ -56,6 +56,7 @@ ALIASES = {"normal": "neutral", "calm": "neutral", "happiness": "happy", "joy": 
            "notconfident": "not-confident", "not confident": "not-confident"}
 _OPENINGS = ("{label}: {evidence}.", "Looks {label}: {evidence}.", "{Label} movement: {evidence}.",
              "The movement reads as {label}: {evidence}.")
+_UNSUPPORTED = "{Label} movement, though none of its usual cues was measured: {evidence}."
 MIN_SUPPORT = 0.5   # cue strength (in descriptor scales) below which a cue is not cited as support
 
 
@@ -93,11 +94,14 @@ def support(descriptors: Mapping[str, Descriptor], label: str) -> dict[str, floa
     return out
 
 
-def opening(label: str) -> str:
+def opening(label: str, supported: bool = True) -> str:
     """How a served explanation of ``label`` starts: "Sad movement:". Recognition decides the label;
     generation continues after this text (one of the training targets' openings), so the explanation
-    always names the label it explains (left to itself, the 135M model often did not: README)."""
-    return _OPENINGS[2].split(" {evidence}")[0].format(**_label_forms(label))
+    always names the label it explains (left to itself, the 135M model often did not: README).
+    Not ``supported`` (no measured descriptor of the window supports the label by its cues): "Sad
+    movement, though none of its usual cues was measured:", so the salient phrases that follow are
+    not read as reasons for it."""
+    return (_OPENINGS[2] if supported else _UNSUPPORTED).split(" {evidence}")[0].format(**_label_forms(label))
 
 
 def named_label(text: str, labels: Sequence[str]) -> str | None:
@@ -156,6 +160,8 @@ def explain_template(descriptors: Mapping[str, Descriptor], label: str,
     if not chosen:
         return f"{forms['label']}: not enough movement data in this window to say why."
     opening = _OPENINGS[0] if rng is None else _OPENINGS[int(rng.integers(len(_OPENINGS)))]
+    if not supporting(descriptors, label):   # what follows is salient, not a reason: say so
+        opening = _UNSUPPORTED
     evidence = ", ".join([descriptors[n].phrase for n in chosen] + (mg_phrases(mgs) if mgs is not None else []))
     return opening.format(**forms, evidence=evidence)
 

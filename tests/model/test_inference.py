@@ -85,22 +85,30 @@ def test_explain_names_the_label_and_serves_the_grounded_text(model):
     # text the streamed pieces give once ground() has checked them against the window's own evidence.
     window = _windows(1)[0]
     (text, unsupported), = model.explain([window], ["sad"], max_new_tokens=24)
-    assert text.startswith(evidence_text.opening("sad"))
-    raw = "".join(model.explain_stream(window, "sad", max_new_tokens=24))
     p = model.prepare([window])
+    assert text.startswith(evidence_text.opening("sad", bool(evidence_text.supporting(p.evidence[0], "sad"))))
+    raw = "".join(model.explain_stream(window, "sad", max_new_tokens=24))
     assert (text, unsupported) == model.ground(raw, p.evidence[0], p.mgs[0])
 
 
 def test_explanations_open_with_the_label_they_explain(model):
     """Recognition decides the label; generation continues after "Sad movement:" (the random tiny
-    model would otherwise name anything)."""
-    window = _windows(1)
-    (raw, _), = model.explain(window, ["sad"], max_new_tokens=40, drop_unsupported=False)
-    pieces = list(model.explain_stream(window[0], "sad", max_new_tokens=40))
-    assert raw.startswith("Sad movement:") and pieces[0] == "Sad movement:"
+    model would otherwise name anything), or, when none of the label's cues was measured in the
+    window, after "Sad movement, though none of its usual cues was measured:"."""
     from bodytalk.model.text.grounding import trim_unfinished
 
-    assert trim_unfinished("".join(pieces)) == raw       # explain trims a clause cut off by the token limit
+    window = _windows(1, seed=6)   # a window some labels' cues are measured in and some not
+    d = model.prepare(window).evidence[0]
+    seen = set()
+    for label in model.labels:
+        supported = bool(evidence_text.supporting(d, label))
+        want = f"{label.capitalize()} movement" + (":" if supported else ", though none of its usual cues was measured:")
+        (raw, _), = model.explain(window, [label], max_new_tokens=40, drop_unsupported=False)
+        pieces = list(model.explain_stream(window[0], label, max_new_tokens=40))
+        assert raw.startswith(want) and pieces[0] == want
+        assert trim_unfinished("".join(pieces)) == raw   # explain trims a clause cut off by the token limit
+        seen.add(supported)
+    assert seen == {True, False}                         # this window shows both openings
 
 
 def test_save_load_identical_outputs(model, tmp_path):

@@ -76,6 +76,13 @@ def test_reasons_are_the_labels_supporting_cues_then_salient_ones(sad_window):
     assert len(E.citable(d)) > len(why)                              # unlabelled: every measured phrase
     # Only its smoothness supports *proud* (head lowered, arms down): it, then the most salient other.
     assert E.supporting(d, "proud") == ["jerk"] and E.reasons(d, "proud") == ["jerk", "head_pitch"]
+    assert E.explain_template(d, "proud").startswith("proud: ")
+    # Nothing supports *happy*: the two most salient phrases, and the opening says they are no reason.
+    assert E.supporting(d, "happy") == [] and len(E.reasons(d, "happy")) == 2
+    text = E.explain_template(d, "happy")
+    assert text.startswith("Happy movement, though none of its usual cues was measured: ") and G.check(text, d) == []
+    assert E.opening("happy", supported=False) == "Happy movement, though none of its usual cues was measured:"
+    assert E.named_label(text, LABELS) == "happy"
     assert E.reasons(measured(), "sad") == []
 
 
