@@ -31,6 +31,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "serve": ("bodytalk.model.serving.server", "emotion server: windows in, emotion events out"),
     "train": ("bodytalk.train.run", "train a stage from a config (train --config FILE [--out DIR] [key=value ...])"),
     "label-bias": ("bodytalk.train.label_bias", "measure a checkpoint's LLM label-word bias on its training windows"),
+    "label-cues": ("bodytalk.train.label_cues", "learn a checkpoint's explanation cues from its training windows"),
     "eval": ("bodytalk.train.evaluate", "evaluate a checkpoint on labelled data"),
     "analyze": ("bodytalk.model.serving.analyze", "label and explain the windows of any source, offline"),
 }

@@ -24,6 +24,7 @@ from bodytalk.model.constants import DEFAULT_LABELS
 from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
 from bodytalk.model.llm.hf import LLMConfig
 from bodytalk.model.projector import Projector, ProjectorConfig, evidence_dim
+from bodytalk.model.skeleton.descriptor_bands import SPECS
 
 FORMAT = "bodytalk-checkpoint/1"
 MAX_LABEL_BIAS = 20.0   # nats; a label bias beyond it is a corrupt file, not a measurement
@@ -39,11 +40,16 @@ class ModelConfig:
     # [L] the LLM's label-word bias (its centred label scores averaged over training windows,
     # train/label_bias.py), taken out of its label scores before they are used; None: not measured
     label_bias: tuple[float, ...] | None = None
+    # label -> ((descriptor, direction), ...) learned from training windows (train/label_cues.py): the
+    # reasons explanations cite for these labels instead of the literature's (text/evidence_text.py)
+    label_cues: dict[str, tuple[tuple[str, int], ...]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
         if self.label_bias is not None:
             object.__setattr__(self, "label_bias", _label_bias(self.label_bias, len(self.labels)))
+        if self.label_cues is not None:
+            object.__setattr__(self, "label_cues", _label_cues(self.label_cues, self.labels))
         if len(set(self.labels)) != len(self.labels) or len(self.labels) < 2:
             raise ValueError(f"labels must be >= 2 distinct names: {self.labels}")
         if self.encoder.num_labels != len(self.labels):
@@ -100,6 +106,26 @@ def _label_bias(value, count: int) -> tuple[float, ...]:
         raise ValueError(f"label_bias must hold {count} finite numbers within +-{MAX_LABEL_BIAS:g} "
                          f"(one per label), not {value!r:.80}")
     return bias
+
+
+def _label_cues(value, labels: tuple[str, ...]) -> dict[str, tuple[tuple[str, int], ...]]:
+    """A checkpoint's learned cues, checked (the file is untrusted), or a one-line ValueError."""
+    def cue(c) -> tuple[str, int]:
+        if not (isinstance(c, (list, tuple)) and len(c) == 2 and c[0] in SPECS and c[1] in (-1, 0, 1)
+                and not isinstance(c[1], bool)):
+            raise ValueError(f"label_cues: a cue is [descriptor, -1 | 0 | 1] with a known descriptor, not {c!r:.60}")
+        return str(c[0]), int(c[1])
+
+    if not isinstance(value, dict) or not set(value) <= set(labels):
+        raise ValueError(f"label_cues must map labels of {list(labels)} to cue lists, not {value!r:.80}")
+    out = {}
+    for label, cues in value.items():
+        if not isinstance(cues, (list, tuple)) or len(cues) > len(SPECS):
+            raise ValueError(f"label_cues[{label!r}] must be a list of at most {len(SPECS)} cues")
+        out[label] = tuple(cue(c) for c in cues)
+        if len({n for n, _ in out[label]}) != len(out[label]):
+            raise ValueError(f"label_cues[{label!r}] names a descriptor twice")
+    return out
 
 
 def save(path: str | Path, cfg: ModelConfig, encoder: SkeletonEncoder, projector: Projector,
@@ -173,5 +199,5 @@ def describe(path: str | Path) -> dict[str, Any]:
             "projector_params": n(ck.projector), "skeleton_tokens": ck.cfg.prompt_tokens,
             "evidence_tokens": ck.cfg.projector.evidence_tokens, "adapter": str(ck.adapter) if ck.adapter else None,
             "llm": asdict(ck.cfg.llm) if ck.cfg.llm else None, "label_bias": ck.cfg.label_bias,
-            "size_mb": round(size / 1e6, 2), "meta": ck.meta}
+            "label_cues": ck.cfg.label_cues, "size_mb": round(size / 1e6, 2), "meta": ck.meta}
 

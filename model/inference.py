@@ -76,6 +76,7 @@ class EmotionModel:
         self.cfg, self.encoder, self.projector, self.llm = cfg, encoder, projector, llm
         self.mg_detector = mg_detector   # mg_learned.LearnedDetector when the checkpoint has an MG head
         self.meta = meta or {}
+        self.cues = evidence_text.cue_table(cfg.label_cues)   # what explanations may give as reasons
         self.labels = cfg.labels
         self._builders: dict[str, object] = {}
         self._prefixes: dict[str, object] = {}    # per prompt kind: the LLM's cache of its shared prefix
@@ -245,7 +246,7 @@ class EmotionModel:
             raise ValueError("explanations need the LLM: load the checkpoint with its base model")
         return self._builder("explain").build(tokens, [self.evidence_line(d, m) for d, m in zip(evidence, mgs)],
                                               labels=list(labels), with_prefix=False,
-                                              answers=[_opening(label, d) for label, d in zip(labels, evidence)])
+                                              answers=[self._opening(label, d) for label, d in zip(labels, evidence)])
 
     def explain(self, windows: Sequence[WindowInput], labels: Sequence[str], max_new_tokens: int = 40,
                 drop_unsupported: bool = True) -> list[tuple[str, list[grounding.Claim]]]:
@@ -281,6 +282,11 @@ class EmotionModel:
         kept = grounding.filter_unsupported(text, evidence, mgs=mgs) if drop_unsupported else text
         return kept, grounding.check(text, evidence, mgs=mgs)
 
+    def _opening(self, label: str, evidence: desc.Descriptors) -> str:
+        """The opening of an explanation of ``label`` for this window: it says so when none of the
+        label's cues was measured in it (``evidence_text.opening``)."""
+        return evidence_text.opening(label, supported=bool(evidence_text.supporting(evidence, label, cues=self.cues)))
+
     def _guards(self, evidence: Sequence[desc.Descriptors], mgs: Sequence[MGResult | None], labels: Sequence[str],
                 budget: int) -> dict:
         """``generate`` keywords that keep each explanation to its window's measured phrases that are
@@ -293,8 +299,9 @@ class EmotionModel:
             return {}
         if self._guard is None:
             self._guard = ClaimGuard(self.llm.tokenizer, self.llm.stop_ids)
-        return {"allowed": [self._guard.for_window(evidence_text.citable(d, m if self.cfg.mg_cues else None, label),
-                                                   budget, lead=len(evidence_text.supporting(d, label)))
+        return {"allowed": [self._guard.for_window(evidence_text.citable(d, m if self.cfg.mg_cues else None, label,
+                                                                         self.cues),
+                                                   budget, lead=len(evidence_text.supporting(d, label, cues=self.cues)))
                             for d, m, label in zip(evidence, mgs, labels)]}
 
     def _generate_explanations(self, batch, labels: Sequence[str], evidence: Sequence[desc.Descriptors],
@@ -302,12 +309,12 @@ class EmotionModel:
                                drop_unsupported: bool) -> list[tuple[str, list[grounding.Claim]]]:
         texts = self.llm.generate(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
                                   prefix=self._prefix("explain"), **self._guards(evidence, mgs, labels, max_new_tokens))
-        return [self.ground(_opening(label, ev) + text, ev, m, drop_unsupported)
+        return [self.ground(self._opening(label, ev) + text, ev, m, drop_unsupported)
                 for label, text, ev, m in zip(labels, texts, evidence, mgs)]
 
     def _stream_after_opening(self, batch, label: str, evidence: desc.Descriptors, mgs: MGResult | None,
                               max_new_tokens: int) -> Iterator[str]:
-        yield _opening(label, evidence)
+        yield self._opening(label, evidence)
         guard = {k: v[0] for k, v in self._guards([evidence], [mgs], [label], max_new_tokens).items()}
         yield from self.llm.generate_stream(batch.inputs_embeds, batch.attention_mask, max_new_tokens=max_new_tokens,
                                             prefix=self._prefix("explain"), **guard)
@@ -318,8 +325,3 @@ class EmotionModel:
         batch, p = self._explain_batch([window], [label])
         return self._stream_after_opening(batch, label, p.evidence[0], p.mgs[0], max_new_tokens)
 
-
-def _opening(label: str, evidence: desc.Descriptors) -> str:
-    """The opening of an explanation of ``label`` for this window: it says so when none of the
-    label's cues was measured in it (``evidence_text.opening``)."""
-    return evidence_text.opening(label, supported=bool(evidence_text.supporting(evidence, label)))

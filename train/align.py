@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from bodytalk.model import checkpoint
 from bodytalk.model.text import evidence_text
-from bodytalk.train import config as config_io, warmstart
+from bodytalk.train import config as config_io, label_cues, warmstart
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, WindowSet
 from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer
@@ -55,6 +55,7 @@ class AlignOptions:
                                    # so the fast head path stays fitted to the features it reads
     describe: float = 0.5          # share of windows whose text is a description, not the label prompt
     temperature: float = 0.07      # CLIP's initial temperature
+    learn_cues: bool = False       # learn the explanation cues from the training windows first (label_cues.py)
 
     def __post_init__(self) -> None:
         if not (0 <= self.describe <= 1 and self.temperature > 0 and self.head_weight >= 0):
@@ -156,7 +157,12 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
     text = create_text_encoder(a.text_encoder, start.cfg.llm)
     progress = cfg.runtime.progress and info.main
     evidence = warmstart.evidence_of(train, start.cfg.mg_cues, progress)
-    bank = _bank(text, train, windows.labels, cfg.seed, evidence)
+    model_cfg = start.cfg
+    if a.learn_cues:   # before any text is written: the targets of this stage and the next cite them
+        groups = [train.clips[c].groups.get(cfg.data.split.group, "") for c in train.clip]
+        model_cfg = dataclasses.replace(start.cfg, label_cues=label_cues.learn(evidence.descriptors, train.label,
+                                                                               windows.labels, groups))
+    bank = _bank(text, train, windows.labels, cfg.seed, evidence, evidence_text.cue_table(model_cfg.label_cues))
     model = AlignModel(start.encoder, start.projector, text.dim, bank, evidence.features, len(windows.labels), a)
     enc = start.cfg.encoder
     data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed, version=enc.features)
@@ -179,7 +185,7 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
         final = {k: v for k, v in history[-1].items() if k.startswith("retrieval_")} | baseline
         meta = warmstart.stage_meta("align", cfg, out, split, windows, final, start.meta,
                                     text_encoder=a.text_encoder, text_dim=text.dim, train_encoder=a.train_encoder)
-        checkpoint.save(rundir.checkpoint, start.cfg, model.encoder.cpu(), model.projector.cpu(), meta=meta)
+        checkpoint.save(rundir.checkpoint, model_cfg, model.encoder.cpu(), model.projector.cpu(), meta=meta)
         rundir.write_results({**meta, "train": train.summary(), "test": test.summary(), "history": history})
     info.barrier()
     return out
@@ -190,8 +196,8 @@ def _step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
 
 
 def _bank(text: TextEncoder, train: WindowSet, labels: tuple[str, ...], seed: int,
-          evidence: warmstart.Evidence) -> torch.Tensor:
+          evidence: warmstart.Evidence, cues: evidence_text.Cues) -> torch.Tensor:
     """``[L + N, E]``: label prompt embeddings, then one seeded description per training window."""
-    descriptions = [evidence_text.explain_template(d, labels[y], np.random.default_rng((seed, i)))
+    descriptions = [evidence_text.explain_template(d, labels[y], np.random.default_rng((seed, i)), cues=cues)
                     for i, (d, y) in enumerate(zip(evidence.descriptors, train.label))]
     return text.encode(label_texts(labels) + descriptions)

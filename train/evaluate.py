@@ -153,12 +153,12 @@ def explanations(model, inputs, probs: np.ndarray, truth: np.ndarray, count: int
                    "names_label": evidence_text.named_label(text, model.labels) == label,
                    "repeated": [c.text for c in bad if c.issue == "repeated"],
                    "contradictory": [c.text for c in bad if c.issue == "contradictory"],
-                   "reasons": evidence_text.cited_support(text, measured := _descriptors(inputs[i]), label)}
+                   "reasons": evidence_text.cited_support(text, measured := _descriptors(inputs[i]), label, model.cues)}
             rows.append(row)
             for key in GRADES[:4]:   # explanations: fully grounded, naming their label, with such a claim
                 counts[key] += bool(row[key] if key != "grounded" else not bad)
             counts["says_why"] += bool(row["reasons"])
-            counts["reason_available"] += bool(evidence_text.supporting(measured, label))
+            counts["reason_available"] += bool(evidence_text.supporting(measured, label, cues=model.cues))
     if not rows:
         return None
     return {"count": len(rows), "sentences": sentences, "grounded_sentences": grounded,

@@ -101,10 +101,10 @@ class InstructModel(nn.Module):
     """Encoder + projector + LoRA LLM; ``forward`` -> the batch's losses (what DDP wraps)."""
 
     def __init__(self, encoder, projector, llm: SkeletonLLM, labels: tuple[str, ...], evidence: warmstart.Evidence,
-                 opts: InstructOptions) -> None:
+                 opts: InstructOptions, cues: evidence_text.Cues = evidence_text.LABEL_CUES) -> None:
         super().__init__()
         self.encoder, self.projector, self.llm = encoder, projector, llm
-        self.labels, self.evidence, self.opts = labels, evidence.descriptors, opts
+        self.labels, self.evidence, self.opts, self.cues = labels, evidence.descriptors, opts, cues
         self.lines = evidence.lines()                                           # evidence text per window
         self.register_buffer("features", evidence.features, persistent=False)   # [N, F] evidence features
         recognise = RECOGNITION_TOKENS if projector.cfg.evidence_tokens else RECOGNITION
@@ -164,7 +164,8 @@ class InstructModel(nn.Module):
         """Mean next-token loss over the target tokens (prompt and padding excluded)."""
         names = [self.labels[y] for y in label.tolist()]
         batch, prefix = self._prompt("explain", tokens, index, labels=names)
-        targets = [evidence_text.explain_template(self.evidence[i], name, np.random.default_rng(d)) + self.llm.turn_end
+        targets = [evidence_text.explain_template(self.evidence[i], name, np.random.default_rng(d), cues=self.cues)
+                   + self.llm.turn_end
                    for i, name, d in zip(index.tolist(), names, draw.tolist())]
         ids = self.llm.tokenizer(targets, add_special_tokens=False)["input_ids"]
         b, n = batch.attention_mask.shape
@@ -211,7 +212,8 @@ def _run(cfg: Config, stage: warmstart.Stage, on_epoch_end) -> Path:
         llm.add_lora()
     fold_train, train = train, warmstart.pick(train, opts.max_windows, cfg.seed)
     evidence = warmstart.evidence_of(train, start.cfg.mg_cues, cfg.runtime.progress and info.main)
-    model = InstructModel(start.encoder, start.projector, llm, windows.labels, evidence, opts)
+    model = InstructModel(start.encoder, start.projector, llm, windows.labels, evidence, opts,
+                          evidence_text.cue_table(start.cfg.label_cues))
     enc = start.cfg.encoder
     data = warmstart.TaggedWindows(train, enc.layouts, enc.frames, seed=cfg.seed, version=enc.features)
     held = warmstart.pick(test, opts.eval_windows, cfg.seed)

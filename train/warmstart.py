@@ -82,7 +82,7 @@ def start(init: str | None, labels: tuple[str, ...], encoder: dict, projector: d
     if init is None:
         base = LLMConfig(**llm)
         enc = SkeletonEncoder(EncoderConfig(num_labels=len(labels), **encoder))
-        ck_llm, ck_proj, adapter, meta, ck_cues = None, None, None, {}, False
+        ck_llm, ck_proj, adapter, meta, ck_cues, learned = None, None, None, {}, False, None
     else:
         ck = checkpoint.load(init)
         if differ := sorted(k for k, v in encoder.items() if getattr(ck.cfg.encoder, k) != _same_type(v)):
@@ -92,7 +92,7 @@ def start(init: str | None, labels: tuple[str, ...], encoder: dict, projector: d
             raise ConfigError(f"the data's labels {labels} differ from init={init}'s {ck.cfg.labels}")
         base = LLMConfig(**{**dataclasses.asdict(ck.cfg.llm or LLMConfig()), **llm})
         enc, ck_llm, ck_proj, adapter, meta = ck.encoder, ck.cfg.llm, ck.projector, ck.adapter, ck.meta
-        ck_cues = ck.cfg.mg_cues
+        ck_cues, learned = ck.cfg.mg_cues, ck.cfg.label_cues   # learned explanation cues carry on (align.learn_cues)
     cues = ck_cues if mg_cues is None else mg_cues
     head = projector.get("head_evidence", ck_proj.cfg.head_evidence if ck_proj is not None else False)
     projector = {**projector, "evidence_dim": evidence_dim(cues, len(labels) * bool(head))}
@@ -113,7 +113,8 @@ def start(init: str | None, labels: tuple[str, ...], encoder: dict, projector: d
                                   if k in fresh and fresh[k].shape == v.shape}, strict=False)
     if adapter is not None and (ck_llm.base != base.base or _lora(ck_llm) != _lora(base)):
         adapter = None  # another base or LoRA shape: the old adapter cannot continue
-    cfg = ModelConfig(labels=tuple(labels), encoder=enc.cfg, projector=proj_cfg, llm=base, mg_cues=cues)
+    cfg = ModelConfig(labels=tuple(labels), encoder=enc.cfg, projector=proj_cfg, llm=base, mg_cues=cues,
+                      label_cues=learned)
     return Start(cfg, enc, proj, adapter, meta)
 
 

@@ -50,6 +50,7 @@ LABEL_CUES: dict[str, tuple[tuple[str, int], ...]] = {
     "not-confident": (("head_pitch", 1), ("expansion", -1), ("volume", -1), ("speed", -1), ("activity", -1),
                       ("hand_speed", -1), ("trunk_lean", 1)),
 }
+Cues = Mapping[str, Sequence[tuple[str, int]]]   # label -> its (descriptor, direction) cues, as LABEL_CUES
 ALIASES = {"normal": "neutral", "calm": "neutral", "happiness": "happy", "joy": "happy", "sadness": "sad",
            "anger": "angry", "fear": "fearful", "afraid": "fearful", "scared": "fearful",
            "tiredness": "tired", "pride": "proud", "not_confident": "not-confident",
@@ -71,10 +72,10 @@ def render(descriptors: Mapping[str, Descriptor], names: Sequence[str] = PROMPT_
 
 
 def citable(descriptors: Mapping[str, Descriptor], mgs: MGResult | None = None,
-            label: str | None = None) -> list[str]:
+            label: str | None = None, cues: Cues = LABEL_CUES) -> list[str]:
     """Every phrase an explanation of this window may cite: each measured descriptor's phrase (given
     ``label``, only those of ``reasons`` for it), then (given ``mgs``) the detected micro-gestures'."""
-    names = [n for n, d in descriptors.items() if d.valid] if label is None else reasons(descriptors, label)
+    names = [n for n, d in descriptors.items() if d.valid] if label is None else reasons(descriptors, label, cues=cues)
     return [descriptors[n].phrase for n in names] + (mg_phrases(mgs) if mgs is not None else [])
 
 
@@ -83,10 +84,16 @@ def canonical_label(label: str) -> str:
     return ALIASES.get(key, key)
 
 
-def support(descriptors: Mapping[str, Descriptor], label: str) -> dict[str, float]:
-    """How strongly each measured descriptor supports ``label`` (> 0 supports), by its cues."""
+def cue_table(learned: Mapping[str, Sequence[tuple[str, int]]] | None = None) -> Cues:
+    """The cues explanations use: ``LABEL_CUES``, where a checkpoint learned a label's cues from its
+    training windows (``ModelConfig.label_cues``, train/label_cues.py) those instead."""
+    return {**LABEL_CUES, **{canonical_label(k): tuple((n, int(d)) for n, d in v) for k, v in (learned or {}).items()}}
+
+
+def support(descriptors: Mapping[str, Descriptor], label: str, cues: Cues = LABEL_CUES) -> dict[str, float]:
+    """How strongly each measured descriptor supports ``label`` (> 0 supports), by its ``cues``."""
     out = {}
-    for name, direction in LABEL_CUES.get(canonical_label(label), ()):
+    for name, direction in cues.get(canonical_label(label), ()):
         d = descriptors[name]
         if d.valid:
             z = (d.value - SPECS[name].neutral) / SPECS[name].scale
@@ -122,49 +129,50 @@ def _label_forms(label: str) -> dict[str, str]:
 
 
 def supporting(descriptors: Mapping[str, Descriptor], label: str,
-               rng: np.random.Generator | None = None) -> list[str]:
+               rng: np.random.Generator | None = None, cues: Cues = LABEL_CUES) -> list[str]:
     """The measured descriptors that support ``label`` by its cues (``support`` >= ``MIN_SUPPORT``),
     strongest first. With ``rng``, near-ties vary (a small jitter in score units), for training
     diversity."""
-    scores = support(descriptors, label)
+    scores = support(descriptors, label, cues)
     if rng is not None:
         scores = {n: s + 0.1 * rng.standard_normal() for n, s in scores.items()}
     return [n for n, s in sorted(scores.items(), key=lambda e: -e[1]) if s >= MIN_SUPPORT]
 
 
-def reasons(descriptors: Mapping[str, Descriptor], label: str, rng: np.random.Generator | None = None) -> list[str]:
+def reasons(descriptors: Mapping[str, Descriptor], label: str, rng: np.random.Generator | None = None,
+            cues: Cues = LABEL_CUES) -> list[str]:
     """The descriptors an explanation of ``label`` cites from, by name: its ``supporting`` ones,
     then, when fewer than two support it, the most salient others up to two (when the data allow)."""
-    chosen = supporting(descriptors, label, rng)
+    chosen = supporting(descriptors, label, rng, cues)
     salient = sorted((n for n in SALIENT if descriptors[n].valid and n not in chosen),
                      key=lambda n: -abs(descriptors[n].value - SPECS[n].neutral) / SPECS[n].scale)
     return chosen + salient[:max(0, 2 - len(chosen))]
 
 
-def cited_support(text: str, descriptors: Mapping[str, Descriptor], label: str) -> list[str]:
+def cited_support(text: str, descriptors: Mapping[str, Descriptor], label: str, cues: Cues = LABEL_CUES) -> list[str]:
     """The ``supporting`` descriptors of ``label`` whose measured phrase ``text`` cites: what eval
     counts as an explanation that says why (a true phrase that is no reason for the label, such as
     "slow walk" for *proud*, does not count)."""
-    return [n for n in supporting(descriptors, label) if descriptors[n].phrase in text]
+    return [n for n in supporting(descriptors, label, cues=cues) if descriptors[n].phrase in text]
 
 
-def explain_template(descriptors: Mapping[str, Descriptor], label: str,
-                     rng: np.random.Generator | None = None, mgs: MGResult | None = None) -> str:
+def explain_template(descriptors: Mapping[str, Descriptor], label: str, rng: np.random.Generator | None = None,
+                     mgs: MGResult | None = None, cues: Cues = LABEL_CUES) -> str:
     """A one-sentence explanation of ``label`` citing 2-4 of its ``reasons`` (3, in a fixed wording,
     without ``rng``; with it the count, wording and near-tie order vary for training diversity),
     then, given ``mgs``, the detected micro-gestures' phrases (they stay true: grounding checks
     them against the same result)."""
     count = 3 if rng is None else int(rng.integers(2, 5))
-    chosen = reasons(descriptors, label, rng)[:count]
+    chosen = reasons(descriptors, label, rng, cues)[:count]
     forms = _label_forms(label)
     if not chosen:
         return f"{forms['label']}: not enough movement data in this window to say why."
     opening = _OPENINGS[0] if rng is None else _OPENINGS[int(rng.integers(len(_OPENINGS)))]
-    if not supporting(descriptors, label):   # what follows is salient, not a reason: say so
+    if not supporting(descriptors, label, cues=cues):   # what follows is salient, not a reason: say so
         opening = _UNSUPPORTED
     evidence = ", ".join([descriptors[n].phrase for n in chosen] + (mg_phrases(mgs) if mgs is not None else []))
     return opening.format(**forms, evidence=evidence)
 
 
 __all__ = ["PROMPT_NAMES", "LABEL_CUES", "render", "explain_template", "opening", "named_label", "support",
-           "canonical_label", "citable", "supporting", "reasons", "cited_support"]
+           "canonical_label", "citable", "supporting", "reasons", "cited_support", "cue_table", "Cues"]
