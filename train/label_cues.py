@@ -4,17 +4,19 @@ Explanations cite a window's reasons for its label (model/text/evidence_text.py)
 descriptors that support the label by the label's cues. The literature's table (``LABEL_CUES``)
 knows eight labels. A lab's own label set ("excited", "bored") has no cues there, and on Bandai
 the data go against 9 of its 43 cues (`python benchmarks/label_cues_on_data.py`). This learns, per
-label, the descriptors that set its windows apart from the reference label's (``neutral``; without
-it, from all other windows):
+label, the descriptors that set its windows apart from the other labels' windows:
 - the difference of means in the descriptor's scale units, within each group (a content such as
   Bandai's "walk", so the action is compared with itself), averaged over the groups that hold
   both;
 - the ``per_label`` largest differences of at least ``min_effect`` become cues, with their sign.
 
-The reference label keeps the literature's cues. So does a label the data give no cue to. The cues
-are stored in the checkpoint config (``label_cues``) and replace the literature's for those labels
-in serving, eval's grading and training targets (``align.learn_cues`` learns them before the
-first text is written). Only training windows are read, never the held-out ones:
+The comparison is with all other labels, not with neutral. On Bandai every style moves with less
+body acceleration than the neutral takes, so cues against neutral made "little body acceleration"
+the first reason of every label. A reason should say why this label and not another. A label the
+data give no cue to keeps the literature's. The cues are stored in the checkpoint config
+(``label_cues``) and replace the literature's for those labels in serving, eval's grading and
+training targets (``align.learn_cues`` learns them before the first text is written). Only
+training windows are read, never the held-out ones:
 
     bodytalk label-cues runs/bandai/checkpoint [--per-label 6] [--min-effect 0.5] [--group content]
     bodytalk label-cues runs/bandai/checkpoint --literature      # back to the literature's cues
@@ -44,11 +46,11 @@ def scaled(measured: Sequence[desc.Descriptors]) -> np.ndarray:
                      for d in measured]).reshape(len(measured), len(NAMES))
 
 
-def effects(z: np.ndarray, labels: np.ndarray, groups: Sequence[str], label: int, reference: int | None) -> np.ndarray:
-    """``[D]`` per descriptor: the mean of ``label``'s windows of ``z`` (``scaled``) minus the
-    reference's (or, with None, all other windows'), per group, averaged over the groups with both."""
+def effects(z: np.ndarray, labels: np.ndarray, groups: Sequence[str], label: int) -> np.ndarray:
+    """``[D]`` per descriptor: the mean of ``label``'s windows of ``z`` (``scaled``) minus the other
+    labels' windows', per group, averaged over the groups with both."""
     groups = np.asarray(groups)
-    other = labels == reference if reference is not None else labels != label
+    other = labels != label
     rows = []
     with warnings.catch_warnings():   # a descriptor no window of a group measured: NaN, not a warning
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -60,17 +62,16 @@ def effects(z: np.ndarray, labels: np.ndarray, groups: Sequence[str], label: int
 
 
 def learn(measured: Sequence[desc.Descriptors], labels: np.ndarray, names: Sequence[str], groups: Sequence[str],
-          reference: str = "neutral", per_label: int = 6, min_effect: float = 0.5) -> dict[str, tuple[tuple[str, int], ...]]:
+          per_label: int = 6, min_effect: float = 0.5) -> dict[str, tuple[tuple[str, int], ...]]:
     """label name -> its learned cues ``((descriptor, +1 | -1), ...)``, largest effect first; labels
-    with no window, no effect of ``min_effect`` or that are the reference are left out."""
+    with no window or no effect of ``min_effect`` are left out."""
     if per_label < 1 or not min_effect > 0:
         raise ValueError("per_label must be >= 1 and min_effect > 0")
-    ref = names.index(reference) if reference in names and (labels == names.index(reference)).any() else None
     z, out = scaled(measured), {}
     for k, name in enumerate(names):
-        if k == ref or not (labels == k).any():
+        if not (labels == k).any():
             continue
-        e = effects(z, labels, groups, k, ref)
+        e = effects(z, labels, groups, k)
         order = [i for i in np.argsort(-np.nan_to_num(np.abs(e))) if abs(e[i]) >= min_effect][:per_label]
         if order:
             out[name] = tuple((NAMES[i], int(np.sign(e[i]))) for i in order)
@@ -83,9 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("checkpoint", type=Path, help="a checkpoint trained with `bodytalk train` (it records its data)")
     ap.add_argument("--per-label", type=int, default=6, help="most cues a label gets (default %(default)s)")
     ap.add_argument("--min-effect", type=float, default=0.5,
-                    help="smallest difference from the reference, in descriptor scale units (default %(default)s)")
+                    help="smallest difference from the other labels, in descriptor scale units (default %(default)s)")
     ap.add_argument("--group", help="clip group to compare within (default: the split's group, e.g. content)")
-    ap.add_argument("--reference", default="neutral", help="the label the others are compared with")
     ap.add_argument("--literature", action="store_true", help="remove learned cues: back to the literature's")
     args = ap.parse_args(argv)
     try:
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         group = args.group or model.meta.get("data_config", {}).get("split", {}).get("group") or ""
         measured = [desc.compute(train.joints[i], train.confidence[i], train.fps) for i in range(len(train))]
         cues = learn(measured, train.label, model.labels, [train.clips[c].groups.get(group, "") for c in train.clip],
-                     args.reference, args.per_label, args.min_effect)
+                     args.per_label, args.min_effect)
         checkpoint.replace_config(args.checkpoint, label_cues=cues)
     except (OSError, ValueError, KeyError, AttributeError) as err:
         log.error("%s", err)

@@ -23,30 +23,33 @@ def _window(speed: float, head: float) -> D.Descriptors:
 
 
 def _data():
-    """Two contents: a slow one and a fast one (neutral 0.5 and 2.0 m/s). *excited* is one speed scale
-    faster than neutral in each; *low* holds the head two scales lower; *fast-content* is only ever
-    performed in the fast content, as fast as its neutral: no cue of its own."""
+    """Two contents: a slow one and a fast one (neutral 0.5 and 2.0 m/s). *excited* is three speed scales
+    faster than neutral; *low* holds the head four scales lower; *fast-content* is
+    only ever performed in the fast content, as fast as its neutral: no cue of its own."""
     s, h = SPECS["speed"].scale, SPECS["head_pitch"].scale
     rows = []
     for group, base in (("slow", 0.5), ("fast", 2.0)):
         rows += [("neutral", group, _window(base, 0.0))] * 3
-        rows += [("excited", group, _window(base + s, 0.0))] * 3
-        rows += [("low", group, _window(base, 2 * h))] * 3
+        rows += [("excited", group, _window(base + 3 * s, 0.0))] * 3
+        rows += [("low", group, _window(base, 4 * h))] * 3
     rows += [("fast-content", "fast", _window(2.0, 0.0))] * 3
     labels = np.array([LABELS.index(r[0]) for r in rows])
     return [r[2] for r in rows], labels, [r[1] for r in rows]
 
 
-def test_cues_are_learned_within_each_content():
+def test_cues_are_learned_against_the_other_labels_within_each_content():
     measured, labels, groups = _data()
     cues = label_cues.learn(measured, labels, LABELS, groups)
-    assert cues == {"excited": (("speed", 1),), "low": (("head_pitch", 1),)}
+    assert cues["excited"][0] == ("speed", 1) and cues["low"][0] == ("head_pitch", 1)   # largest effect first
+    # What sets a label apart from the others, not from neutral: neutral is slower than *excited*'s
+    # content-mates and holds its head higher than *low*'s, so it gets cues of its own too.
+    assert dict(cues["neutral"]) == {"speed": -1, "head_pitch": -1}
+    assert "fast-content" not in cues or ("speed", 1) not in cues["fast-content"]
     # Pooled over contents, the fast content alone would give *fast-content* a speed cue it does not have.
     pooled = label_cues.learn(measured, labels, LABELS, [""] * len(groups))
-    assert pooled["fast-content"] == (("speed", 1),)
-    # Without the reference label in the data, each label is compared with all other windows.
-    assert label_cues.learn(measured, labels, LABELS, groups, reference="calm")["low"][0] == ("head_pitch", 1)
-    assert label_cues.learn(measured, labels, LABELS, groups, min_effect=5.0) == {}
+    assert ("speed", 1) in pooled["fast-content"]
+    assert label_cues.learn(measured, labels, LABELS, groups, min_effect=50.0) == {}
+    assert label_cues.learn(measured, labels, LABELS, groups, per_label=1)["neutral"] == (("head_pitch", -1),)
     with pytest.raises(ValueError, match="per_label"):
         label_cues.learn(measured, labels, LABELS, groups, per_label=0)
 
