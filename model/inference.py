@@ -324,4 +324,3 @@ class EmotionModel:
         the opening (`evidence_text.opening`), which names the label."""
         batch, p = self._explain_batch([window], [label])
         return self._stream_after_opening(batch, label, p.evidence[0], p.mgs[0], max_new_tokens)
-

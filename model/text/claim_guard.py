@@ -8,7 +8,8 @@ prompt, a claim repeated three times, a smile) is what an under-trained LoRA doe
 that form. This guard keeps it in the form while it decodes: at each step it names the tokens that
 may come next, and the model takes its best one among them:
 
-- at the start of a claim: the first token of a phrase not yet cited;
+- at the start of a claim: the first token of a phrase not yet cited (the first claim, given a
+  ``lead``: of one of the first phrases, the reasons that support the label);
 - inside a claim: the next token of every unused phrase the claim so far is a prefix of;
 - where a phrase is complete: a separator (when another claim may follow), ``.``, or those fused
   with the phrase's last token (byte-level BPE writes ``),`` and ``).`` as one token);
