@@ -3,8 +3,8 @@
 MLP's down projection take int8 copies too (model/llm/int8_copies.py), in the checkpoint folder.
 
 Prints labels, the base-model reference, layouts (the layout-embedding vocabulary), parameter
-counts, skeleton tokens per window, LoRA settings, the adapter, size, and training provenance
-(split, metrics) when recorded.
+counts, skeleton tokens per window, LoRA settings, the adapter, size, the LLM's label bias and the
+explanation cues when measured or learned, and training provenance (split, metrics) when recorded.
 """
 from __future__ import annotations
 
@@ -100,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             ("LoRA", f"r {d['llm']['lora_r']}, alpha {d['llm']['lora_alpha']}, dropout {d['llm']['lora_dropout']} on "
                      f"{', '.join(d['llm']['lora_targets'])}" if d["llm"] else "-"),
             ("adapter", d["adapter"] or "none (base LLM as is)"), ("layouts", ", ".join(d["layouts"])),
-            ("size", f"{d['size_mb']} MB")]
+            ("size", f"{d['size_mb']} MB"),
+            ("label bias", ", ".join(f"{lab} {b:+.2f}" for lab, b in zip(d["labels"], d["label_bias"]))
+             if d["label_bias"] else "none (the LLM's label scores as they are)"),
+            ("explanation cues", "; ".join(f"{lab}: " + ", ".join(f"{n} {'+-0'[[1, -1, 0].index(s)]}" for n, s in cues)
+                                           for lab, cues in d["label_cues"].items())
+             if d["label_cues"] else "the literature's (evidence_text.LABEL_CUES)")]
     rows += [(k, _short(v)) for k, v in d["meta"].items() if k not in ("history", "run")]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:

@@ -108,4 +108,9 @@ def test_align_learns_cues_and_the_next_stage_and_the_command_keep_them(tmp_path
     assert label_cues.main([str(ck_dir)]) == 0                           # the same training windows: the same cues
     assert checkpoint.load(ck_dir).cfg.label_cues == learned
     assert "cues learned from" in capsys.readouterr().out
+    from bodytalk.model.serving import inspect as model_cli
+    assert model_cli.main(["info", str(ck_dir)]) == 0                    # `bodytalk model info` shows them
+    label, cues = next(iter(learned.items()))
+    shown = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("explanation cues"))
+    assert f"{label}: {cues[0][0]} {'+' if cues[0][1] > 0 else '-'}" in shown
     assert label_cues.main([str(tmp_path / "missing")]) == 2
