@@ -13,7 +13,7 @@ from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.skeleton import descriptors as D
 from bodytalk.model.skeleton.descriptor_bands import SPECS
 from bodytalk.model.text import evidence_text as E
-from bodytalk.train import align, config, label_cues, warmstart
+from bodytalk.train import align, config, instruct, label_cues, warmstart
 
 LABELS = ("neutral", "excited", "low", "fast-content")
 
@@ -103,6 +103,9 @@ def test_align_learns_cues_and_the_next_stage_and_the_command_keep_them(tmp_path
     assert learned and all(cues for cues in learned.values())
     start = warmstart.start(str(ck_dir), checkpoint.load(ck_dir).cfg.labels, {}, {}, {}, seed=0)
     assert start.cfg.label_cues == learned                               # instruct writes targets from them
+    tuned = instruct.run(config.load(instruct.Config, "tiny_instruct", [
+        f"llm.base={tiny_model_dir}", "llm.dtype=float32", f"init={ck_dir}", "optim.epochs=1"]), out=tmp_path / "i")
+    assert checkpoint.load(tuned / "checkpoint").cfg.label_cues == learned   # and the served model has them
     assert label_cues.main([str(ck_dir), "--literature"]) == 0
     assert checkpoint.load(ck_dir).cfg.label_cues is None
     assert label_cues.main([str(ck_dir)]) == 0                           # the same training windows: the same cues
