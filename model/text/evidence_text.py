@@ -6,9 +6,12 @@ micro-gesture result) the MG line follows: "...; touched the face twice (0.4-1.6
 
 ``explain_template(descriptors, label, rng)`` -> "sad: slow walk (0.60 m/s), head lowered 25°, arms
 close to the body (0.21 m from the torso)." It cites the 2-4 descriptors that most support the
-label (``LABEL_CUES``: which direction of which descriptor goes with which label), else the most
-salient ones. Every clause is a measured phrase, so every target sentence is true of its window --
-the grounding check passes on all of them by construction (and the tests hold it to that).
+label (its ``reasons``: ``LABEL_CUES`` says which direction of which descriptor goes with which
+label, or a checkpoint's cues learned from its training windows, ``cue_table``), else the most
+salient ones, and then says that they are no reason. Every clause is a measured phrase, so every
+target sentence is true of its window -- the grounding check passes on all of them by construction
+(and the tests hold it to that). Grounded decoding (claim_guard.py) holds served explanations to
+the same ``reasons``.
 """
 from __future__ import annotations
 
