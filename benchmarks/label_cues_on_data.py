@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bodytalk.model.skeleton import descriptors as desc
-from bodytalk.model.skeleton.descriptor_bands import SPECS
-from bodytalk.model.text.evidence_text import LABEL_CUES
+from bodytalk.model.text.evidence_text import DIRECTION_MARKS, LABEL_CUES
 from bodytalk.train import label_cues
 from bodytalk.train.data import DataConfig, DatasetSpec, load
 
@@ -38,42 +37,37 @@ BANDAI = "bvh:../shared/data/bandai-namco-ds1/data"
 HOLDS_NEAR = 0.5   # a "close to neutral" cue holds within this many scale units
 
 
-def differences(values: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray, label: str,
-                neutral: str | None) -> dict[str, float]:
-    """Per descriptor: the label's mean minus neutral's (None: all other labels'), in scale units,
-    averaged over the groups with both."""
-    other = labels != label if neutral is None else labels == neutral
-    out = {}
-    for name, v in values.items():
-        z = (v - SPECS[name].neutral) / SPECS[name].scale
-        per_group = [np.nanmean(z[(labels == label) & (groups == g)]) - np.nanmean(z[other & (groups == g)])
-                     for g in np.unique(groups)
-                     if np.isfinite(z[(labels == label) & (groups == g)]).any()
-                     and np.isfinite(z[other & (groups == g)]).any()]
-        out[name] = float(np.mean(per_group)) if per_group else float("nan")
-    return out
+def _sign(x: float) -> int:
+    """A difference's direction; a rounding-level one (a descriptor constant on both sides) is none."""
+    return int(np.sign(round(x, 9)))
 
 
-def holds(cues, values: dict[str, np.ndarray], labels, groups, label: str) -> tuple[int, int]:
+def differences(z: np.ndarray, index: np.ndarray, groups: np.ndarray, label: int,
+                neutral: int | None) -> dict[str, float]:
+    """Per descriptor name: the label's mean minus neutral's (None: all other labels'), in scale
+    units, averaged over the groups with both (``label_cues.effects``, the checkpoint's own measure)."""
+    other = None if neutral is None else index == neutral
+    return dict(zip(label_cues.NAMES, label_cues.effects(z, index, groups, label, other).tolist()))
+
+
+def holds(cues, z: np.ndarray, index: np.ndarray, groups: np.ndarray, label: int) -> tuple[int, int]:
     """(cues that hold against the other labels, cues with data) of ``label`` on these windows; a
     "close to neutral" cue is not counted."""
-    diff = differences({n: values[n] for n, s in cues if s}, labels, groups, label, None)
-    signs = [np.sign(diff[n]) == s for n, s in cues if s and np.isfinite(diff[n])]
+    diff = differences(z, index, groups, label, None)
+    signs = [_sign(diff[n]) == s for n, s in cues if s and np.isfinite(diff[n])]
     return sum(signs), len(signs)
 
 
-def held_out(measured, values, labels: np.ndarray, groups: np.ndarray, names: tuple[str, ...]) -> str:
+def held_out(measured, z: np.ndarray, index: np.ndarray, groups: np.ndarray, names: tuple[str, ...]) -> str:
     """The second table: learned on all contents but one vs the literature's, on the one."""
-    index = np.array([names.index(x) for x in labels])
     rows, total = ["| held-out content | literature cues hold | learned cues hold |", "|---|---|---|"], np.zeros(4, int)
     for g in np.unique(groups):
-        train = groups != g
+        train, test = groups != g, groups == g
         learned = label_cues.learn([m for m, t in zip(measured, train) if t], index[train], names, groups[train])
-        test = {n: v[~train] for n, v in values.items()}
         counts = np.zeros(4, int)
-        for label in set(labels[~train]):
-            counts[:2] += holds(LABEL_CUES.get(label, ()), test, labels[~train], groups[~train], label)
-            counts[2:] += holds(learned.get(label, ()), test, labels[~train], groups[~train], label)
+        for k in np.unique(index[test]):
+            counts[:2] += holds(LABEL_CUES.get(names[k], ()), z[test], index[test], groups[test], k)
+            counts[2:] += holds(learned.get(names[k], ()), z[test], index[test], groups[test], k)
         total += counts
         if counts.any():   # a content performed in one style only has nothing to compare within
             rows.append(f"| {g} | {counts[0]} of {counts[1]} | {counts[2]} of {counts[3]} |")
@@ -99,21 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         raise SystemExit(f"label_cues_on_data: {err}") from None
     measured = [desc.compute(windows.joints[i], windows.confidence[i], windows.fps) for i in range(len(windows))]
-    values = {n: np.array([d[n].value if d[n].valid else np.nan for d in measured]) for n in SPECS}
-    labels = np.array([windows.labels[i] for i in windows.label])
+    z, index, names = label_cues.scaled(measured), windows.label, windows.labels
     groups = np.array([windows.clips[c].groups.get(args.group, "") for c in windows.clip])
-    if args.neutral not in labels:
+    if args.neutral not in names or not (index == names.index(args.neutral)).any():
         raise SystemExit(f"label_cues_on_data: no {args.neutral!r} windows to compare with")
     rows, held, total = ["| label | cues: descriptor (cue direction) label minus neutral |", "|---|---|"], 0, 0
     for label, cues in LABEL_CUES.items():
-        if label == args.neutral or label not in labels:
+        if label == args.neutral or label not in names or not (index == names.index(label)).any():
             continue
-        diff = differences({n: values[n] for n, _ in cues}, labels, groups, label, args.neutral)
+        diff = differences(z, index, groups, names.index(label), names.index(args.neutral))
         cells = []
         for name, sign in cues:
-            ok = abs(diff[name]) < HOLDS_NEAR if sign == 0 else np.sign(diff[name]) == sign
+            ok = abs(diff[name]) < HOLDS_NEAR if sign == 0 else _sign(diff[name]) == sign
             held, total = held + bool(ok), total + 1
-            cells.append(f"{name} ({'+-0'[[1, -1, 0].index(sign)]}) {diff[name]:+.2f}{'' if ok else ' **x**'}")
+            cells.append(f"{name} ({DIRECTION_MARKS[sign]}) {diff[name]:+.2f}{'' if ok else ' **x**'}")
         rows.append(f"| {label} | " + ", ".join(cells) + " |")
     table = (f"Explanation cues on `{args.data}` ({len(windows)} windows, compared within `{args.group}`): "
              f"**{held} of {total}** cues hold (**x**: the data go the other way). Command: `python "
@@ -122,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                "within contents; 6 a label at most, effect >= 0.5) on all contents but one, checked on that "
                "one against its other labels, beside the literature's on the same windows (contents performed in one "
                "style only are left out):\n\n"
-             + held_out(measured, values, labels, groups, windows.labels))
+             + held_out(measured, z, index, groups, names))
     return publish(table, args.write, "label_cues_on_data")
 
 

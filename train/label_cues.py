@@ -35,6 +35,7 @@ import numpy as np
 from bodytalk.model import checkpoint
 from bodytalk.model.skeleton import descriptors as desc
 from bodytalk.model.skeleton.descriptor_bands import SPECS
+from bodytalk.model.text.evidence_text import DIRECTION_MARKS
 
 log = logging.getLogger("bodytalk.train")
 NAMES = tuple(SPECS)
@@ -46,11 +47,13 @@ def scaled(measured: Sequence[desc.Descriptors]) -> np.ndarray:
                      for d in measured]).reshape(len(measured), len(NAMES))
 
 
-def effects(z: np.ndarray, labels: np.ndarray, groups: Sequence[str], label: int) -> np.ndarray:
-    """``[D]`` per descriptor: the mean of ``label``'s windows of ``z`` (``scaled``) minus the other
-    labels' windows', per group, averaged over the groups with both."""
+def effects(z: np.ndarray, labels: np.ndarray, groups: Sequence[str], label: int,
+            other: np.ndarray | None = None) -> np.ndarray:
+    """``[D]`` per descriptor: the mean of ``label``'s windows of ``z`` (``scaled``) minus the mean of
+    the ``other`` windows (a mask; default: the other labels'), per group, averaged over the groups
+    with both."""
     groups = np.asarray(groups)
-    other = labels != label
+    other = labels != label if other is None else other
     rows = []
     with warnings.catch_warnings():   # a descriptor no window of a group measured: NaN, not a warning
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.checkpoint}: cues learned from {len(train)} training windows"
           + (f" within {group!r}" if group else ""))
     for label, found in cues.items():
-        print(f"  {label}: " + ", ".join(f"{n} {'+' if s > 0 else '-'}" for n, s in found))
+        print(f"  {label}: " + ", ".join(f"{n} {DIRECTION_MARKS[s]}" for n, s in found))
     return 0
 
 

@@ -14,6 +14,7 @@ import logging
 
 from bodytalk.model import checkpoint
 from bodytalk.model.registry import default_checkpoint
+from bodytalk.model.text.evidence_text import DIRECTION_MARKS
 from bodytalk.model.llm.weights import BaseModelNotFound, resolve_base
 
 log = logging.getLogger("bodytalk.model")
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             ("size", f"{d['size_mb']} MB"),
             ("label bias", ", ".join(f"{lab} {b:+.2f}" for lab, b in zip(d["labels"], d["label_bias"]))
              if d["label_bias"] else "none (the LLM's label scores as they are)"),
-            ("explanation cues", "; ".join(f"{lab}: " + ", ".join(f"{n} {'+-0'[[1, -1, 0].index(s)]}" for n, s in cues)
+            ("explanation cues", "; ".join(f"{lab}: " + ", ".join(f"{n} {DIRECTION_MARKS[s]}" for n, s in cues)
                                            for lab, cues in d["label_cues"].items())
              if d["label_cues"] else "the literature's (evidence_text.LABEL_CUES)")]
     rows += [(k, _short(v)) for k, v in d["meta"].items() if k not in ("history", "run")]

@@ -54,6 +54,7 @@ LABEL_CUES: dict[str, tuple[tuple[str, int], ...]] = {
                       ("hand_speed", -1), ("trunk_lean", 1)),
 }
 Cues = Mapping[str, Sequence[tuple[str, int]]]   # label -> its (descriptor, direction) cues, as LABEL_CUES
+DIRECTION_MARKS = {1: "+", -1: "-", 0: "0"}      # a cue's direction as commands and reports print it
 ALIASES = {"normal": "neutral", "calm": "neutral", "happiness": "happy", "joy": "happy", "sadness": "sad",
            "anger": "angry", "fear": "fearful", "afraid": "fearful", "scared": "fearful",
            "tiredness": "tired", "pride": "proud", "not_confident": "not-confident",
@@ -178,4 +179,4 @@ def explain_template(descriptors: Mapping[str, Descriptor], label: str, rng: np.
 
 
 __all__ = ["PROMPT_NAMES", "LABEL_CUES", "render", "explain_template", "opening", "named_label", "support",
-           "canonical_label", "citable", "supporting", "reasons", "cited_support", "cue_table", "Cues"]
+           "canonical_label", "citable", "supporting", "reasons", "cited_support", "cue_table", "Cues", "DIRECTION_MARKS"]
