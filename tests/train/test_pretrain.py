@@ -80,6 +80,14 @@ def test_an_ensemble_with_the_statistics_stream_trains_and_fits_it(tmp_path):
     np.testing.assert_allclose(probs["3 trunks + statistics stream (the served head)"], want.numpy(), atol=1e-5)
     np.testing.assert_allclose(probs["statistics stream alone"], stream.numpy(), atol=1e-6)
     assert (truth == y.numpy()).all() and ablate.main([str(tmp_path)]) == 0
+    # its mirror row: the served head on the window and on its reflection (reflecting twice is the window)
+    flipped = ablate.mirrored(test)
+    np.testing.assert_allclose(ablate.mirrored(flipped).joints, test.joints, atol=1e-5)
+    xm = torch.stack([WindowDataset(flipped, ck.cfg.encoder.layouts, ck.cfg.encoder.frames, version=2)[i][0]
+                      for i in range(len(flipped))])
+    with torch.no_grad():
+        reflected = ck.encoder(xm, layout)["logits"].exp()
+    np.testing.assert_allclose(probs[ablate.MIRRORED], ((want + reflected) / 2).numpy(), atol=1e-5)
 
 
 def test_stb_recipe_end_to_end_with_linear_probe(tmp_path):
