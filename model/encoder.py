@@ -210,6 +210,20 @@ class SkeletonEncoder(nn.Module):
                                     for _ in range(cfg.members - 1))
         self.stats_head = StatisticsHead(cfg.num_labels) if cfg.statistics else None
 
+    @torch.no_grad()
+    def keep_labels(self, index: list[int]) -> None:
+        """Keep only these rows of every label head (the trunks' and the statistics stream's), in this
+        order: each member's softmax becomes its distribution renormalised over the kept labels. What a
+        pre-training run with auxiliary classes does before it saves the model."""
+        rows = torch.as_tensor(index, dtype=torch.long)
+        for trunk in (self, *self.others):
+            head = nn.Linear(trunk.head.in_features, len(index))
+            head.weight.copy_(trunk.head.weight[rows])
+            head.bias.copy_(trunk.head.bias[rows])
+            trunk.head, trunk.cfg = head, replace(trunk.cfg, num_labels=len(index))
+        if self.stats_head is not None:
+            self.stats_head.keep(rows)
+
     def layout_ids(self, layouts: list[str]) -> torch.Tensor:
         """Source layout ids -> embedding indices (unknown layouts share the 'unified' slot)."""
         index = {name: i for i, name in enumerate(self.cfg.layouts)}

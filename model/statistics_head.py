@@ -35,6 +35,11 @@ class StatisticsHead(nn.Module):
         z = (self.features(x) - self.mean) / self.scale
         return z @ self.weight.T + self.bias
 
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep these label rows, in this order (``SkeletonEncoder.keep_labels``)."""
+        self.weight = self.weight[rows].clone()
+        self.bias = self.bias[rows].clone()
+
     def set(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
             classes: np.ndarray) -> None:
         """Take a fitted standardisation ``[F]`` and logistic regression (``coef [C, F]``, ``intercept [C]``

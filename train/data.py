@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +74,10 @@ class DatasetSpec:
     classes: tuple[str, ...] | None = None  # keep only these labels (the dataset's own names)
     rename: dict[str, str] = field(default_factory=dict)  # dataset name -> model label
     name: str | None = None     # prefix of clip ids (default: the folder or scheme)
+    # Training-only classes (the dataset's own names): the pre-training stage learns them beside the
+    # model's labels, then drops them from its head; held-out scoring, the later stages and serving
+    # never see them (``load(..., auxiliary=True)``).
+    auxiliary: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_uri(self.uri)
@@ -82,6 +87,15 @@ class DatasetSpec:
                              f"{self.label_key} intervals)")
         if self.classes is not None and not self.classes:
             raise ValueError(f"dataset {self.uri}: classes is empty; leave it out to keep every label")
+        if self.auxiliary and self.classes is None:
+            raise ValueError(f"dataset {self.uri}: auxiliary classes need `classes` (the labels the model keeps)")
+        if both := sorted(set(self.auxiliary) & set(self.classes or ())):
+            raise ValueError(f"dataset {self.uri}: {', '.join(both)} cannot be both in classes and auxiliary")
+
+    @property
+    def auxiliary_labels(self) -> set[str]:
+        """The model-side names of the auxiliary classes."""
+        return {self.rename.get(a, a) for a in self.auxiliary}
 
     @property
     def key(self) -> str:
@@ -114,6 +128,11 @@ class DataConfig:
     @property
     def window_config(self) -> WindowConfig:
         return WindowConfig(self.window, self.hop, self.fps)
+
+    def served(self, labels: Sequence[str]) -> tuple[str, ...]:
+        """``labels`` without the datasets' auxiliary classes (the labels a model keeps), in order."""
+        aux = set().union(*(d.auxiliary_labels for d in self.datasets))
+        return tuple(lab for lab in labels if lab not in aux)
 
 
 @dataclass(frozen=True)
@@ -159,6 +178,15 @@ class WindowSet:
     def counts(self) -> dict[str, int]:
         """Windows per clip id."""
         return {self.clips[i].id: n for i, n in Counter(self.clip.tolist()).items()}
+
+    def relabel(self, labels: Sequence[str]) -> "WindowSet":
+        """The windows whose label is in ``labels``, their indices into ``labels`` (a subset, reordered)."""
+        index = {lab: i for i, lab in enumerate(labels)}
+        keep = np.isin(self.label, [i for i, lab in enumerate(self.labels) if lab in index])
+        out = self.subset(keep)
+        out.label = np.array([index[self.labels[i]] for i in out.label], dtype=np.int64)
+        out.labels = tuple(labels)
+        return out
 
     def take(self, clip_ids) -> "WindowSet":
         """The windows of these clips."""
@@ -209,7 +237,7 @@ class _Labelled:
     unreadable: list[str] = field(default_factory=list)  # "<file>: <reason>" of clips that gave no window
 
 
-def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool) -> _Labelled:
+def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool, auxiliary: bool) -> _Labelled:
     root, files = _files(spec)
     try:
         labels: dict[Path, FileLabel] = file_labels(files, root, spec.label_key, spec.labels)
@@ -218,7 +246,7 @@ def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool)
     _check_classes(spec, {lab.label for lab in labels.values()})
     out, errors = _Labelled(), []
     for path in tqdm(files, desc=f"reading {spec.key}", unit="file", disable=not progress, leave=False):
-        if _keep(spec, labels[path].label) is None:
+        if _keep(spec, labels[path].label, auxiliary) is None:
             continue
         try:
             raw = cached_read(path, _file_uri(spec, path), cfg.window_config, cache)
@@ -226,11 +254,11 @@ def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool)
             errors.append(str(err) if str(path) in str(err) else f"{path}: {err}")
             continue
         bodies = sorted(set(raw.body))
-        if not bodies and _keep(spec, labels[path].label) is not None:
+        if not bodies and _keep(spec, labels[path].label, auxiliary) is not None:
             out.unreadable.append(f"{path.name}: {raw.unreadable[0] if raw.unreadable else 'no frames'}")
         for body in bodies:
             suffix = f"#b{body}" if len(bodies) > 1 else ""
-            clip = Clip(f"{spec.key}/{path.relative_to(root).as_posix()}{suffix}", _keep(spec, labels[path].label),
+            clip = Clip(f"{spec.key}/{path.relative_to(root).as_posix()}{suffix}", _keep(spec, labels[path].label, auxiliary),
                         raw.layout, spec.key, dict(labels[path].groups))
             out.clips.append(clip)
             out.windows += [(len(out.clips) - 1, j, c, r) for j, c, b, r in
@@ -240,7 +268,7 @@ def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool)
     return out
 
 
-def _load_stream(spec: DatasetSpec, cfg: DataConfig) -> _Labelled:
+def _load_stream(spec: DatasetSpec, cfg: DataConfig, auxiliary: bool) -> _Labelled:
     _, target, _ = parse_uri(spec.uri)
     try:
         raw = read(spec.uri, cfg.window_config, spec.label_key if spec.labels is None else None)
@@ -258,42 +286,46 @@ def _load_stream(spec: DatasetSpec, cfg: DataConfig) -> _Labelled:
     for j, c, body, (t_start, t_end), real in zip(raw.joints, raw.confidence, raw.body, raw.span, raw.real_frames):
         timeline = raw.timelines.get(body)
         seg = timeline.segment(t_start - t0, t_end - t0) if timeline else None
-        if seg is None or _keep(spec, seg[1]) is None:
+        if seg is None or _keep(spec, seg[1], auxiliary) is None:
             continue  # unlabelled, or the label changes inside the window
         if (body, seg[0]) not in index:
             index[body, seg[0]] = len(out.clips)
-            out.clips.append(Clip(f"{spec.key}/b{body}/s{seg[0]}", _keep(spec, seg[1]), raw.layout, spec.key,
+            out.clips.append(Clip(f"{spec.key}/b{body}/s{seg[0]}", _keep(spec, seg[1], auxiliary), raw.layout, spec.key,
                                   {"body": str(body)}))
         out.windows.append((index[body, seg[0]], j, c, real))
     return out
 
 
 def _check_classes(spec: DatasetSpec, found: set[str]) -> None:
-    wanted = set(spec.classes or ()) | set(spec.rename)
+    wanted = set(spec.classes or ()) | set(spec.rename) | set(spec.auxiliary)
     if unknown := sorted(wanted - found):
         raise DatasetError(f"dataset {spec.key}: unknown class name(s) {', '.join(unknown)} in classes/rename; "
                            f"its {spec.label_key} labels are: {', '.join(sorted(found)) or 'none'}")
 
 
-def _keep(spec: DatasetSpec, label: str) -> str | None:
+def _keep(spec: DatasetSpec, label: str, auxiliary: bool = False) -> str | None:
     """The model label of a dataset label, or None when the class subset leaves it out."""
-    if spec.classes is not None and label not in spec.classes:
+    if spec.classes is not None and label not in spec.classes and not (auxiliary and label in spec.auxiliary):
         return None
     return spec.rename.get(label, label)
 
 
-def load(cfg: DataConfig, progress: bool = True) -> WindowSet:
-    """Read, label and check every dataset of ``cfg``."""
+def load(cfg: DataConfig, progress: bool = True, auxiliary: bool = False) -> WindowSet:
+    """Read, label and check every dataset of ``cfg``; with ``auxiliary`` its auxiliary classes too
+    (labels: ``cfg.labels`` then the auxiliary ones, or every label found, sorted)."""
     cache = Path(cfg.cache).expanduser() if cfg.cache else cache_root() / "windows"
     parts = []
     for spec in cfg.datasets:
         scheme = parse_uri(spec.uri)[0]
-        part = _load_files(spec, cfg, cache, progress) if scheme in FILE_SUFFIX else _load_stream(spec, cfg)
+        part = (_load_files(spec, cfg, cache, progress, auxiliary) if scheme in FILE_SUFFIX
+                else _load_stream(spec, cfg, auxiliary))
         if not part.windows:
             raise DatasetError(f"dataset {spec.key} ({spec.uri}) yielded no labelled windows of {cfg.window} s")
         parts.append(part)
     found = sorted({c.label for p in parts for c in p.clips})
     labels = tuple(cfg.labels) if cfg.labels else tuple(found)
+    if auxiliary and cfg.labels:
+        labels += tuple(sorted(set(found) - set(labels) - set(cfg.served(found))))
     if stray := sorted(set(found) - set(labels)):
         raise DatasetError(f"label(s) {', '.join(stray)} are not in data.labels ({', '.join(labels)}); "
                            "add them, rename them or leave them out with a dataset's classes")
@@ -311,28 +343,36 @@ def load(cfg: DataConfig, progress: bool = True) -> WindowSet:
                      tuple(clips), labels, cfg.fps, np.array([r for *_, r in items], dtype=np.int64))
 
 
-def load_split(cfg: DataConfig, progress: bool = True) -> tuple[WindowSet, Split, WindowSet, WindowSet]:
+def load_split(cfg: DataConfig, progress: bool = True,
+               auxiliary: bool = False) -> tuple[WindowSet, Split, WindowSet, WindowSet]:
     """``load`` + the split a single-run stage uses, checked: (all, split, train, test). With
     ``train_hop`` the training clips are cut again, their windows that much apart (more phases of the
-    same motion to learn from); the held-out windows, and ``all``, keep ``hop``."""
-    windows = load(cfg, progress)
+    same motion to learn from); the held-out windows, and ``all``, keep ``hop``. With ``auxiliary``
+    the auxiliary classes' clips are split with the others (a left-out group leaves out all its
+    clips) and join the training side only: the held-out side keeps the model's labels."""
+    windows = load(cfg, progress, auxiliary)
     split = splits.select(windows.clips, cfg.split)
+    if auxiliary:
+        kept, held_out = set(cfg.served(windows.labels)), set(split.test)
+        split = dataclasses.replace(split, test=tuple(c.id for c in windows.clips
+                                                     if c.id in held_out and c.label in kept))
     splits.check(split, windows.clips, windows.counts())
     train, test = windows.split(split)
     if cfg.train_hop is not None and cfg.train_hop != cfg.hop:
-        dense = load(dataclasses.replace(cfg, hop=cfg.train_hop, train_hop=None), progress)
+        dense = load(dataclasses.replace(cfg, hop=cfg.train_hop, train_hop=None), progress, auxiliary)
         if [c.id for c in dense.clips] != [c.id for c in windows.clips]:
             raise DatasetError("the data changed between two reads (the clips differ): run again")
         train = dense.take(split.train)
     return windows, split, train, test
 
 
-def load_split_ranked(cfg: DataConfig, info, progress: bool = True) -> tuple[WindowSet, Split, WindowSet, WindowSet]:
+def load_split_ranked(cfg: DataConfig, info, progress: bool = True,
+                      auxiliary: bool = False) -> tuple[WindowSet, Split, WindowSet, WindowSet]:
     """``load_split`` under DDP: rank 0 reads the data (filling the window cache) while the other
     ranks wait at the barrier, then they read the cache. ``info`` is the run's ``DistInfo``."""
     if info.main:
-        out = load_split(cfg, progress)
+        out = load_split(cfg, progress, auxiliary)
     info.barrier()
     if not info.main:
-        out = load_split(cfg, False)
+        out = load_split(cfg, False, auxiliary)
     return out

@@ -204,9 +204,12 @@ def run(cfg: Config, out: str | Path | None = None,
 
 def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
     progress = cfg.runtime.progress and info.main
-    windows, split, train, test = load_split_ranked(cfg.data, info, progress)
-    if len(windows.labels) < 2:
-        raise DatasetError(f"need at least 2 labels to pre-train, found {list(windows.labels)}")
+    windows, split, train, test = load_split_ranked(cfg.data, info, progress, auxiliary=True)
+    served = cfg.data.served(windows.labels)   # the labels the saved model keeps (auxiliary ones dropped)
+    if len(served) < 2:
+        raise DatasetError(f"need at least 2 labels to pre-train, found {list(served)}")
+    # With auxiliary classes the head trains on every label and the held-out windows are scored on it
+    # (the kept labels' windows only) until the end, when the head keeps the served labels' rows.
     model_cfg = ModelConfig.create(windows.labels, encoder=dict(cfg.encoder), with_llm=False)
     enc_cfg = model_cfg.encoder
     encoder = SkeletonEncoder(enc_cfg)
@@ -240,10 +243,19 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
         final = {k: v for k, v in history[-1].items() if k.startswith(("test_", "probe_"))} | baseline
         if encoder.stats_head is not None:   # the statistics stream joins the label once the trunks trained
             final["statistics_train_acc"] = fit_statistics(encoder, train, fixed(train), cfg.seed)
-            if evaluate:
-                with torch.no_grad():
-                    final |= {f"{k}_with_statistics": v for k, v in evaluate(encoder.eval()).items()}
+        restricted = served != windows.labels
+        if restricted:
+            encoder.keep_labels([windows.labels.index(lab) for lab in served])
+            model_cfg = ModelConfig.create(served, encoder=dict(cfg.encoder), with_llm=False)
+            test = test.relabel(served)
+            if evaluate and p.recipe == "supervised":
+                evaluate = _supervised_eval(test, fixed(test), info.device)
+        if evaluate and (restricted or encoder.stats_head is not None):   # the model as saved
+            suffix = "_with_statistics" if encoder.stats_head is not None else "_served_labels"
+            with torch.no_grad():
+                final |= {f"{k}{suffix}": v for k, v in evaluate(encoder.eval()).items()}
         meta = {"stage": "pretrain", "recipe": p.recipe, "augment": list(p.augment.names),
+                "auxiliary_labels": [lab for lab in windows.labels if lab not in served],
                 "head_trained": p.recipe == "supervised", "split": split.to_dict(),
                 "datasets": [d.uri for d in cfg.data.datasets], "data": windows.summary(),
                 "metrics": final, "seed": cfg.seed, "run": str(out)}

@@ -125,6 +125,22 @@ def test_a_fold_that_cannot_train_is_left_out_with_the_reason(tmp_path, capsys):
     assert "left out" in capsys.readouterr().out
 
 
+def test_auxiliary_classes_train_a_fold_and_leave_its_held_out_side_as_it_was(swept, tmp_path):
+    """fearful as an auxiliary class: fold 2 trains on body 1's fearful clips too, and holds out and
+    scores exactly the clips (and labels) the sweep without it does."""
+    from bodytalk.model import checkpoint
+
+    out = tmp_path / "aux"
+    assert sweep(out, "--folds", "2", "--paths", "head", CLASSES, "data.datasets.0.auxiliary=[fearful]") == 0
+    meta = checkpoint.load(out / "2" / "checkpoint").meta
+    plain = checkpoint.load(swept / "2" / "checkpoint").meta["split"]
+    assert meta["auxiliary_labels"] == ["fearful"] and meta["split"]["test"] == plain["test"]
+    assert set(meta["split"]["train"]) > set(plain["train"])     # + body 1's fearful clips
+    got, want = predictions(out, "2"), predictions(swept, "2")
+    assert got["clip"].tolist() == want["clip"].tolist() and (got["truth"] == want["truth"]).all()
+    assert got["head"].shape == want["head"].shape      # [N, 4]: the kept labels only
+
+
 def test_a_stale_fold_folder_is_refused(swept, tmp_path, capsys):
     out = tmp_path / "stale"
     shutil.copytree(swept / "1", out / "2", ignore=shutil.ignore_patterns("eval"))   # fold 1's run under 2

@@ -140,3 +140,56 @@ def test_clip_balance_weighs_each_window_by_its_clip_in_the_step_and_trains(tmp_
         tiny("pretrain.clip_balance=true")
     out = pretrain.run(tiny("pretrain.balance=true", "pretrain.clip_balance=true"), out=tmp_path / "cb")
     check_run(out)
+
+
+def test_auxiliary_classes_train_the_head_and_leave_the_saved_model(tmp_path):
+    """Auxiliary classes join the training side only: the head learns five labels, the checkpoint keeps
+    the three of `classes` (each member's distribution renormalised over them), the held-out side and
+    its recorded split hold only those three, and the later stages' loader never sees the other two."""
+    keep = ("data.datasets.0.classes=[angry,happy,neutral]", "data.datasets.0.auxiliary=[sad,fearful]")
+    cfg = tiny("encoder.features=2", "encoder.members=2", "encoder.statistics=true", *keep)
+    out = pretrain.run(cfg, out=tmp_path / "aux")
+    ck = checkpoint.load(out / "checkpoint")
+    assert ck.cfg.labels == ("angry", "happy", "neutral") and ck.cfg.encoder.num_labels == 3
+    assert ck.meta["auxiliary_labels"] == ["fearful", "sad"]
+    everything = data.load(cfg.data, progress=False, auxiliary=True)
+    assert everything.labels == ("angry", "fearful", "happy", "neutral", "sad")
+    label_of = {c.id: c.label for c in everything.clips}
+    test_ids, train_ids = ck.meta["split"]["test"], ck.meta["split"]["train"]
+    assert test_ids and {label_of[i] for i in test_ids} <= {"angry", "happy", "neutral"}
+    assert {"sad", "fearful"} <= {label_of[i] for i in train_ids}
+    served = data.load(cfg.data, progress=False)       # what eval and the later stages read
+    assert served.labels == ck.cfg.labels and len(served) < len(everything)
+    assert len(served.take(test_ids)) == len(everything.take(test_ids))
+    # the saved head = the trained head's rows of the kept labels
+    test = served.take(test_ids)
+    items = WindowDataset(test, ck.cfg.encoder.layouts, ck.cfg.encoder.frames, version=2)
+    x, layout, y = (torch.stack(t) for t in zip(*(items[i] for i in range(len(items)))))
+    with torch.no_grad():
+        got = ck.encoder(x, layout)
+    assert got["logits"].shape == (len(test), 3) and got["member_logits"].shape == (2, len(test), 3)
+    loss = torch.nn.functional.cross_entropy(got["logits"], y)
+    metrics = json.loads((out / "results.json").read_text())["metrics"]
+    assert float(loss) == pytest.approx(metrics["test_loss_with_statistics"], rel=1e-4)
+
+
+def test_keep_labels_renormalises_each_member():
+    from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
+
+    torch.manual_seed(0)
+    enc = SkeletonEncoder(EncoderConfig(num_labels=5, features=2, members=2, statistics=True)).eval()
+    enc.stats_head.fitted.fill_(True)
+    torch.nn.init.normal_(enc.stats_head.weight)
+    x, layout = torch.randn(4, enc.cfg.frames, 17, 14), torch.zeros(4, dtype=torch.long)
+    with torch.no_grad():
+        before = enc(x, layout)
+        members = [*before["member_logits"], enc.stats_head(x)]
+        enc.keep_labels([3, 0, 1])
+        after = enc(x, layout)
+    want = torch.stack([m[:, [3, 0, 1]].softmax(-1) for m in members]).mean(0)
+    torch.testing.assert_close(after["logits"].exp(), want)
+    assert enc.cfg.num_labels == 3 and all(m.cfg.num_labels == 3 for m in enc.others)
+    with pytest.raises(ValueError, match="both in classes and auxiliary"):
+        data.DatasetSpec("synthetic:?duration=5", classes=("sad",), auxiliary=("sad",))
+    with pytest.raises(ValueError, match="need `classes`"):
+        data.DatasetSpec("synthetic:?duration=5", auxiliary=("sad",))
