@@ -21,6 +21,7 @@ and left out.
 fold in one set; each clip is held out exactly once) window accuracy / macro-F1 and clip accuracy /
 macro-F1 of each label path, with the mean and std (ddof 0) over folds, and how many held-out
 clips and windows were padded (clips shorter than the window count, with one reflected window).
+``OUT/confusion.png``: the pooled windows' row-normalised confusion matrix of each path.
 """
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ def _first_stage(stage_cfg):
 
 
 def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) every asked fold, then write OUT/summary.json and OUT/summary.md."""
+    """Run (or resume) every asked fold, then write OUT/summary.json, OUT/summary.md and OUT/confusion.png."""
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:   # every rank would evaluate and write the same files
         raise ConfigError("--folds runs in one process: start it without torchrun")
     _, base = stage_config(cfg, None)
@@ -132,6 +133,9 @@ def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = prin
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(markdown(summary))
+    if summary["pooled"]:   # the pooled windows' confusion, one matrix a path: which labels are taken for which
+        report.plot_confusions({"paths": summary["pooled"], "labels": summary["labels"],
+                                "split": f"leave-one-{summary['group']}-out, {len(summary['folds'])} folds pooled"}, out / "confusion.png")
     return out
 
 

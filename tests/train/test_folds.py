@@ -56,6 +56,7 @@ def test_every_fold_trains_and_every_clip_is_held_out_once(swept):
     assert sorted(tested) == sorted(held_out_clips())          # each clip in exactly one fold
     assert summary["windows"] == sum(len(predictions(swept, f)["truth"]) for f in FOLDS)
     assert "| **pooled** (3 folds) |" in (swept / "summary.md").read_text()
+    assert (swept / "confusion.png").stat().st_size > 1000      # the pooled confusion, one matrix a path
 
 
 def test_pooled_numbers_are_the_recomputation_from_per_fold_predictions(swept):
