@@ -1,6 +1,8 @@
-"""Small helpers shared by tests: free loopback ports and running ``bodytalk`` as a subprocess."""
+"""Small helpers shared by tests: free loopback ports, running ``bodytalk`` as a subprocess, and
+loading a script of ``benchmarks/`` as a module."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -8,6 +10,14 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def benchmark_module(name: str):
+    """``benchmarks/<name>.py`` as a module (the folder is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def free_port() -> int:

@@ -1,23 +1,19 @@
 """benchmarks/clip_errors.py: the clips a path misses in each sweep, and which it misses in all."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import benchmark_module
 
 LABELS = ["calm", "lively"]
 
 
 @pytest.fixture(scope="module")
 def clip_errors():
-    spec = importlib.util.spec_from_file_location("clip_errors", REPO_ROOT / "benchmarks" / "clip_errors.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("clip_errors")
 
 
 def _sweep(root, lively_of_b: float):

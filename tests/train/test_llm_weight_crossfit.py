@@ -2,22 +2,17 @@
 folds' held-out windows; informative LLM scores earn a weight, noise earns none."""
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import benchmark_module
 
 LABELS, FOLDS, WINDOWS = 4, 4, 60
 
 
 @pytest.fixture(scope="module")
 def crossfit():
-    spec = importlib.util.spec_from_file_location("crossfit", REPO_ROOT / "benchmarks" / "llm_weight_crossfit.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("llm_weight_crossfit")
 
 
 def _sweep(root, llm_knows: bool, seed: int = 0):

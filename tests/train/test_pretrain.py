@@ -14,7 +14,7 @@ import torch
 from bodytalk.model import checkpoint
 from bodytalk.train import config, data, pretrain, run
 from bodytalk.train.views import WindowDataset
-from tests.helpers import REPO_ROOT, free_port
+from tests.helpers import REPO_ROOT, benchmark_module, free_port
 
 
 def tiny(*overrides: str) -> pretrain.Config:
@@ -72,10 +72,7 @@ def test_an_ensemble_with_the_statistics_stream_trains_and_fits_it(tmp_path):
     loss = torch.nn.functional.cross_entropy(out["logits"], y)
     assert float(loss) == pytest.approx(m["test_loss_with_statistics"], rel=1e-4)
     # benchmarks/ablate_ensemble.py reads the run as a one-fold sweep: its served-head row is this label
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("ablate", REPO_ROOT / "benchmarks" / "ablate_ensemble.py")
-    ablate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablate)
+    ablate = benchmark_module("ablate_ensemble")
     probs, truth, _, _ = ablate.fold_probs(tmp_path / "ens")
     np.testing.assert_allclose(probs["3 trunks + statistics stream (the served head)"], want.numpy(), atol=1e-5)
     np.testing.assert_allclose(probs["statistics stream alone"], stream.numpy(), atol=1e-6)
