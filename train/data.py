@@ -122,6 +122,9 @@ class DataConfig:
         if dup := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"datasets share the name(s) {dup}: give each a distinct `name:`")
         WindowConfig(self.window, self.hop, self.fps)  # validates
+        if self.labels and (both := sorted(set(self.labels) - set(self.served(self.labels)))):
+            raise ValueError(f"data.labels names auxiliary class(es) {', '.join(both)}: a model never "
+                             "serves them; leave them out of data.labels")
         if self.train_hop is not None:
             WindowConfig(self.window, self.train_hop, self.fps)
 

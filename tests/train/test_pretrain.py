@@ -190,3 +190,6 @@ def test_keep_labels_renormalises_each_member():
         data.DatasetSpec("synthetic:?duration=5", classes=("sad",), auxiliary=("sad",))
     with pytest.raises(ValueError, match="need `classes`"):
         data.DatasetSpec("synthetic:?duration=5", auxiliary=("sad",))
+    spec = data.DatasetSpec("synthetic:?duration=5", classes=("happy",), auxiliary=("sad",))
+    with pytest.raises(ValueError, match="names auxiliary class"):
+        data.DataConfig(datasets=(spec,), labels=("happy", "sad"))
