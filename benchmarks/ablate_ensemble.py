@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from bodytalk.model import checkpoint
 from bodytalk.train import config as config_io, data, report
+from bodytalk.train.windowset import WindowSet
 from bodytalk.train.augment import mirror
 from bodytalk.train.run import stage_config
 from bodytalk.train.views import WindowDataset
@@ -45,10 +46,10 @@ VARIANTS = {   # name -> (trunks averaged, statistics stream joins)
 MIRRORED = "the served head, averaged with the window's mirror image"
 
 
-_LOADED: dict[str, data.WindowSet] = {}
+_LOADED: dict[str, WindowSet] = {}
 
 
-def _windows(cfg: data.DataConfig) -> data.WindowSet:
+def _windows(cfg: data.DataConfig) -> WindowSet:
     """Every window of a sweep's data (the folds share it: read once; the config holds dicts, so it is
     keyed by its text)."""
     key = repr(cfg)
@@ -57,7 +58,7 @@ def _windows(cfg: data.DataConfig) -> data.WindowSet:
     return _LOADED[key]
 
 
-def mirrored(ws: data.WindowSet) -> data.WindowSet:
+def mirrored(ws: WindowSet) -> WindowSet:
     """Every window reflected left/right (joints and their confidences swapped sides)."""
     pairs = [mirror(j, c, None) for j, c in zip(ws.joints, ws.confidence)]
     return dataclasses.replace(ws, joints=np.stack([j for j, _ in pairs]), confidence=np.stack([c for _, c in pairs]))

@@ -3,7 +3,8 @@
 Shared plumbing every stage reuses:
   config.py   YAML -> typed config dataclasses, dotted ``key=value`` overrides
   data.py     dataset specs -> labelled unified windows with clip ids and groups (labels.py: where
-              labels come from; readers.py: source -> windows, .npz cache)
+              labels come from; readers.py: source -> windows, .npz cache; windowset.py: the
+              windows, their clips and subsets)
   splits.py   leak-free splits by clip / leave-one-group-out, recorded in checkpoints and results
   views.py    windows -> encoder inputs (one or two seeded augmented views) as a torch Dataset
   augment.py  standard and micro-gesture skeleton augmentations

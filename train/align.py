@@ -37,7 +37,8 @@ from bodytalk.model import checkpoint
 from bodytalk.model.text import evidence_text
 from bodytalk.train import config as config_io, label_cues, warmstart
 from bodytalk.train.config import strict
-from bodytalk.train.data import DataConfig, WindowSet
+from bodytalk.train.data import DataConfig
+from bodytalk.train.windowset import WindowSet
 from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer
 from bodytalk.train.losses import clip_loss, head_loss
 from bodytalk.train.rundir import RunDir

@@ -22,7 +22,7 @@ import numpy as np
 
 from bodytalk.model.skeleton import descriptors as desc, statistics as stats
 from bodytalk.model.skeleton.features import InsufficientData, WindowInput
-from bodytalk.train.data import WindowSet
+from bodytalk.train.windowset import WindowSet
 
 PATHS = ("llm", "head", "descriptors", "cnn")
 DEFAULT_PATHS = ("llm", "head", "descriptors")   # cnn trains a network: asked for by name

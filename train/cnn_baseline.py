@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bodytalk.train.data import WindowSet
+from bodytalk.train.windowset import WindowSet
 
 
 @dataclass(frozen=True)

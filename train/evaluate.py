@@ -49,7 +49,8 @@ from bodytalk.model.skeleton.features import InsufficientData
 from bodytalk.model.text import evidence_text, grounding
 from bodytalk.train import baselines, config as config_io, report, warmstart
 from bodytalk.train.config import ConfigError
-from bodytalk.train.data import DataConfig, DatasetError, DatasetSpec, WindowSet, check_uri, load
+from bodytalk.train.data import DataConfig, DatasetError, DatasetSpec, check_uri, load
+from bodytalk.train.windowset import WindowSet
 from bodytalk.train.labels import LabelError
 from bodytalk.train.splits import Split, SplitError
 

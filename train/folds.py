@@ -37,7 +37,8 @@ import numpy as np
 
 from bodytalk.train import baselines, config as config_io, data, evaluate, report, splits
 from bodytalk.train.config import ConfigError
-from bodytalk.train.data import DataConfig, WindowSet
+from bodytalk.train.data import DataConfig
+from bodytalk.train.windowset import WindowSet
 from bodytalk.train.evaluate import Selection
 from bodytalk.train.splits import Split, SplitError
 

@@ -45,7 +45,8 @@ from bodytalk.model.llm.prompt import PromptBuilder
 from bodytalk.model.projector import head_prior_logits
 from bodytalk.train import baselines, config as config_io, label_bias, warmstart
 from bodytalk.train.config import strict
-from bodytalk.train.data import DataConfig, WindowSet
+from bodytalk.train.data import DataConfig
+from bodytalk.train.windowset import WindowSet
 from bodytalk.train.loop import OptimConfig, RuntimeConfig, Trainer
 from bodytalk.train.rundir import RunDir
 

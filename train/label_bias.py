@@ -35,7 +35,8 @@ import torch
 from bodytalk.model import checkpoint
 from bodytalk.model.inference import EmotionModel
 from bodytalk.train import baselines, config as config_io
-from bodytalk.train.data import DataConfig, WindowSet, load
+from bodytalk.train.data import DataConfig, load
+from bodytalk.train.windowset import WindowSet
 from bodytalk.train.splits import Split
 
 log = logging.getLogger("bodytalk.train")

@@ -39,7 +39,8 @@ from bodytalk.model.projector import Projector
 from bodytalk.train import config as config_io
 from bodytalk.train.augment import AugmentConfig, Augmenter
 from bodytalk.train.config import strict
-from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
+from bodytalk.train.data import DataConfig, DatasetError, load_split_ranked
+from bodytalk.train.windowset import WindowSet
 from bodytalk.train.loop import DistInfo, OptimConfig, RuntimeConfig, Trainer, setup
 from bodytalk.train.losses import Fusion, STBLoss, class_weights, clip_weights, head_loss, streams
 from bodytalk.train.rundir import RunDir

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from bodytalk.model.skeleton.features import InsufficientData, WindowInput, prepare
 from bodytalk.train.augment import Augmenter
-from bodytalk.train.data import WindowSet
+from bodytalk.train.windowset import WindowSet
 
 
 def layout_index(windows: WindowSet, layouts: tuple[str, ...]) -> np.ndarray:

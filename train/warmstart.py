@@ -30,7 +30,8 @@ from bodytalk.model.skeleton.microgestures import MGResult
 from bodytalk.model.projector import Projector, ProjectorConfig, evidence_dim, evidence_features
 from bodytalk.train import config as config_io
 from bodytalk.train.config import ConfigError
-from bodytalk.train.data import DataConfig, DatasetError, WindowSet, load_split_ranked
+from bodytalk.train.data import DataConfig, DatasetError, load_split_ranked
+from bodytalk.train.windowset import WindowSet
 from bodytalk.train.loop import setup
 from bodytalk.train.splits import Split, SplitError
 from bodytalk.train.views import WindowDataset

@@ -11,7 +11,8 @@ import pytest
 
 from bodytalk.model import checkpoint
 from bodytalk.train import config, evaluate, run, splits
-from bodytalk.train.data import Clip, load
+from bodytalk.train.data import load
+from bodytalk.train.windowset import Clip
 from bodytalk.train.splits import SplitConfig
 
 

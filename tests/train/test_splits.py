@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bodytalk.train import splits
-from bodytalk.train.data import Clip, WindowSet
+from bodytalk.train.windowset import Clip, WindowSet
 from bodytalk.train.splits import Split, SplitConfig, SplitError
 
 
