@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", metavar="all|V1,V2",
                         help="leave-one-group-out sweep (train/folds.py): train and evaluate every fold of the "
                              "config's logo split ('all') or these held-out values, into OUT/<value>/, then "
-                             "OUT/summary.md (default OUT: the config's out + '-folds')")
+                             "OUT/summary.md and OUT/confusion.png, the pooled confusion matrices (default OUT: the "
+                             "config's out + '-folds')")
     parser.add_argument("--paths", help="with --folds: label paths to score, default llm,head,descriptors; "
                                         "'descriptors' alone trains nothing")
     parser.add_argument("--jobs", type=int, default=1,
