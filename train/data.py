@@ -172,7 +172,7 @@ def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool,
     _check_classes(spec, {lab.label for lab in labels.values()})
     out, errors = _Labelled(), []
     for path in tqdm(files, desc=f"reading {spec.key}", unit="file", disable=not progress, leave=False):
-        if _keep(spec, labels[path].label, auxiliary) is None:
+        if (label := _keep(spec, labels[path].label, auxiliary)) is None:
             continue
         try:
             raw = cached_read(path, _file_uri(spec, path), cfg.window_config, cache)
@@ -180,12 +180,12 @@ def _load_files(spec: DatasetSpec, cfg: DataConfig, cache: Path, progress: bool,
             errors.append(str(err) if str(path) in str(err) else f"{path}: {err}")
             continue
         bodies = sorted(set(raw.body))
-        if not bodies and _keep(spec, labels[path].label, auxiliary) is not None:
+        if not bodies:
             out.unreadable.append(f"{path.name}: {raw.unreadable[0] if raw.unreadable else 'no frames'}")
         for body in bodies:
             suffix = f"#b{body}" if len(bodies) > 1 else ""
-            clip = Clip(f"{spec.key}/{path.relative_to(root).as_posix()}{suffix}", _keep(spec, labels[path].label, auxiliary),
-                        raw.layout, spec.key, dict(labels[path].groups))
+            clip = Clip(f"{spec.key}/{path.relative_to(root).as_posix()}{suffix}", label, raw.layout, spec.key,
+                        dict(labels[path].groups))
             out.clips.append(clip)
             out.windows += [(len(out.clips) - 1, j, c, r) for j, c, b, r in
                             zip(raw.joints, raw.confidence, raw.body, raw.real_frames) if b == body]
@@ -212,12 +212,11 @@ def _load_stream(spec: DatasetSpec, cfg: DataConfig, auxiliary: bool) -> _Labell
     for j, c, body, (t_start, t_end), real in zip(raw.joints, raw.confidence, raw.body, raw.span, raw.real_frames):
         timeline = raw.timelines.get(body)
         seg = timeline.segment(t_start - t0, t_end - t0) if timeline else None
-        if seg is None or _keep(spec, seg[1], auxiliary) is None:
+        if seg is None or (label := _keep(spec, seg[1], auxiliary)) is None:
             continue  # unlabelled, or the label changes inside the window
         if (body, seg[0]) not in index:
             index[body, seg[0]] = len(out.clips)
-            out.clips.append(Clip(f"{spec.key}/b{body}/s{seg[0]}", _keep(spec, seg[1], auxiliary), raw.layout, spec.key,
-                                  {"body": str(body)}))
+            out.clips.append(Clip(f"{spec.key}/b{body}/s{seg[0]}", label, raw.layout, spec.key, {"body": str(body)}))
         out.windows.append((index[body, seg[0]], j, c, real))
     return out
 
@@ -250,8 +249,8 @@ def load(cfg: DataConfig, progress: bool = True, auxiliary: bool = False) -> Win
         parts.append(part)
     found = sorted({c.label for p in parts for c in p.clips})
     labels = tuple(cfg.labels) if cfg.labels else tuple(found)
-    if auxiliary and cfg.labels:
-        labels += tuple(sorted(set(found) - set(labels) - set(cfg.served(found))))
+    if auxiliary and cfg.labels:   # data.labels names no auxiliary class (DataConfig checks)
+        labels += tuple(sorted(set(found) - set(cfg.served(found))))
     if stray := sorted(set(found) - set(labels)):
         raise DatasetError(f"label(s) {', '.join(stray)} are not in data.labels ({', '.join(labels)}); "
                            "add them, rename them or leave them out with a dataset's classes")

@@ -135,8 +135,9 @@ def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = prin
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(markdown(summary))
     if summary["pooled"]:   # the pooled windows' confusion, one matrix a path: which labels are taken for which
-        report.plot_confusions({"paths": summary["pooled"], "labels": summary["labels"],
-                                "split": f"leave-one-{summary['group']}-out, {len(summary['folds'])} folds pooled"}, out / "confusion.png")
+        title = f"leave-one-{summary['group']}-out, {len(summary['folds'])} folds pooled"
+        report.plot_confusions({"paths": summary["pooled"], "labels": summary["labels"], "split": title},
+                               out / "confusion.png")
     return out
 
 
