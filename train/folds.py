@@ -55,6 +55,7 @@ class SweepConfig:
     out: str | None = None                    # default: the config's `out` + "-folds"
     explain: int = 12                         # explanations graded per fold (with the llm path)
     jobs: int = 1                             # folds run at once, one process each
+    threads: int | None = None                # every stage's runtime.threads (None: the config's)
 
     def __post_init__(self) -> None:
         if not self.paths or (unknown := sorted(set(self.paths) - set(baselines.PATHS))):
@@ -78,16 +79,28 @@ class SweepConfig:
         return [p for p in self.paths if p in MODEL_PATHS]
 
 
-def stage_config(cfg: SweepConfig, fold: str | None):
-    """(stage module, validated config) of the training config, holding out ``fold`` when given.
-    The fold is set in the parsed mapping, not as override text (a value such as ``1`` stays a string)."""
+def stage_config(cfg: SweepConfig, fold: str | None, threads: int | None = None):
+    """(stage module, validated config) of the training config, holding out ``fold`` when given and
+    training every stage on ``threads`` when given. Both are set in the parsed mapping, not as
+    override text (a fold value such as ``1`` stays a string)."""
     from bodytalk.train import run   # imported late: run imports this module
 
     raw = config_io.load_raw(cfg.config, cfg.overrides)
+    pipeline = raw.get("stage") == "pipeline"
+    section = raw.setdefault("shared", {}) if pipeline else raw
     if fold is not None:
-        section = raw.setdefault("shared", {}) if raw.get("stage") == "pipeline" else raw
         section.setdefault("data", {}).setdefault("split", {})["fold"] = fold
+    if threads is not None:   # shared < item: a stage's own runtime section is capped too
+        for part in [section] + [s for s in raw.get("stages", []) if pipeline and isinstance(s, dict)]:
+            part.setdefault("runtime", {})["threads"] = threads
     return run.stage_config(raw, cfg.config)
+
+
+def fold_threads(threads: int, jobs: int, cores: int) -> int:
+    """Threads a fold trains and scores on: the config's, unless ``jobs`` folds at once would ask
+    for more threads than the machine has cores. Then each fold gets its share (at least one):
+    torch's threads spin while they wait, so oversubscribed folds each run many times slower."""
+    return threads if jobs * threads <= cores else max(1, cores // jobs)
 
 
 def _first_stage(stage_cfg):
@@ -115,6 +128,12 @@ def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = prin
         raise SplitError(f"--folds: {', '.join(unknown)} not a value of {data_cfg.split.group!r}; "
                          f"values: {', '.join(by_value)}")
     threads = getattr(getattr(first, "runtime", None), "threads", 1)
+    stages = [stage for _, stage, _ in base.plan(Path(base.out))] if hasattr(base, "plan") else [base]
+    asked, cores = max(getattr(getattr(s, "runtime", None), "threads", 1) for s in stages), len(os.sched_getaffinity(0))
+    if (share := fold_threads(asked, cfg.jobs, cores)) != asked:
+        log(f"--jobs {cfg.jobs} x {asked} threads is more than the {cores} cores here: each fold trains and "
+            f"scores on {share} (runtime.threads)")
+        threads, cfg = min(threads, share), dataclasses.replace(cfg, threads=share)
     done, left_out, runnable = {}, {}, []
     for value in wanted:
         try:
@@ -224,7 +243,7 @@ def _train(cfg: SweepConfig, split: Split, folder: Path) -> Path:
     from bodytalk.model import checkpoint
 
     if not _trained(folder):
-        module, stage_cfg = stage_config(cfg, split.held_out)
+        module, stage_cfg = stage_config(cfg, split.held_out, cfg.threads)
         module.run(stage_cfg, out=folder)
     recorded = checkpoint.load(folder / "checkpoint").meta.get("split")
     if recorded is None or Split.from_dict(recorded).test != split.test:

@@ -156,6 +156,21 @@ def test_a_pipeline_holds_the_same_fold_out_in_every_stage():
     assert [(s.data.split.kind, s.data.split.group, s.data.split.fold) for s in stages] == [("logo", "body", "2")] * 3
 
 
+def test_parallel_folds_share_the_cores_instead_of_oversubscribing_them():
+    """--jobs N x runtime.threads above the machine's cores: each fold gets its share (at least one),
+    in every stage of a pipeline, a stage's own runtime section included."""
+    assert folds.fold_threads(2, 1, 2) == 2 and folds.fold_threads(2, 2, 8) == 2   # fits: the config's
+    assert folds.fold_threads(2, 2, 2) == 1 and folds.fold_threads(4, 3, 8) == 2
+    assert folds.fold_threads(1, 4, 2) == 1                                          # never below one
+    cfg = SweepConfig("tiny_all", ("shared.data.split.kind=logo", "shared.data.split.group=body",
+                                   "shared.runtime.threads=2", "stages.2.runtime.threads=3"))
+    threads = {}
+    for cap in (None, 1):
+        _, pipeline = folds.stage_config(cfg, "2", cap)
+        threads[cap] = [stage.runtime.threads for _, stage, _ in pipeline.plan(Path(pipeline.out))]
+    assert threads == {None: [2, 2, 3], 1: [1, 1, 1]}
+
+
 def test_bad_sweeps_stop_with_a_message(tmp_path, capsys):
     assert run.main(["--config", "tiny_pretrain", "--folds", "all", "--out", str(tmp_path)]) == 2
     assert "leave-one-group-out split" in capsys.readouterr().err
