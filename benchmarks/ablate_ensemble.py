@@ -1,4 +1,4 @@
-"""Ablation of the encoder's ensemble on a fold sweep's own checkpoints (README, Bandai ablation).
+"""Ablation of the encoder's ensemble on a fold sweep's own checkpoints (BENCHMARKS.md, the encoder ensemble section).
 
 Each fold checkpoint of ``bodytalk train --config bandai_head --folds all --out OUT`` holds three
 trunks and the statistics stream. The trunks share no weights and each is trained on its own loss

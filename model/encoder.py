@@ -5,7 +5,7 @@ Two trunks (``EncoderConfig.arch``; old checkpoints carry no key and get ``stgcn
 - ``tcn``: a body-part temporal CNN (``PartTCN``): each part's joints enter their own channel
   group, grouped convolutions keep the parts apart and full ones let them exchange; 1-D
   convolutions over time are several times cheaper than the ST-GCN on a CPU, so the encoder can
-  train the longer schedules that generalise across contents (README, Bandai ablation).
+  train the longer schedules that generalise across contents (BENCHMARKS.md, "Bandai recognition across contents").
 
 Input  x [B, T, J, C] (``features.prepare`` of the config's ``features`` version), layout ids [B]
 (the unified skeleton token module: a learned embedding per source joint set, so data from several
