@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                                         "'descriptors' alone trains nothing")
     parser.add_argument("--jobs", type=int, default=1,
                         help="with --folds: folds trained at once, each in its own process with the config's "
-                             "runtime.threads (default 1)")
+                             "runtime.threads, or its share of the cores when N x threads would be more than "
+                             "the machine has (default 1)")
     parser.add_argument("--explain", type=int, metavar="N",
                         help="with --folds and the llm path: explanations generated and graded by the "
                              "grounding check per fold (default 12)")
