@@ -154,26 +154,41 @@ class Loaded:
     path: Path
 
 
+class CheckpointError(ValueError):
+    """A folder that holds a checkpoint's config.json but cannot be read as one (corrupt, foreign or
+    mismatched files): the message names the folder and the reason, in one line."""
+
+
 def _document(path: Path) -> dict:
     """A checkpoint folder's config.json, read and checked for its format."""
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{path} is not a bodytalk checkpoint (no config.json)")
-    doc = json.loads(cfg_file.read_text())
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"{cfg_file}: format {doc.get('format')!r}, expected {FORMAT!r}")
+    try:
+        doc = json.loads(cfg_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{cfg_file}: not JSON ({err})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise CheckpointError(f"{cfg_file}: format {found!r}, expected {FORMAT!r}")
     return doc
 
 
 def load(path: str | Path) -> Loaded:
-    """Read a checkpoint folder (encoder and projector in eval mode; the LLM is loaded by the caller)."""
+    """Read a checkpoint folder (encoder and projector in eval mode; the LLM is loaded by the caller).
+    Every way its files can be wrong is a ``CheckpointError`` (or ``FileNotFoundError`` for a folder
+    without config.json): a checkpoint is untrusted input."""
     path = Path(path)
     doc = _document(path)
-    cfg = ModelConfig.from_dict(doc["config"])
-    encoder, projector = SkeletonEncoder(cfg.encoder), Projector(cfg.projector)
-    encoder.load_state_dict(load_file(str(path / "encoder.safetensors")))
-    projector.load_state_dict(load_file(str(path / "projector.safetensors")))
-    adapter = path / doc["adapter"] if doc.get("adapter") else None
+    try:
+        cfg = ModelConfig.from_dict(doc["config"])
+        encoder, projector = SkeletonEncoder(cfg.encoder), Projector(cfg.projector)
+        encoder.load_state_dict(load_file(str(path / "encoder.safetensors")))
+        projector.load_state_dict(load_file(str(path / "projector.safetensors")))
+        adapter = path / doc["adapter"] if doc.get("adapter") else None
+    except Exception as err:   # noqa: BLE001 -- safetensors, torch and the config raise many kinds
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable bodytalk checkpoint: {first[:300]}") from err
     return Loaded(cfg, encoder.eval(), projector.eval(), adapter, doc.get("meta", {}), path)
 
 

@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--paths, --jobs and --explain go with --folds (bodytalk eval scores one checkpoint)")
     if args.jobs < 1 or (args.explain or 0) < 0:
         parser.error("--jobs must be >= 1 and --explain >= 0")
+    from bodytalk.model.checkpoint import CheckpointError   # here: torch is not needed for --help
     try:
         if args.folds:
             from bodytalk.train import folds
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         module, cfg = stage_config(config.load_raw(args.config, args.overrides), args.config)
         out = module.run(cfg, out=args.out)
-    except (ConfigError, DatasetError, LabelError, SplitError) as err:
+    except (ConfigError, DatasetError, LabelError, SplitError, FileNotFoundError, CheckpointError) as err:
+        # FileNotFoundError: a missing init checkpoint or base model (BaseModelNotFound) names what to do
         print(f"bodytalk train: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
