@@ -103,10 +103,15 @@ def fold_threads(threads: int, jobs: int, cores: int) -> int:
     return threads if jobs * threads <= cores else max(1, cores // jobs)
 
 
-def _first_stage(stage_cfg):
-    """A pipeline's first stage config (where the data and the split are read), else the config."""
+def _stages(stage_cfg) -> list:
+    """A pipeline's stage configs in order (the first is where the data and the split are read), else
+    the config alone."""
     plan = getattr(stage_cfg, "plan", None)
-    return plan(Path(stage_cfg.out))[0][1] if plan else stage_cfg
+    return [stage for _, stage, _ in plan(Path(stage_cfg.out))] if plan else [stage_cfg]
+
+
+def _threads(stage_cfg) -> int:
+    return getattr(getattr(stage_cfg, "runtime", None), "threads", 1)
 
 
 def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = print) -> Path:
@@ -114,7 +119,8 @@ def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = prin
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:   # every rank would evaluate and write the same files
         raise ConfigError("--folds runs in one process: start it without torchrun")
     _, base = stage_config(cfg, None)
-    first = _first_stage(base)
+    stages = _stages(base)
+    first = stages[0]
     data_cfg: DataConfig | None = getattr(first, "data", None)
     if data_cfg is None or data_cfg.split.kind != "logo":
         raise ConfigError(f"--folds needs a leave-one-group-out split: {cfg.config} has "
@@ -127,9 +133,7 @@ def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = prin
     if unknown := [v for v in wanted if v not in by_value]:
         raise SplitError(f"--folds: {', '.join(unknown)} not a value of {data_cfg.split.group!r}; "
                          f"values: {', '.join(by_value)}")
-    threads = getattr(getattr(first, "runtime", None), "threads", 1)
-    stages = [stage for _, stage, _ in base.plan(Path(base.out))] if hasattr(base, "plan") else [base]
-    asked, cores = max(getattr(getattr(s, "runtime", None), "threads", 1) for s in stages), len(os.sched_getaffinity(0))
+    threads, asked, cores = _threads(first), max(map(_threads, stages)), len(os.sched_getaffinity(0))
     if (share := fold_threads(asked, cfg.jobs, cores)) != asked:
         log(f"--jobs {cfg.jobs} x {asked} threads is more than the {cores} cores here: each fold trains and "
             f"scores on {share} (runtime.threads)")
@@ -203,7 +207,7 @@ def run_fold(cfg: SweepConfig, split: Split, windows: WindowSet, data_cfg: DataC
     else:
         how, scores = "scored", {}
         preds = {"truth": test.label, "clip": np.array([test.clips[i].id for i in test.clip])}
-        features = dict(getattr(_first_stage(stage_config(cfg, None)[1]), "encoder", {})).get("features", 1)
+        features = dict(getattr(_stages(stage_config(cfg, None)[1])[0], "encoder", {})).get("features", 1)
         if "cnn" in cfg.paths:   # the CNN trains here: the config's threads, as a fold's training would
             import torch
             torch.set_num_threads(threads)
