@@ -16,7 +16,9 @@ Output
                              aligned with language in the alignment stage)
   logits      [B, L]         the fast label head, on the pooled semantic tokens; with ``members`` > 1
                              or the ``statistics`` stream, the log of their averaged probabilities
+  pooled      [B, D]         the pooled semantic tokens the label head reads
   member_logits [M, B, L]    (only then) each trunk's own head, what training fits one by one
+  member_pooled [M, B, D]    (only then) each trunk's pooled tokens
 
 An ensemble (``members``: trunks of the same design from different initialisations, trained side
 by side; ``statistics``: a logistic regression on the window's kinematic statistics) makes the
@@ -248,10 +250,13 @@ class SkeletonEncoder(nn.Module):
         q = self.queries.expand(b, -1, -1)
         sem, _ = self.attn(q, st, st)                                     # [B, Q, D]
         sem = self.out_norm(sem + q)
-        out = {"st_tokens": st, "sem_tokens": sem, "logits": self.head(sem.mean(1))}
+        pooled = sem.mean(1)                                              # [B, D]
+        out = {"st_tokens": st, "sem_tokens": sem, "pooled": pooled, "logits": self.head(pooled)}
         if self.others or self.stats_head is not None:
-            members = [out["logits"]] + [m(x, layout_ids)["logits"] for m in self.others]
+            others = [m(x, layout_ids) for m in self.others]
+            members = [out["logits"]] + [o["logits"] for o in others]
             out["member_logits"] = torch.stack(members)                   # [M, B, L]
+            out["member_pooled"] = torch.stack([pooled] + [o["pooled"] for o in others])  # [M, B, D]
             if self.stats_head is not None and bool(self.stats_head.fitted):
                 members.append(self.stats_head(x))
             # log of the mean probability: its softmax is the average of the members' distributions

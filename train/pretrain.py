@@ -37,6 +37,7 @@ from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
 from bodytalk.model.projector import Projector
 from bodytalk.train import config as config_io
+from bodytalk.train.adversary import Adversarial, group_index, group_loss
 from bodytalk.train.augment import AugmentConfig, Augmenter
 from bodytalk.train.config import strict
 from bodytalk.train.data import DataConfig, DatasetError, load_split_ranked
@@ -60,12 +61,16 @@ class PretrainOptions:
     balance: bool = False          # supervised: class-weighted loss (each label weighs as much in all)
     clip_balance: bool = False     # supervised: and within a label each clip as much as another
     label_smoothing: float = 0.0   # supervised
+    adversary: float = 0.0         # supervised: reversed-gradient scale of a group classifier (train/adversary)
+    adversary_group: str = "content"  # supervised: the clip group the adversary tries to name
 
     def __post_init__(self) -> None:
         if self.recipe == "stb" and not self.augment.names:
             raise ValueError("pretrain.recipe=stb contrasts two augmented views: set pretrain.augment.policy")
         if self.clip_balance and (self.recipe != "supervised" or not self.balance):
             raise ValueError("pretrain.clip_balance refines the supervised recipe's balance: set pretrain.balance=true")
+        if self.adversary < 0 or (self.adversary and self.recipe != "supervised"):
+            raise ValueError(f"pretrain.adversary must be >= 0, and only the supervised recipe has one: {self.adversary}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"pretrain.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (self.temperature > 0 and self.cross_weight >= 0 and self.proj_dim > 0 and self.probe_c > 0):
@@ -105,28 +110,33 @@ class STBModel(nn.Module):
         return self.loss(*st.chunk(2))
 
 
-class _Weighted(torch.utils.data.Dataset):
-    """A window dataset whose items also carry the window's loss weight: ``(*item, weight [])``."""
+class _PerWindow(torch.utils.data.Dataset):
+    """A window dataset whose items also carry the window's loss weight and group index:
+    ``(*item, weight [], group [])``."""
 
-    def __init__(self, base: WindowDataset, weight: np.ndarray) -> None:
-        self.base, self.weight = base, torch.from_numpy(weight)
+    def __init__(self, base: WindowDataset, weight: np.ndarray, group: np.ndarray) -> None:
+        self.base, self.weight, self.group = base, torch.from_numpy(weight), torch.from_numpy(group)
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, i: int):
-        return (*self.base[i], self.weight[i])
+        return (*self.base[i], self.weight[i], self.group[i])
 
     def set_epoch(self, epoch: int) -> None:
         self.base.set_epoch(epoch)
 
 
-def _supervised_step(weight: torch.Tensor | None, smoothing: float):
+def _supervised_step(weight: torch.Tensor | None, smoothing: float, window_weights: bool, adversary: bool):
     def step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
-        x, layout, y, *per_window = batch           # per_window: [B] weights when the data is _Weighted
+        x, layout, y, *per_window = batch           # per_window: [B] weights, [B] groups when _PerWindow
         out = model(x, layout)
-        loss = head_loss(out, y, weight, smoothing, per_window[0] if per_window else None)
-        return {"loss": loss, "acc": (out["logits"].argmax(1) == y).float().mean()}
+        loss = head_loss(out, y, weight, smoothing, per_window[0] if window_weights else None)
+        metrics = {"acc": (out["logits"].argmax(1) == y).float().mean()}
+        if adversary:
+            g_loss, metrics["group_acc"] = group_loss(out, per_window[1])
+            loss, metrics["group_loss"] = loss + g_loss, g_loss.detach()
+        return {"loss": loss, **metrics}
     return step
 
 
@@ -169,8 +179,8 @@ def _scores(y: np.ndarray, pred: np.ndarray, prefix: str) -> dict[str, float]:
 
 
 def _supervised_eval(test: WindowSet, test_set: WindowDataset, device: str) -> Callable[[nn.Module], dict]:
-    def evaluate(encoder: SkeletonEncoder) -> dict[str, float]:
-        logits, _ = _encode(encoder, test_set, device)
+    def evaluate(model: SkeletonEncoder | Adversarial) -> dict[str, float]:
+        logits, _ = _encode(model.encoder if isinstance(model, Adversarial) else model, test_set, device)
         y = test.label
         probs = logits.softmax(1).numpy()
         clips = np.unique(test.clip)
@@ -219,12 +229,17 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
     fixed = lambda w: WindowDataset(w, enc_cfg.layouts, enc_cfg.frames, version=enc_cfg.features)  # noqa: E731
     if p.recipe == "supervised":
         weight = class_weights(train.label, len(windows.labels)) if p.balance and not p.clip_balance else None
-        module, step, find_unused = encoder, _supervised_step(weight, p.label_smoothing), False
+        module, step, find_unused = encoder, _supervised_step(weight, p.label_smoothing, p.clip_balance,
+                                                              p.adversary > 0), False
         data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment or None, 1, cfg.seed,
                              version=enc_cfg.features)
-        if p.clip_balance:
-            data = _Weighted(data, clip_weights(train.label, train.clip))
         evaluate = _supervised_eval(test, fixed(test), info.device) if len(test) else None
+        if p.clip_balance or p.adversary:
+            ones = np.ones(len(train), np.float32)
+            group, values = group_index(train, p.adversary_group) if p.adversary else (ones.astype(np.int64), ())
+            data = _PerWindow(data, clip_weights(train.label, train.clip) if p.clip_balance else ones, group)
+        if p.adversary:
+            module = Adversarial(encoder, len(values), p.adversary)
     else:
         loss = STBLoss(enc_cfg.dim, len(BODY_PARTS), enc_cfg.time_chunks, p.proj_dim, p.temperature,
                        p.fusion, p.cross_weight)

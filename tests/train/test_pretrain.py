@@ -125,12 +125,12 @@ def test_torchrun_environment_world_size_one(tmp_path):
 
 
 def test_clip_balance_weighs_each_window_by_its_clip_in_the_step_and_trains(tmp_path):
-    """The step reads the per-window weight ``_Weighted`` appends: a window of weight 0 does not count."""
+    """The step reads the per-window weight ``_PerWindow`` appends: a window of weight 0 does not count."""
     logits = torch.randn(3, 4)
     model = lambda x, layout: {"logits": logits}  # noqa: E731
     y = torch.tensor([0, 1, 2])
-    step = pretrain._supervised_step(None, 0.0)
-    got = step(model, (None, None, y, torch.tensor([0.0, 2.0, 0.0])))["loss"]
+    step = pretrain._supervised_step(None, 0.0, window_weights=True, adversary=False)
+    got = step(model, (None, None, y, torch.tensor([0.0, 2.0, 0.0]), torch.zeros(3, dtype=torch.long)))["loss"]
     want = torch.nn.functional.cross_entropy(logits[1:2], y[1:2])
     assert float(got) == pytest.approx(float(want), rel=1e-6)
     with pytest.raises(ValueError, match="clip_balance"):
