@@ -63,6 +63,7 @@ class PretrainOptions:
     label_smoothing: float = 0.0   # supervised
     adversary: float = 0.0         # supervised: reversed-gradient scale of a group classifier (train/adversary)
     adversary_group: str = "content"  # supervised: the clip group the adversary tries to name
+    mixup: float = 0.0             # supervised: Beta(a, a) of input mixup between a batch's windows (0: off)
 
     def __post_init__(self) -> None:
         if self.recipe == "stb" and not self.augment.names:
@@ -71,6 +72,8 @@ class PretrainOptions:
             raise ValueError("pretrain.clip_balance refines the supervised recipe's balance: set pretrain.balance=true")
         if self.adversary < 0 or (self.adversary and self.recipe != "supervised"):
             raise ValueError(f"pretrain.adversary must be >= 0, and only the supervised recipe has one: {self.adversary}")
+        if self.mixup < 0 or (self.mixup and self.recipe != "supervised"):
+            raise ValueError(f"pretrain.mixup must be >= 0, and only the supervised recipe mixes: {self.mixup}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"pretrain.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (self.temperature > 0 and self.cross_weight >= 0 and self.proj_dim > 0 and self.probe_c > 0):
@@ -127,17 +130,34 @@ class _PerWindow(torch.utils.data.Dataset):
         self.base.set_epoch(epoch)
 
 
-def _supervised_step(weight: torch.Tensor | None, smoothing: float, window_weights: bool, adversary: bool):
+def _supervised_step(weight: torch.Tensor | None, p: PretrainOptions):
     def step(model: nn.Module, batch) -> dict[str, torch.Tensor]:
         x, layout, y, *per_window = batch           # per_window: [B] weights, [B] groups when _PerWindow
-        out = model(x, layout)
-        loss = head_loss(out, y, weight, smoothing, per_window[0] if window_weights else None)
+        sw = per_window[0] if p.clip_balance else None
+        lam, perm = _mix(len(y), p.mixup)
+        out = model(x if perm is None else lam * x + (1 - lam) * x[perm], layout)   # x [B, T, J, C]
+
+        own = torch.arange(len(y))
+
+        def mixed(loss_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+            """The loss against each window's own target, or mixup's blend of both windows' targets."""
+            return loss_of(own) if perm is None else lam * loss_of(own) + (1 - lam) * loss_of(perm)
+        loss = mixed(lambda i: head_loss(out, y[i], weight, p.label_smoothing, None if sw is None else sw[i]))
         metrics = {"acc": (out["logits"].argmax(1) == y).float().mean()}
-        if adversary:
-            g_loss, metrics["group_acc"] = group_loss(out, per_window[1])
+        if p.adversary:
+            g_loss = mixed(lambda i: group_loss(out, per_window[1][i])[0])
             loss, metrics["group_loss"] = loss + g_loss, g_loss.detach()
+            metrics["group_acc"] = group_loss(out, per_window[1])[1]
         return {"loss": loss, **metrics}
     return step
+
+
+def _mix(n: int, alpha: float) -> tuple[float, torch.Tensor | None]:
+    """Mixup's weight ``lam ~ Beta(alpha, alpha)`` and partner order ``[n]`` for one batch (torch's
+    RNG, re-seeded every epoch by the trainer); ``(1.0, None)`` when ``alpha`` is 0."""
+    if not alpha:
+        return 1.0, None
+    return float(torch.distributions.Beta(alpha, alpha).sample()), torch.randperm(n)
 
 
 @torch.no_grad()
@@ -229,8 +249,7 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
     fixed = lambda w: WindowDataset(w, enc_cfg.layouts, enc_cfg.frames, version=enc_cfg.features)  # noqa: E731
     if p.recipe == "supervised":
         weight = class_weights(train.label, len(windows.labels)) if p.balance and not p.clip_balance else None
-        module, step, find_unused = encoder, _supervised_step(weight, p.label_smoothing, p.clip_balance,
-                                                              p.adversary > 0), False
+        module, step, find_unused = encoder, _supervised_step(weight, p), False
         data = WindowDataset(train, enc_cfg.layouts, enc_cfg.frames, augment or None, 1, cfg.seed,
                              version=enc_cfg.features)
         evaluate = _supervised_eval(test, fixed(test), info.device) if len(test) else None

@@ -129,7 +129,7 @@ def test_clip_balance_weighs_each_window_by_its_clip_in_the_step_and_trains(tmp_
     logits = torch.randn(3, 4)
     model = lambda x, layout: {"logits": logits}  # noqa: E731
     y = torch.tensor([0, 1, 2])
-    step = pretrain._supervised_step(None, 0.0, window_weights=True, adversary=False)
+    step = pretrain._supervised_step(None, pretrain.PretrainOptions(balance=True, clip_balance=True))
     got = step(model, (None, None, y, torch.tensor([0.0, 2.0, 0.0]), torch.zeros(3, dtype=torch.long)))["loss"]
     want = torch.nn.functional.cross_entropy(logits[1:2], y[1:2])
     assert float(got) == pytest.approx(float(want), rel=1e-6)
@@ -137,6 +137,26 @@ def test_clip_balance_weighs_each_window_by_its_clip_in_the_step_and_trains(tmp_
         tiny("pretrain.clip_balance=true")
     out = pretrain.run(tiny("pretrain.balance=true", "pretrain.clip_balance=true"), out=tmp_path / "cb")
     check_run(out)
+
+
+def test_mixup_blends_two_windows_and_their_targets_with_one_beta_weight(tmp_path):
+    """``pretrain.mixup``: the model sees ``lam * x + (1 - lam) * x[perm]`` and the loss is the same
+    blend of the two windows' cross-entropies, ``lam ~ Beta(a, a)`` drawn from torch's seeded RNG."""
+    x, y, logits = torch.randn(6, 4, 2, 3), torch.tensor([0, 1, 2, 3, 0, 1]), torch.randn(6, 4)
+    seen = []
+    model = lambda xb, layout: seen.append(xb) or {"logits": logits}  # noqa: E731
+    torch.manual_seed(3)
+    got = pretrain._supervised_step(None, pretrain.PretrainOptions(mixup=0.4))(model, (x, None, y))["loss"]
+    torch.manual_seed(3)
+    lam, perm = pretrain._mix(6, 0.4)
+    assert 0 < lam < 1 and sorted(perm.tolist()) == list(range(6)) and perm.tolist() != list(range(6))
+    assert torch.allclose(seen[0], lam * x + (1 - lam) * x[perm])
+    ce = torch.nn.functional.cross_entropy
+    assert float(got) == pytest.approx(float(lam * ce(logits, y) + (1 - lam) * ce(logits, y[perm])), rel=1e-6)
+    assert pretrain._mix(6, 0.0) == (1.0, None)
+    with pytest.raises(ValueError, match="mixup"):
+        tiny("pretrain.mixup=0.2", "pretrain.recipe=stb", "pretrain.augment.policy=mg")
+    check_run(pretrain.run(tiny("pretrain.mixup=0.2"), out=tmp_path / "mix"))
 
 
 def test_auxiliary_classes_train_the_head_and_leave_the_saved_model(tmp_path):
