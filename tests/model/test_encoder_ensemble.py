@@ -24,7 +24,8 @@ def _x(n: int = 4, seed: int = 0) -> torch.Tensor:
 def test_one_trunk_without_statistics_keeps_the_old_outputs_and_keys():
     enc = SkeletonEncoder(EncoderConfig(**SMALL)).eval()
     out = enc(_x(), torch.zeros(4, dtype=torch.long))
-    assert set(out) == {"st_tokens", "sem_tokens", "logits"}
+    assert set(out) == {"st_tokens", "sem_tokens", "pooled", "logits"}
+    torch.testing.assert_close(out["logits"], enc.head(out["pooled"]))
     assert not any(k.startswith(("others.", "stats_head.")) for k in enc.state_dict())
 
 
@@ -35,6 +36,8 @@ def test_the_label_is_the_average_of_the_members_probabilities():
     out = enc(x, ids)
     members = torch.stack([enc.head(out["sem_tokens"].mean(1))] + [m(x, ids)["logits"] for m in enc.others])
     torch.testing.assert_close(out["member_logits"], members)
+    torch.testing.assert_close(out["member_pooled"][0], out["sem_tokens"].mean(1))   # [M, B, D]: each trunk's
+    torch.testing.assert_close(out["member_pooled"][1], enc.others[0](x, ids)["pooled"])
     torch.testing.assert_close(out["logits"].exp(), members.softmax(-1).mean(0))
     assert not torch.allclose(members[0], members[1])          # different initialisations
     # the tokens are the first trunk's, as one trunk alone would give them
