@@ -136,18 +136,17 @@ def _supervised_step(weight: torch.Tensor | None, p: PretrainOptions):
         sw = per_window[0] if p.clip_balance else None
         lam, perm = _mix(len(y), p.mixup)
         out = model(x if perm is None else lam * x + (1 - lam) * x[perm], layout)   # x [B, T, J, C]
-
-        own = torch.arange(len(y))
-
-        def mixed(loss_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-            """The loss against each window's own target, or mixup's blend of both windows' targets."""
-            return loss_of(own) if perm is None else lam * loss_of(own) + (1 - lam) * loss_of(perm)
-        loss = mixed(lambda i: head_loss(out, y[i], weight, p.label_smoothing, None if sw is None else sw[i]))
+        loss = head_loss(out, y, weight, p.label_smoothing, sw)
+        if perm is not None:   # mixup: the same blend of the partner windows' targets
+            loss = lam * loss + (1 - lam) * head_loss(out, y[perm], weight, p.label_smoothing,
+                                                      None if sw is None else sw[perm])
         metrics = {"acc": (out["logits"].argmax(1) == y).float().mean()}
         if p.adversary:
-            g_loss = mixed(lambda i: group_loss(out, per_window[1][i])[0])
+            groups = per_window[1]
+            g_loss, metrics["group_acc"] = group_loss(out, groups)
+            if perm is not None:
+                g_loss = lam * g_loss + (1 - lam) * group_loss(out, groups[perm])[0]
             loss, metrics["group_loss"] = loss + g_loss, g_loss.detach()
-            metrics["group_acc"] = group_loss(out, per_window[1])[1]
         return {"loss": loss, **metrics}
     return step
 
