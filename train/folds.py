@@ -17,7 +17,7 @@ a finished training is not rerun, and an interrupted stage resumes as ``bodytalk
 the same command again. A fold that cannot train (a class only on its held-out side) is reported
 and left out.
 
-``OUT/summary.json`` and ``OUT/summary.md``: per fold and pooled (every held-out window of every
+``OUT/summary.json`` and ``OUT/summary.md`` (train/fold_summary.py): per fold and pooled (every held-out window of every
 fold in one set; each clip is held out exactly once) window accuracy / macro-F1 and clip accuracy /
 macro-F1 of each label path, with the mean and std (ddof 0) over folds, and how many held-out
 clips and windows were padded (clips shorter than the window count, with one reflected window).
@@ -35,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from bodytalk.train import baselines, config as config_io, data, evaluate, report, splits
+from bodytalk.train import baselines, config as config_io, data, evaluate, fold_summary, report, splits
 from bodytalk.train.config import ConfigError
 from bodytalk.train.data import DataConfig
 from bodytalk.train.windowset import WindowSet
@@ -43,7 +43,6 @@ from bodytalk.train.evaluate import Selection
 from bodytalk.train.splits import Split, SplitError
 
 MODEL_PATHS = ("llm", "head")          # paths that need a trained checkpoint
-METRICS = ("accuracy", "macro_f1", "clip_accuracy", "clip_macro_f1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,17 +78,21 @@ class SweepConfig:
         return [p for p in self.paths if p in MODEL_PATHS]
 
 
-def stage_config(cfg: SweepConfig, fold: str | None, threads: int | None = None):
-    """(stage module, validated config) of the training config, holding out ``fold`` when given and
-    training every stage on ``threads`` when given. Both are set in the parsed mapping, not as
-    override text (a fold value such as ``1`` stays a string)."""
+def stage_config(cfg: SweepConfig, fold: str | None, threads: int | None = None,
+                 validation: tuple[str, ...] = ()):
+    """(stage module, validated config) of the training config, holding out ``fold`` when given (or
+    training for its inner ``validation`` values) and training every stage on ``threads`` when given.
+    They are set in the parsed mapping, not as override text (a fold value such as ``1`` stays a string)."""
     from bodytalk.train import run   # imported late: run imports this module
 
     raw = config_io.load_raw(cfg.config, cfg.overrides)
     pipeline = raw.get("stage") == "pipeline"
     section = raw.setdefault("shared", {}) if pipeline else raw
     if fold is not None:
-        section.setdefault("data", {}).setdefault("split", {})["fold"] = fold
+        split = section.setdefault("data", {}).setdefault("split", {})
+        split["fold"] = fold
+        if validation:
+            split["validation"] = list(validation)
     if threads is not None:   # shared < item: a stage's own runtime section is capped too
         for part in [section] + [s for s in raw.get("stages", []) if pipeline and isinstance(s, dict)]:
             part.setdefault("runtime", {})["threads"] = threads
@@ -114,8 +117,20 @@ def _threads(stage_cfg) -> int:
     return getattr(getattr(stage_cfg, "runtime", None), "threads", 1)
 
 
-def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) every asked fold, then write OUT/summary.json, OUT/summary.md and OUT/confusion.png."""
+@dataclasses.dataclass
+class Folds:
+    """What a sweep runs: the data, its outer folds, and the threads each fold trains on."""
+    cfg: SweepConfig               # with ``threads`` set when the cores are shared out
+    data_cfg: DataConfig
+    windows: WindowSet
+    by_value: dict[str, Split]     # held-out value -> its fold
+    runnable: list[str]            # the asked folds that can train
+    left_out: dict[str, str]       # the asked folds that cannot, with the reason
+    threads: int                   # the first stage's threads (what a fold's evaluation uses)
+
+
+def prepare(cfg: SweepConfig, log: Callable[[str], None] = print) -> Folds:
+    """Read the config's data and its logo split; check the asked folds and share out the cores."""
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:   # every rank would evaluate and write the same files
         raise ConfigError("--folds runs in one process: start it without torchrun")
     _, base = stage_config(cfg, None)
@@ -126,7 +141,6 @@ def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = prin
         raise ConfigError(f"--folds needs a leave-one-group-out split: {cfg.config} has "
                           f"{'no data section' if data_cfg is None else 'data.split.kind=' + data_cfg.split.kind}; "
                           "set data.split.kind=logo and data.split.group")
-    out = Path(cfg.out or f"{base.out}-folds")
     windows = data.load(data_cfg)
     by_value = {s.held_out: s for s in splits.make(windows.clips, data_cfg.split)}
     wanted = cfg.folds or tuple(by_value)
@@ -138,7 +152,7 @@ def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = prin
         log(f"--jobs {cfg.jobs} x {asked} threads is more than the {cores} cores here: each fold trains and "
             f"scores on {share} (runtime.threads)")
         threads, cfg = min(threads, share), dataclasses.replace(cfg, threads=share)
-    done, left_out, runnable = {}, {}, []
+    left_out, runnable = {}, []
     for value in wanted:
         try:
             splits.check(by_value[value], windows.clips, windows.counts())
@@ -146,21 +160,22 @@ def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = prin
         except SplitError as err:
             left_out[value] = str(err)
             log(f"{by_value[value].name}: left out: {err}")
-    args = [(cfg, by_value[v], windows, data_cfg, out / v, threads) for v in runnable]
-    with _pool(cfg.jobs) as pool:
-        for i, (value, (result, how, took)) in enumerate(zip(runnable, pool.map(_timed_fold, args)), 1):
+    return Folds(cfg, data_cfg, windows, by_value, runnable, left_out, threads)
+
+
+def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) every asked fold, then write OUT/summary.json, OUT/summary.md and OUT/confusion.png."""
+    f = prepare(cfg, log)
+    out = Path(cfg.out or f"{stage_config(cfg, None)[1].out}-folds")
+    done = {}
+    args = [(f.cfg, f.by_value[v], f.windows, f.data_cfg, out / v, f.threads) for v in f.runnable]
+    with pool(cfg.jobs) as workers:
+        for i, (value, (result, how, took)) in enumerate(zip(f.runnable, workers.map(timed_fold, args)), 1):
             done[value] = result
-            log(f"[{i}/{len(runnable)}] {by_value[value].name}: {how} in {took:.0f} s; "
+            log(f"[{i}/{len(f.runnable)}] {f.by_value[value].name}: {how} in {took:.0f} s; "
                 f"{result[0]['windows']} windows; window acc " + ", ".join(
                     f"{p} {m['accuracy']:.3f}" for p, m in result[0]["paths"].items()))
-    summary = summarise(done, left_out, data_cfg, cfg, command)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "summary.md").write_text(markdown(summary))
-    if summary["pooled"]:   # the pooled windows' confusion, one matrix a path: which labels are taken for which
-        title = f"leave-one-{summary['group']}-out, {len(summary['folds'])} folds pooled"
-        report.plot_confusions({"paths": summary["pooled"], "labels": summary["labels"], "split": title},
-                               out / "confusion.png")
+    fold_summary.write(fold_summary.summarise(done, f.left_out, f.data_cfg, f.cfg, command), out)
     return out
 
 
@@ -177,7 +192,7 @@ class _Serial:
         return map(fn, items)
 
 
-def _pool(jobs: int):
+def pool(jobs: int):
     """Folds at once: worker processes (spawned: torch's threads do not survive a fork), each
     fold's training and evaluation in one of them; results come back in fold order."""
     if jobs == 1:
@@ -187,23 +202,25 @@ def _pool(jobs: int):
     return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
 
 
-def _timed_fold(args: tuple) -> tuple[tuple[dict, dict[str, np.ndarray]], str, float]:
+def timed_fold(args: tuple) -> tuple[tuple[dict, dict[str, np.ndarray]], str, float]:
     t0 = time.perf_counter()
     result, how = run_fold(*args)
     return result, how, time.perf_counter() - t0
 
 
 def run_fold(cfg: SweepConfig, split: Split, windows: WindowSet, data_cfg: DataConfig, folder: Path,
-             threads: int) -> tuple[tuple[dict, dict[str, np.ndarray]], str]:
-    """((eval results, predictions), what was done) for one fold, resumed where it stopped."""
+             threads: int, inner: tuple[str, tuple[str, ...]] | None = None
+             ) -> tuple[tuple[dict, dict[str, np.ndarray]], str]:
+    """((eval results, predictions), what was done) for one fold, resumed where it stopped.
+    ``inner``: (fold, its validation values) when ``split`` is that fold's inner validation."""
     ev = folder / "eval"
-    if (found := _load_done(ev, cfg.paths)) is not None:
+    if (found := load_done(ev, cfg.paths)) is not None:
         return found, "done before"
     train, test = windows.split(split)
     if cfg.model_paths:
         how = "evaluated" if _trained(folder) else "trained and evaluated"
         sel = Selection(data_cfg, test, split.name, f"held-out side of fold {split.name}", data_cfg, split.train)
-        results, preds = _evaluate_checkpoint(cfg, _train(cfg, split, folder), sel, ev, threads)
+        results, preds = _evaluate_checkpoint(cfg, _train(cfg, split, folder, inner), sel, ev, threads)
     else:
         how, scores = "scored", {}
         preds = {"truth": test.label, "clip": np.array([test.clips[i].id for i in test.clip])}
@@ -227,7 +244,7 @@ def run_fold(cfg: SweepConfig, split: Split, windows: WindowSet, data_cfg: DataC
     return (results, preds), how
 
 
-def _load_done(ev: Path, paths: tuple[str, ...]) -> tuple[dict, dict[str, np.ndarray]] | None:
+def load_done(ev: Path, paths: tuple[str, ...]) -> tuple[dict, dict[str, np.ndarray]] | None:
     """A finished fold evaluation that scored (or skipped, with the reason) every asked path."""
     if not (ev / "predictions.npz").is_file() or not (ev / "results.json").is_file():
         return None
@@ -242,12 +259,13 @@ def _trained(folder: Path) -> bool:
     return (folder / "results.json").is_file() and (folder / "checkpoint" / "config.json").is_file()
 
 
-def _train(cfg: SweepConfig, split: Split, folder: Path) -> Path:
+def _train(cfg: SweepConfig, split: Split, folder: Path, inner: tuple[str, tuple[str, ...]] | None = None) -> Path:
     """The fold's checkpoint, trained now unless a finished run is there (checked to hold this fold out)."""
     from bodytalk.model import checkpoint
 
     if not _trained(folder):
-        module, stage_cfg = stage_config(cfg, split.held_out, cfg.threads)
+        fold, validation = inner or (split.held_out, ())
+        module, stage_cfg = stage_config(cfg, fold, cfg.threads, validation)
         module.run(stage_cfg, out=folder)
     recorded = checkpoint.load(folder / "checkpoint").meta.get("split")
     if recorded is None or Split.from_dict(recorded).test != split.test:
@@ -266,73 +284,3 @@ def _evaluate_checkpoint(cfg: SweepConfig, ckpt: Path, sel: Selection, ev: Path,
             "--explain", str(cfg.explain if "llm" in cfg.paths else 0), "--threads", str(threads)]
     torch.set_num_threads(threads)
     return evaluate.scored(evaluate.parser().parse_args(argv), "bodytalk eval " + shlex.join(argv), sel)
-
-
-def summarise(done: dict[str, tuple[dict, dict]], left_out: dict[str, str], data_cfg: DataConfig,
-              cfg: SweepConfig, command: str) -> dict:
-    """Per fold, pooled over all folds (one set of every held-out window), and mean / std over folds."""
-    labels = tuple(next(iter(done.values()))[0]["labels"]) if done else ()
-    folds, pooled, over = [], {}, {}
-    for value, (r, _) in done.items():
-        folds.append({"fold": value, "split": r["split"], "windows": r["windows"], "clips": r["clips"],
-                      "padded": r.get("padded"), "paths": {p: {k: m[k] for k in METRICS} for p, m in r["paths"].items()},
-                      "skipped": r["skipped"]})
-    for path in [p for p in cfg.paths if any(p in r["paths"] for r, _ in done.values())]:
-        preds = [p for r, p in done.values() if path in r["paths"]]
-        ids = [set(p["clip"].tolist()) for p in preds]
-        if len(set().union(*ids)) != sum(map(len, ids)):
-            raise SplitError(f"pooling {path}: a clip is held out by two folds; the fold folders are stale")
-        _, clip_index = np.unique(np.concatenate([p["clip"] for p in preds]), return_inverse=True)
-        pooled[path] = report.classification(np.concatenate([p["truth"] for p in preds]),
-                                             np.concatenate([p[path] for p in preds]), clip_index, labels)
-        pooled[path]["folds"] = len(preds)
-        values = {k: [f["paths"][path][k] for f in folds if path in f["paths"]] for k in METRICS}
-        over[path] = {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in values.items()}
-    graded = [r["explanations"] for r, _ in done.values() if r.get("explanations")]
-    sentences = sum(e["sentences"] for e in graded)
-    grounding = {"explanations": sum(e["count"] for e in graded), "sentences": sentences,
-                 "grounding_rate": sum(e["grounded_sentences"] for e in graded) / sentences,
-                 **{k: sum(e[k] for e in graded) for k in evaluate.GRADES   # results written before a count lack it
-                    if all(k in e for e in graded)}} if sentences else None
-    return {"config": cfg.config, "overrides": list(cfg.overrides), "command": command,
-            "data": [d.uri for d in data_cfg.datasets], "group": data_cfg.split.group, "labels": list(labels),
-            "paths": list(cfg.paths), "windows": sum(f["windows"] for f in folds),
-            "clips": sum(f["clips"] for f in folds), "padded": _padded_total(folds), "folds": folds, "left_out": left_out,
-            "pooled": pooled, "over_folds": over, "grounding": grounding}
-
-
-def _padded_total(folds: list[dict]) -> dict[str, int] | None:
-    """Padded clips and windows over the folds (None when a fold's results predate the count)."""
-    if not folds or any(f["padded"] is None for f in folds):
-        return None
-    return {k: sum(f["padded"][k] for f in folds) for k in ("clips", "windows")}
-
-
-def markdown(s: dict) -> str:
-    """One table per label path: a row per fold, the pooled row, the mean +- std row."""
-    lines = [f"# Leave-one-{s['group']}-out: `{s['config']}`, {len(s['folds'])} fold(s)", "",
-             f"- data: `{'`, `'.join(s['data'])}`; labels: {', '.join(s['labels'])}",
-             f"- {s['windows']} held-out windows in {s['clips']} clips; pooled = all folds' held-out windows "
-             "as one set (each clip is held out once); mean ± std over folds (ddof 0)",
-             f"- padded (clips shorter than the window, one reflected window each): "
-             f"{report.padded_text(s.get('padded'))}"]
-    lines += [f"- left out: {v} ({why})" for v, why in s["left_out"].items()]
-    for path, pooled in s["pooled"].items():
-        lines += ["", f"## {report.PATH_NAMES.get(path, path)}", "",
-                  f"| held out ({s['group']}) | windows | clips | window acc | window macro-F1 | clip acc | clip macro-F1 |",
-                  "|---|---|---|---|---|---|---|"]
-        lines += [f"| {f['fold']} | {f['windows']} | {f['clips']} | "
-                  + " | ".join(f"{f['paths'][path][k]:.3f}" for k in METRICS) + " |"
-                  for f in s["folds"] if path in f["paths"]]
-        lines.append(f"| **pooled** ({pooled['folds']} folds) | {pooled['windows']} | {pooled['clips']} | "
-                     + " | ".join(f"**{pooled[k]:.3f}**" for k in METRICS) + " |")
-        lines.append("| mean ± std over folds | | | "
-                     + " | ".join(f"{m['mean']:.3f} ± {m['std']:.3f}" for m in s["over_folds"][path].values()) + " |")
-    if g := s["grounding"]:
-        lines += ["", f"Explanations: {g['explanations']} over all folds; grounding rate {g['grounding_rate']:.3f} "
-                      f"of {g['sentences']} sentences (per fold: OUT/<fold>/eval/report.md). "
-                      + (report.grading_text({"count": g["explanations"], **g}) if "names_label" in g else "")]
-    skipped = {f"{p}: {why}" for f in s["folds"] for p, why in f["skipped"].items()}
-    lines += [""] + [f"Not scored: {x}" for x in sorted(skipped)]
-    lines += ["", f"Command: `{s['command']}`", ""]
-    return "\n".join(lines)

@@ -6,6 +6,8 @@
     bodytalk train --config bandai --folds all --out runs/bandai-folds            # every fold, then a summary
     bodytalk train --config bandai --folds all --paths descriptors               # baseline (a) only, no training
     bodytalk train --config bandai_full --out runs/bandai_full   # all of ds1, nothing held out (non-commercial)
+    bodytalk train --config bandai_head --folds all --paths head --choose a: --choose b:optim.epochs=30
+                                         # each fold chooses a or b on its own training side (train/nested.py)
     torchrun --nproc-per-node 4 -m bodytalk.train.run --config pretrain_stb   # DDP, same config
 
 The config's ``stage:`` picks the stage module from ``STAGES``; each stage module has a ``Config``
@@ -64,20 +66,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--explain", type=int, metavar="N",
                         help="with --folds and the llm path: explanations generated and graded by the "
                              "grounding check per fold (default 12)")
+    parser.add_argument("--choose", action="append", metavar="NAME:key=value ...",
+                        help="with --folds, twice or more: candidate settings (overrides on top of the config's); "
+                             "each fold chooses one on validation values of its own training side, then trains "
+                             "it and is scored on the held-out value (train/nested.py). OUT/nested.md compares "
+                             "the choices with each candidate used everywhere. 'NAME:' alone: the config as it is")
+    parser.add_argument("--inner", type=int, default=2, metavar="K",
+                        help="with --choose: values of each fold's training side held out together to validate "
+                             "on (default 2)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_args(argv)
-    if (args.paths or args.jobs != 1 or args.explain is not None) and not args.folds:
-        parser.error("--paths, --jobs and --explain go with --folds (bodytalk eval scores one checkpoint)")
-    if args.jobs < 1 or (args.explain or 0) < 0:
-        parser.error("--jobs must be >= 1 and --explain >= 0")
+    if (args.paths or args.jobs != 1 or args.explain is not None or args.choose) and not args.folds:
+        parser.error("--paths, --jobs, --explain and --choose go with --folds (bodytalk eval scores one checkpoint)")
+    if args.jobs < 1 or (args.explain or 0) < 0 or args.inner < 1:
+        parser.error("--jobs and --inner must be >= 1 and --explain >= 0")
     from bodytalk.model.checkpoint import CheckpointError   # here: torch is not needed for --help
     try:
         if args.folds:
             from bodytalk.train import folds
-            sweep = folds.SweepConfig.from_cli(args.config, args.overrides, args.folds, args.paths, args.out,
-                                             args.jobs, args.explain)
-            out = folds.sweep(sweep, "bodytalk train " + shlex.join(argv or sys.argv[1:]))
-            print(f"fold sweep: {out / 'summary.md'}")
+            sweep = folds.SweepConfig.from_cli(args.config, args.overrides, args.folds,
+                                               args.paths or ("head" if args.choose else None), args.out,
+                                               args.jobs, args.explain)
+            command = "bodytalk train " + shlex.join(argv or sys.argv[1:])
+            if args.choose:
+                from bodytalk.train import nested
+                choose = nested.NestedConfig(sweep, tuple(map(nested.Candidate.parse, args.choose)), args.inner)
+                print(f"settings chosen fold by fold: {nested.run(choose, command) / 'nested.md'}")
+            else:
+                print(f"fold sweep: {folds.sweep(sweep, command) / 'summary.md'}")
             return 0
         module, cfg = stage_config(config.load_raw(args.config, args.overrides), args.config)
         out = module.run(cfg, out=args.out)

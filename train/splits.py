@@ -42,10 +42,15 @@ class SplitConfig:
     seed: int = 0                   # clip: which clips
     group: str = "content"          # logo: the clip field left out one value at a time
     fold: str | None = None         # logo: the value a single-run stage holds out (default: first)
+    # logo, inner validation of fold `fold` (train/nested.py): these values are the test side, and
+    # `fold` is on neither side, so a setting is chosen without the held-out value's clips
+    validation: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.test < 1:
             raise ValueError(f"split.test is a share of clips in (0, 1), got {self.test}")
+        if self.validation and (self.kind != "logo" or self.fold is None or self.fold in self.validation):
+            raise ValueError("split.validation goes with kind=logo and a split.fold that is not one of its values")
 
 
 @dataclass(frozen=True)
@@ -123,8 +128,22 @@ def make(clips: Sequence[ClipLike], cfg: SplitConfig) -> list[Split]:
     return leave_one_group_out(clips, cfg.group)
 
 
+def inner(clips: Sequence[ClipLike], group: str, fold: str, validation: Sequence[str]) -> Split:
+    """Inner validation of fold ``fold``: the ``validation`` values' clips are the test side, the
+    clips of every other value but ``fold`` train, and ``fold``'s clips are on neither side."""
+    values = groups_of(clips, group)
+    if unknown := [v for v in (fold, *validation) if v not in values]:
+        raise SplitError(f"{', '.join(unknown)} not a value of {group!r}; values: {', '.join(values)}")
+    test = tuple(sorted(c.id for c in clips if c.groups[group] in validation))
+    train = tuple(sorted(c.id for c in clips if c.groups[group] not in (fold, *validation)))
+    return Split("logo", train, test, group=group, held_out="+".join(validation))
+
+
 def select(clips: Sequence[ClipLike], cfg: SplitConfig) -> Split:
-    """The one split a single training run uses (``logo``: the fold holding out ``cfg.fold``)."""
+    """The one split a single training run uses (``logo``: the fold holding out ``cfg.fold``, or
+    that fold's inner validation when ``cfg.validation`` names values)."""
+    if cfg.kind == "logo" and cfg.validation:
+        return inner(clips, cfg.group, cfg.fold, cfg.validation)
     splits = make(clips, cfg)
     if cfg.kind != "logo" or cfg.fold is None:
         return splits[0]

@@ -12,7 +12,8 @@ import pytest
 
 from bodytalk.train import config, data, folds, pretrain, report, run
 from bodytalk.train.config import ConfigError
-from bodytalk.train.folds import METRICS, SweepConfig
+from bodytalk.train.fold_summary import METRICS
+from bodytalk.train.folds import SweepConfig
 
 # The tiny synthetic data split by body (3 folds); `fearful` is left out because only body 1 shows it.
 LOGO = ["data.split.kind=logo", "data.split.group=body", "optim.epochs=1", "optim.warmup_epochs=0",
@@ -182,7 +183,7 @@ def test_bad_sweeps_stop_with_a_message(tmp_path, capsys):
         SweepConfig("tiny_pretrain", jobs=0)
     with pytest.raises(SystemExit):
         run.main(["--config", "tiny_pretrain", "--paths", "descriptors"])
-    assert "--paths, --jobs and --explain go with --folds" in capsys.readouterr().err
+    assert "--paths, --jobs, --explain and --choose go with --folds" in capsys.readouterr().err
     assert SweepConfig.from_cli("tiny_all", [], "all", "llm", None, 1, 5).explain == 5
     with pytest.raises(SystemExit):
         run.main(["--config", "tiny_pretrain", "--folds", "all", "--explain", "-1"])

@@ -1,0 +1,144 @@
+"""Settings chosen on each fold's training side (`bodytalk train --folds ... --choose`): the inner
+split never sees the fold, each fold's choice is the best inner score, the chosen setting's outer run
+is the plain sweep's (reused, not retrained), and the pooled figures are the chosen folds' own."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bodytalk.train import config, data, fold_summary, nested, pretrain, report, run, splits
+from bodytalk.train.config import ConfigError
+from bodytalk.train.folds import SweepConfig
+from bodytalk.train.nested import Candidate, NestedConfig
+from bodytalk.train.splits import SplitConfig, SplitError
+
+# four synthetic bodies as the groups: every fold keeps two bodies to train an inner run on
+DATA = ["data.split.kind=logo", "data.split.group=body", "optim.epochs=1", "optim.warmup_epochs=0",
+        "optim.milestones=[]", "data.datasets.0.uri=synthetic:?bodies=4&duration=40&hold=10&seed=1"]
+FOLDS = ("1", "2")
+CHOOSE = ["--choose", "a:", "--choose", "b:optim.lr=0.001"]
+
+
+def windows():
+    _, cfg = run.stage_config(config.load_raw("tiny_pretrain", DATA), "tiny_pretrain")
+    return data.load(cfg.data, progress=False)
+
+
+def body(clip_id: str, clips) -> str:
+    return next(c.groups["body"] for c in clips if c.id == clip_id)
+
+
+@pytest.fixture(scope="module")
+def chosen(tmp_path_factory):
+    """A plain sweep of candidate `a` in OUT/a first (reused), then the nested run."""
+    out = tmp_path_factory.mktemp("nested") / "run"
+    assert run.main(["--config", "tiny_pretrain", "--out", str(out / "a"), "--folds", ",".join(FOLDS),
+                     "--paths", "head", *DATA]) == 0
+    assert run.main(["--config", "tiny_pretrain", "--out", str(out), "--folds", ",".join(FOLDS), "--inner", "1",
+                     *CHOOSE, *DATA]) == 0
+    return out, json.loads((out / "nested.json").read_text())
+
+
+def test_the_inner_split_tests_the_validation_values_and_never_sees_the_fold():
+    clips = windows().clips
+    split = splits.inner(clips, "body", "1", ("2", "3"))
+    assert {body(c, clips) for c in split.test} == {"2", "3"}
+    assert {body(c, clips) for c in split.train} == {"4"}
+    assert split.name == "body=2+3"
+    selected = splits.select(clips, SplitConfig(kind="logo", group="body", fold="1", validation=("2", "3")))
+    assert selected == split
+    with pytest.raises(ValueError, match="split.validation goes with kind=logo"):
+        SplitConfig(kind="logo", group="body", fold="1", validation=("1",))
+    with pytest.raises(ValueError, match="split.validation goes with kind=logo"):
+        SplitConfig(kind="clip", validation=("2",))
+    with pytest.raises(SplitError, match="9 not a value of 'body'"):
+        splits.inner(clips, "body", "1", ("9",))
+
+
+def test_validation_values_are_seeded_per_fold_and_keep_every_tested_label_trained(tmp_path):
+    from bodytalk.train import folds
+
+    f = folds.prepare(SweepConfig("tiny_pretrain", tuple(DATA), out=str(tmp_path)), log=lambda _: None)
+    for fold in ("1", "2", "3", "4"):
+        values = nested.validation_values(f, fold, 1, seed=0)
+        assert fold not in values and values == nested.validation_values(f, fold, 1, seed=0)
+        split = splits.inner(f.windows.clips, "body", fold, values)
+        splits.check(split, f.windows.clips, f.windows.counts())     # raises if a tested label is untrained
+    assert len({nested.validation_values(f, "3", 1, seed=s) for s in range(8)}) > 1   # the draw moves with the seed
+    with pytest.raises(SplitError, match="lower --inner"):    # 3 of the 3 others: nothing left to train on
+        nested.validation_values(f, "1", 3, seed=0)
+
+
+def test_each_fold_chooses_its_best_inner_score_and_the_inner_run_never_trained_on_the_fold(chosen):
+    from bodytalk.model import checkpoint
+
+    out, s = chosen
+    n = s["nested"]
+    assert set(n["choice"]) == set(FOLDS) and n["path"] == "head"
+    clips = windows().clips
+    for fold in FOLDS:
+        scores = n["inner_scores"][fold]
+        best = max(scores.values(), key=lambda m: (m["clip_macro_f1"], m["macro_f1"]))
+        first_best = next(c for c in ("a", "b") if (scores[c]["clip_macro_f1"], scores[c]["macro_f1"])
+                          == (best["clip_macro_f1"], best["macro_f1"]))
+        assert n["choice"][fold] == first_best
+        for candidate in ("a", "b"):
+            split = checkpoint.load(out / "inner" / candidate / fold / "checkpoint").meta["split"]
+            assert {body(c, clips) for c in split["test"]} == set(n["validation"][fold])
+            assert fold not in {body(c, clips) for c in split["train"]} | set(n["validation"][fold])
+        assert (out / n["choice"][fold] / fold / "eval" / "predictions.npz").is_file()
+
+
+def test_the_pooled_figures_are_the_chosen_folds_own_and_a_full_candidate_is_pooled_beside_them(chosen):
+    out, s = chosen
+    n = s["nested"]
+    preds = []
+    for fold in FOLDS:
+        with np.load(out / n["choice"][fold] / fold / "eval" / "predictions.npz") as z:
+            preds.append({k: z[k] for k in z.files})
+    _, clip = np.unique(np.concatenate([p["clip"] for p in preds]), return_inverse=True)
+    expected = report.classification(np.concatenate([p["truth"] for p in preds]),
+                                      np.concatenate([p["head"] for p in preds]), clip, tuple(s["labels"]))
+    assert {k: s["pooled"]["head"][k] for k in fold_summary.METRICS} == {k: expected[k] for k in fold_summary.METRICS}
+    plain = json.loads((out / "a" / "summary.json").read_text())["pooled"]["head"]
+    assert n["always"]["a"] == {k: plain[k] for k in fold_summary.METRICS}    # the sweep copied there
+    text = (out / "nested.md").read_text()
+    assert "| chosen on each fold's training side |" in text and "| always a |" in text
+
+
+def test_a_second_call_trains_nothing(chosen, monkeypatch, capsys):
+    out, before = chosen
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(pretrain, "run", no_training)
+    assert run.main(["--config", "tiny_pretrain", "--out", str(out), "--folds", ",".join(FOLDS), "--inner", "1",
+                     *CHOOSE, *DATA]) == 0
+    assert capsys.readouterr().out.count("done before") == 2 * len(FOLDS) + len(FOLDS)
+    assert json.loads((out / "nested.json").read_text())["nested"]["choice"] == before["nested"]["choice"]
+
+
+def test_bad_choices_stop_with_a_message(tmp_path, capsys):
+    sweep = SweepConfig("tiny_pretrain", paths=("head",))
+    assert Candidate.parse("hop:data.hop=0.5 optim.epochs=3") == Candidate("hop", ("data.hop=0.5", "optim.epochs=3"))
+    assert Candidate.parse("plain:") == Candidate("plain", ())
+    for text in ("no-colon", "bad name:x=1", "inner:", "x:optim.epochs"):
+        with pytest.raises(ConfigError, match="--choose"):
+            Candidate.parse(text)
+    with pytest.raises(ConfigError, match="two or more candidates"):
+        NestedConfig(sweep, (Candidate("a", ()),))
+    with pytest.raises(ConfigError, match="distinct names"):
+        NestedConfig(sweep, (Candidate("a", ()), Candidate("a", ("optim.lr=1",))))
+    with pytest.raises(ConfigError, match="--inner must be >= 1"):
+        NestedConfig(sweep, (Candidate("a", ()), Candidate("b", ())), inner=0)
+    with pytest.raises(ConfigError, match="--paths needs llm or head"):
+        NestedConfig(SweepConfig("tiny_pretrain", paths=("descriptors",)), (Candidate("a", ()), Candidate("b", ())))
+    with pytest.raises(SystemExit):
+        run.main(["--config", "tiny_pretrain", *CHOOSE])
+    assert "--choose go with --folds" in capsys.readouterr().err
+    assert run.main(["--config", "tiny_pretrain", "--out", str(tmp_path), "--folds", "1", "--inner", "3",
+                     *CHOOSE, *DATA]) == 2
+    assert "no fold can choose" in (err := capsys.readouterr().err) and "lower --inner" in err

@@ -1,0 +1,200 @@
+"""Settings chosen on each fold's training side (inner validation), then scored on the held-out fold.
+
+    bodytalk train --config bandai_head --folds all --paths head --jobs 2 --out runs/nested \\
+        --choose committed: --choose "hop50:data.train_hop=0.5 optim.epochs=30" --inner 2
+
+A fold sweep scores one setting. Comparing settings by their pooled held-out figures and keeping the
+best chooses on the held-out folds, and the figure of the kept one is then optimistic. Here each
+outer fold ``f`` chooses for itself, without its own clips:
+
+1. ``--inner K`` values of ``f``'s training side are held out together as validation values, drawn
+   (seeded by ``f``) among the values whose clips show the most labels; ``f`` is on neither side;
+2. every candidate trains on the rest and is scored on them (``OUT/inner/<candidate>/<f>/``);
+3. the candidate with the best inner clip macro-F1 of the first model path, then window macro-F1,
+   then the order given, is ``f``'s choice;
+4. the choice trains on ``f``'s whole training side and is scored on ``f``
+   (``OUT/<candidate>/<f>/``, the folder a plain sweep with ``--out OUT/<candidate>`` uses: a
+   finished sweep copied there is reused, not trained again).
+
+``OUT/nested.md`` / ``nested.json``: per fold its validation values, each candidate's inner figures
+and the choice; pooled, the chosen settings' held-out figures beside each candidate's own where its
+sweep has every fold. Everything resumes as a fold sweep does: run the same command again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import zlib
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bodytalk.train import fold_summary, folds, splits
+from bodytalk.train.config import ConfigError
+from bodytalk.train.folds import Folds, SweepConfig
+from bodytalk.train.splits import SplitError
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    name: str                       # its folder under OUT
+    overrides: tuple[str, ...]      # key=value on top of the sweep's own
+
+    @classmethod
+    def parse(cls, text: str) -> "Candidate":
+        """``NAME:key=value key=value`` (``NAME:`` alone: the config as it is)."""
+        name, sep, rest = text.partition(":")
+        if not sep or not NAME.fullmatch(name) or name == "inner":
+            raise ConfigError(f"--choose {text!r}: write NAME:key=value ... (NAME: letters, digits, '_', '.', '-'; "
+                              "'NAME:' alone for the config as it is)")
+        try:
+            overrides = tuple(shlex.split(rest))
+        except ValueError as err:
+            raise ConfigError(f"--choose {text!r}: {err}") from None
+        if bad := [o for o in overrides if "=" not in o]:
+            raise ConfigError(f"--choose {text!r}: {', '.join(bad)} is not key=value")
+        return cls(name, overrides)
+
+
+@dataclasses.dataclass(frozen=True)
+class NestedConfig:
+    sweep: SweepConfig              # the config, its overrides, folds, paths, jobs and OUT
+    candidates: tuple[Candidate, ...]
+    inner: int = 2                  # validation values held out together in each fold's inner run
+    seed: int = 0                   # which values
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.candidates]
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise ConfigError(f"--choose: give two or more candidates with distinct names, got {', '.join(names) or 'none'}")
+        if self.inner < 1:
+            raise ConfigError(f"--inner must be >= 1, got {self.inner}")
+        if not self.sweep.model_paths:
+            raise ConfigError("--choose compares trained settings: --paths needs llm or head")
+
+    @property
+    def path(self) -> str:
+        """The label path the choice is made on."""
+        return self.sweep.model_paths[0]
+
+    def of(self, candidate: Candidate) -> SweepConfig:
+        return dataclasses.replace(self.sweep, overrides=self.sweep.overrides + candidate.overrides)
+
+
+def validation_values(f: Folds, fold: str, k: int, seed: int) -> tuple[str, ...]:
+    """``k`` values of ``fold``'s training side to validate on: a seeded draw among the values whose
+    clips show the most labels, each kept only if the inner split still trains every label it tests."""
+    group = f.data_cfg.split.group
+    counts = f.windows.counts()
+    labels: dict[str, set[str]] = {}
+    for clip in f.windows.clips:
+        if counts.get(clip.id, 0) and clip.groups[group] != fold:
+            labels.setdefault(clip.groups[group], set()).add(clip.label)
+    rank = dict(zip(sorted(labels), np.random.default_rng([seed, zlib.crc32(fold.encode())]).permutation(len(labels))))
+    order = sorted(labels, key=lambda v: (-len(labels[v]), rank[v]))
+    chosen: list[str] = []
+    for value in order:
+        try:
+            splits.check(splits.inner(f.windows.clips, group, fold, (*chosen, value)), f.windows.clips, counts)
+        except SplitError:
+            continue
+        chosen.append(value)
+        if len(chosen) == k:
+            return tuple(chosen)
+    raise SplitError(f"fold {fold}: no {k} value(s) of {group!r} on its training side can be held out for "
+                     f"validation and leave every label they show in training (found {len(chosen)}); lower --inner")
+
+
+def _key(metrics: dict) -> tuple[float, float]:
+    return metrics["clip_macro_f1"], metrics["macro_f1"]
+
+
+def run(cfg: NestedConfig, command: str = "", log: Callable[[str], None] = print) -> Path:
+    """Inner runs for every fold and candidate, the choices, their outer runs; OUT/nested.md and .json."""
+    f = folds.prepare(cfg.sweep, log)
+    out = Path(cfg.sweep.out or f"{folds.stage_config(cfg.sweep, None)[1].out}-nested")
+    shared = dataclasses.replace(cfg, sweep=f.cfg)    # f.cfg: the threads shared out
+    group = f.data_cfg.split.group
+    validation = {}
+    for v in list(f.runnable):
+        try:
+            validation[v] = validation_values(f, v, cfg.inner, cfg.seed)
+        except SplitError as err:   # like a fold that cannot train: reported and left out
+            f.runnable.remove(v)
+            f.left_out[v] = str(err)
+            log(f"{f.by_value[v].name}: left out: {err}")
+    if not f.runnable:
+        raise SplitError("no fold can choose: " + "; ".join(f.left_out.values()))
+    jobs = [(v, c) for v in f.runnable for c in cfg.candidates]
+    args = [(shared.of(c), splits.inner(f.windows.clips, group, v, validation[v]), f.windows, f.data_cfg,
+             out / "inner" / c.name / v, f.threads, (v, validation[v])) for v, c in jobs]
+    inner: dict[str, dict[str, dict]] = {v: {} for v in f.runnable}
+    with folds.pool(cfg.sweep.jobs) as workers:
+        for i, ((v, c), ((results, _), how, took)) in enumerate(zip(jobs, workers.map(folds.timed_fold, args)), 1):
+            inner[v][c.name] = {k: results["paths"][cfg.path][k] for k in fold_summary.METRICS}
+            log(f"[inner {i}/{len(jobs)}] {c.name}, fold {v}, validating on {'+'.join(validation[v])}: {how} in "
+                f"{took:.0f} s; clip macro-F1 {inner[v][c.name]['clip_macro_f1']:.3f}")
+        order = {c.name: i for i, c in enumerate(cfg.candidates)}
+        choice = {v: max(inner[v], key=lambda n, v=v: (*_key(inner[v][n]), -order[n])) for v in f.runnable}
+        byname = {c.name: c for c in cfg.candidates}
+        args = [(shared.of(byname[choice[v]]), f.by_value[v], f.windows, f.data_cfg, out / choice[v] / v, f.threads)
+                for v in f.runnable]
+        chosen = {}
+        for i, (v, (result, how, took)) in enumerate(zip(f.runnable, workers.map(folds.timed_fold, args)), 1):
+            chosen[v] = result
+            log(f"[outer {i}/{len(f.runnable)}] fold {v}: {choice[v]}, {how} in {took:.0f} s")
+    summary = fold_summary.summarise(chosen, f.left_out, f.data_cfg, f.cfg, command)
+    summary["nested"] = {"path": cfg.path, "inner": cfg.inner, "seed": cfg.seed,
+                         "candidates": {c.name: list(c.overrides) for c in cfg.candidates},
+                         "validation": {v: list(validation[v]) for v in f.runnable}, "inner_scores": inner,
+                         "choice": choice, "always": _always(cfg, f, out, chosen)}
+    fold_summary.write(summary, out, "nested", markdown(summary) + "\n" + fold_summary.markdown(summary))
+    return out
+
+
+def _always(cfg: NestedConfig, f: Folds, out: Path, chosen: dict) -> dict[str, dict | None]:
+    """Each candidate's own pooled held-out figures where its sweep has every fold (else None)."""
+    pooled = {}
+    for c in cfg.candidates:
+        done = {v: folds.load_done(out / c.name / v / "eval", (cfg.path,)) for v in f.runnable}
+        if any(d is None for d in done.values()):
+            pooled[c.name] = None
+            continue
+        summary = fold_summary.summarise(done, {}, f.data_cfg, dataclasses.replace(f.cfg, paths=(cfg.path,)), "")
+        pooled[c.name] = {k: summary["pooled"][cfg.path][k] for k in fold_summary.METRICS}
+    return pooled
+
+
+def markdown(s: dict) -> str:
+    """The choices, fold by fold, and the pooled comparison."""
+    n = s["nested"]
+    names = list(n["candidates"])
+    what = "; ".join(f"**{c}** (`{' '.join(o)}`)" if o else f"**{c}** (the config as it is)"
+                     for c, o in n["candidates"].items())
+    lines = [f"# Settings chosen on each fold's training side: `{s['config']}`, {len(n['choice'])} fold(s)", "",
+             f"- candidates: {what}",
+             f"- inner validation: {n['inner']} value(s) of each fold's training side held out together (seed "
+             f"{n['seed']}), the fold itself on neither side; the choice: best inner clip macro-F1 of the "
+             f"`{n['path']}` path, then window macro-F1, then the order above", "",
+             f"| held out ({s['group']}) | validated on | " + " | ".join(names)
+             + " | chosen | held-out clip acc |", "|---|---|" + "---|" * len(names) + "---|---|"]
+    held = {f["fold"]: f["paths"][n["path"]]["clip_accuracy"] for f in s["folds"]}
+    for v, choice in n["choice"].items():
+        cells = [f"{n['inner_scores'][v][c]['clip_macro_f1']:.3f} / {n['inner_scores'][v][c]['macro_f1']:.3f}"
+                 for c in names]
+        lines.append(f"| {v} | {', '.join(n['validation'][v])} | " + " | ".join(cells)
+                     + f" | {choice} | {held[v]:.3f} |")
+    lines += ["", "Inner cells: clip macro-F1 / window macro-F1 on the validation values.", "",
+              "| setting, pooled over the folds | window acc | window macro-F1 | clip acc | clip macro-F1 |",
+              "|---|---|---|---|---|"]
+    rows = {"chosen on each fold's training side": s["pooled"][n["path"]]}
+    rows |= {f"always {c}": m for c, m in n["always"].items() if m is not None}
+    lines += [f"| {name} | " + " | ".join(f"{m[k]:.3f}" for k in fold_summary.METRICS) + " |"
+              for name, m in rows.items()]
+    if missing := [c for c, m in n["always"].items() if m is None]:
+        lines.append(f"\nNot pooled (their sweeps lack folds they were not chosen on): {', '.join(missing)}.")
+    return "\n".join(lines) + "\n"
