@@ -9,7 +9,9 @@ a stream) and carried as clip ids:
 - ``logo``: leave-one-group-out over a clip field such as ``content`` in Bandai (every fold holds
   out all clips of one group value; the folds together test every clip exactly once);
 - ``none``: every clip trains, nothing is held out (a model for use, e.g. ``bandai_full``: its
-  stages measure nothing, and it is evaluated on other data).
+  stages measure nothing, and it is evaluated on other data);
+- ``logo`` with ``validation``: a fold's inner validation (``inner``, train/nested.py), where
+  settings are chosen without the fold's own clips on either side.
 
 ``Split.to_dict()`` is what checkpoints and results record.
 """
