@@ -151,12 +151,12 @@ def run(cfg: NestedConfig, command: str = "", log: Callable[[str], None] = print
     summary["nested"] = {"path": cfg.path, "inner": cfg.inner, "seed": cfg.seed,
                          "candidates": {c.name: list(c.overrides) for c in cfg.candidates},
                          "validation": {v: list(validation[v]) for v in f.runnable}, "inner_scores": inner,
-                         "choice": choice, "always": _always(cfg, f, out, chosen)}
+                         "choice": choice, "always": _always(cfg, f, out)}
     fold_summary.write(summary, out, "nested", markdown(summary) + "\n" + fold_summary.markdown(summary))
     return out
 
 
-def _always(cfg: NestedConfig, f: Folds, out: Path, chosen: dict) -> dict[str, dict | None]:
+def _always(cfg: NestedConfig, f: Folds, out: Path) -> dict[str, dict | None]:
     """Each candidate's own pooled held-out figures where its sweep has every fold (else None)."""
     pooled = {}
     for c in cfg.candidates:
