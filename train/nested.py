@@ -9,7 +9,8 @@ outer fold ``f`` chooses for itself, without its own clips:
 
 1. ``--inner K`` values of ``f``'s training side are held out together as validation values, drawn
    (seeded by ``f``) among the values whose clips show the most labels; ``f`` is on neither side;
-2. every candidate trains on the rest and is scored on them (``OUT/inner/<candidate>/<f>/``);
+2. every candidate trains on the rest and is scored on them (``OUT/inner/<candidate>/<f>/<values>/``:
+   another ``--inner`` or ``--inner-seed`` draws other values and trains anew);
 3. the candidate with the best inner clip macro-F1 of the first model path, then window macro-F1,
    then the order given, is ``f``'s choice;
 4. the choice trains on ``f``'s whole training side and is scored on ``f``
@@ -131,7 +132,7 @@ def run(cfg: NestedConfig, command: str = "", log: Callable[[str], None] = print
         raise SplitError("no fold can choose: " + "; ".join(f.left_out.values()))
     jobs = [(v, c) for v in f.runnable for c in cfg.candidates]
     args = [(shared.of(c), splits.inner(f.windows.clips, group, v, validation[v]), f.windows, f.data_cfg,
-             out / "inner" / c.name / v, f.threads, (v, validation[v])) for v, c in jobs]
+             out / "inner" / c.name / v / "+".join(validation[v]), f.threads, (v, validation[v])) for v, c in jobs]
     inner: dict[str, dict[str, dict]] = {v: {} for v in f.runnable}
     with folds.pool(cfg.sweep.jobs) as workers:
         for i, ((v, c), ((results, _), how, took)) in enumerate(zip(jobs, workers.map(folds.timed_fold, args)), 1):

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inner", type=int, default=2, metavar="K",
                         help="with --choose: values of each fold's training side held out together to validate "
                              "on (default 2)")
+    parser.add_argument("--inner-seed", type=int, default=0, metavar="N",
+                        help="with --choose: which values of each fold's training side are drawn (default 0)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_args(argv)
     if (args.paths or args.jobs != 1 or args.explain is not None or args.choose) and not args.folds:
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             command = "bodytalk train " + shlex.join(argv or sys.argv[1:])
             if args.choose:
                 from bodytalk.train import nested
-                choose = nested.NestedConfig(sweep, tuple(map(nested.Candidate.parse, args.choose)), args.inner)
+                choose = nested.NestedConfig(sweep, tuple(map(nested.Candidate.parse, args.choose)), args.inner,
+                                             args.inner_seed)
                 print(f"settings chosen fold by fold: {nested.run(choose, command) / 'nested.md'}")
             else:
                 print(f"fold sweep: {folds.sweep(sweep, command) / 'summary.md'}")

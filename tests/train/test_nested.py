@@ -85,7 +85,8 @@ def test_each_fold_chooses_its_best_inner_score_and_the_inner_run_never_trained_
                           == (best["clip_macro_f1"], best["macro_f1"]))
         assert n["choice"][fold] == first_best
         for candidate in ("a", "b"):
-            split = checkpoint.load(out / "inner" / candidate / fold / "checkpoint").meta["split"]
+            folder = out / "inner" / candidate / fold / "+".join(n["validation"][fold])   # another draw: another folder
+            split = checkpoint.load(folder / "checkpoint").meta["split"]
             assert {body(c, clips) for c in split["test"]} == set(n["validation"][fold])
             assert fold not in {body(c, clips) for c in split["train"]} | set(n["validation"][fold])
         assert (out / n["choice"][fold] / fold / "eval" / "predictions.npz").is_file()
@@ -119,6 +120,18 @@ def test_a_second_call_trains_nothing(chosen, monkeypatch, capsys):
                      *CHOOSE, *DATA]) == 0
     assert capsys.readouterr().out.count("done before") == 2 * len(FOLDS) + len(FOLDS)
     assert json.loads((out / "nested.json").read_text())["nested"]["choice"] == before["nested"]["choice"]
+
+
+def test_the_inner_seed_reaches_the_draw(tmp_path, monkeypatch):
+    seen = []
+
+    def record(cfg, command, log=print):
+        seen.append(cfg.seed)
+        return tmp_path
+
+    monkeypatch.setattr(nested, "run", record)
+    assert run.main(["--config", "tiny_pretrain", "--folds", "1", "--inner-seed", "3", *CHOOSE, *DATA]) == 0
+    assert seen == [3]
 
 
 def test_bad_choices_stop_with_a_message(tmp_path, capsys):
