@@ -127,6 +127,7 @@ class Folds:
     runnable: list[str]            # the asked folds that can train
     left_out: dict[str, str]       # the asked folds that cannot, with the reason
     threads: int                   # the first stage's threads (what a fold's evaluation uses)
+    base_out: str                  # the config's own `out` (the default OUT is derived from it)
 
 
 def prepare(cfg: SweepConfig, log: Callable[[str], None] = print) -> Folds:
@@ -160,13 +161,13 @@ def prepare(cfg: SweepConfig, log: Callable[[str], None] = print) -> Folds:
         except SplitError as err:
             left_out[value] = str(err)
             log(f"{by_value[value].name}: left out: {err}")
-    return Folds(cfg, data_cfg, windows, by_value, runnable, left_out, threads)
+    return Folds(cfg, data_cfg, windows, by_value, runnable, left_out, threads, base.out)
 
 
 def sweep(cfg: SweepConfig, command: str = "", log: Callable[[str], None] = print) -> Path:
     """Run (or resume) every asked fold, then write OUT/summary.json, OUT/summary.md and OUT/confusion.png."""
     f = prepare(cfg, log)
-    out = Path(cfg.out or f"{stage_config(cfg, None)[1].out}-folds")
+    out = Path(cfg.out or f"{f.base_out}-folds")
     done = {}
     args = [(f.cfg, f.by_value[v], f.windows, f.data_cfg, out / v, f.threads) for v in f.runnable]
     with pool(cfg.jobs) as workers:

@@ -117,7 +117,7 @@ def _key(metrics: dict) -> tuple[float, float]:
 def run(cfg: NestedConfig, command: str = "", log: Callable[[str], None] = print) -> Path:
     """Inner runs for every fold and candidate, the choices, their outer runs; OUT/nested.md and .json."""
     f = folds.prepare(cfg.sweep, log)
-    out = Path(cfg.sweep.out or f"{folds.stage_config(cfg.sweep, None)[1].out}-nested")
+    out = Path(cfg.sweep.out or f"{f.base_out}-nested")
     shared = dataclasses.replace(cfg, sweep=f.cfg)    # f.cfg: the threads shared out
     group = f.data_cfg.split.group
     validation = {}
