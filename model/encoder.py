@@ -20,6 +20,9 @@ Output
   member_logits [M, B, L]    (only then) each trunk's own head, what training fits one by one
   member_pooled [M, B, D]    (only then) each trunk's pooled tokens
 
+``head_bias`` (set by pre-training's ``label_shift``, never trained) is added to ``logits`` last:
+the served label moves, each member's own head does not.
+
 An ensemble (``members``: trunks of the same design from different initialisations, trained side
 by side; ``statistics``: a logistic regression on the window's kinematic statistics) makes the
 label steadier across contents than one trunk, whose held-out accuracy moves with its seed. The
@@ -59,6 +62,7 @@ class EncoderConfig:
     input_noise: float = 0.0      # tcn, training only: Gaussian noise on the standardised input
     members: int = 1              # trunks averaged for the label (an ensemble; tokens from the first)
     statistics: bool = False      # a statistics stream joins the average (needs features 2)
+    head_bias: tuple[float, ...] = ()  # [L] added to the label logits (train/label_shift.py; (): none)
 
     def __post_init__(self) -> None:
         if self.features not in FEATURE_CHANNELS:
@@ -82,6 +86,12 @@ class EncoderConfig:
         if self.semantic_tokens < 1 or self.num_labels < 2:
             raise ValueError("need >= 1 semantic token and >= 2 labels")
         object.__setattr__(self, "layouts", tuple(self.layouts))
+        try:
+            object.__setattr__(self, "head_bias", tuple(float(b) for b in self.head_bias))
+        except (TypeError, ValueError):
+            raise ValueError(f"head_bias must be a list of numbers, got {self.head_bias!r}") from None
+        if self.head_bias and (len(self.head_bias) != self.num_labels or not np.isfinite(self.head_bias).all()):
+            raise ValueError(f"head_bias needs {self.num_labels} finite values (one a label), got {self.head_bias}")
 
     @property
     def reduction(self) -> int:
@@ -208,7 +218,7 @@ class SkeletonEncoder(nn.Module):
         self.out_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, cfg.num_labels)
         # Empty for one trunk without statistics, so such checkpoints keep their keys.
-        self.others = nn.ModuleList(SkeletonEncoder(replace(cfg, members=1, statistics=False))
+        self.others = nn.ModuleList(SkeletonEncoder(replace(cfg, members=1, statistics=False, head_bias=()))
                                     for _ in range(cfg.members - 1))
         self.stats_head = StatisticsHead(cfg.num_labels) if cfg.statistics else None
 
@@ -222,7 +232,8 @@ class SkeletonEncoder(nn.Module):
             head = nn.Linear(trunk.head.in_features, len(index))
             head.weight.copy_(trunk.head.weight[rows])
             head.bias.copy_(trunk.head.bias[rows])
-            trunk.head, trunk.cfg = head, replace(trunk.cfg, num_labels=len(index))
+            bias = tuple(trunk.cfg.head_bias[i] for i in index) if trunk.cfg.head_bias else ()
+            trunk.head, trunk.cfg = head, replace(trunk.cfg, num_labels=len(index), head_bias=bias)
         if self.stats_head is not None:
             self.stats_head.keep(rows)
 
@@ -261,4 +272,6 @@ class SkeletonEncoder(nn.Module):
                 members.append(self.stats_head(x))
             # log of the mean probability: its softmax is the average of the members' distributions
             out["logits"] = torch.logsumexp(torch.stack(members).log_softmax(-1), 0) - math.log(len(members))
+        if self.cfg.head_bias:   # after training: the label shift (train/label_shift.py)
+            out["logits"] = out["logits"] + out["logits"].new_tensor(self.cfg.head_bias)
         return out

@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from bodytalk.train import fold_summary, folds, splits
+from bodytalk.train import fold_summary, folds, label_shift, report, splits
 from bodytalk.train.config import ConfigError
 from bodytalk.train.folds import Folds, SweepConfig
 from bodytalk.train.splits import SplitError
@@ -67,15 +67,19 @@ class NestedConfig:
     candidates: tuple[Candidate, ...]
     inner: int = 2                  # validation values held out together in each fold's inner run
     seed: int = 0                   # which values
+    shift: tuple[float, ...] = ()   # label-shift taus to choose among as well (train/label_shift.py)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.candidates]
-        if len(names) < 2 or len(set(names)) != len(names):
-            raise ConfigError(f"--choose: give two or more candidates with distinct names, got {', '.join(names) or 'none'}")
+        if len(set(names)) != len(names) or len(names) * max(1, len(self.shift)) < 2:
+            raise ConfigError(f"--choose: give candidates with distinct names, two or more unless --shift gives "
+                              f"two or more taus; got {', '.join(names) or 'none'}")
         if self.inner < 1:
             raise ConfigError(f"--inner must be >= 1, got {self.inner}")
         if not self.sweep.model_paths:
             raise ConfigError("--choose compares trained settings: --paths needs llm or head")
+        if self.shift and self.path != "head":
+            raise ConfigError("--shift moves the head's label: --paths must start with head")
 
     @property
     def path(self) -> str:
@@ -84,6 +88,13 @@ class NestedConfig:
 
     def of(self, candidate: Candidate) -> SweepConfig:
         return dataclasses.replace(self.sweep, overrides=self.sweep.overrides + candidate.overrides)
+
+    def options(self) -> list[tuple[str, float]]:
+        """(candidate, tau) pairs in order of preference on a tie."""
+        return [(c.name, t) for c in self.candidates for t in (self.shift or (0.0,))]
+
+    def key(self, name: str, tau: float) -> str:
+        return f"{name}@{tau:g}" if self.shift else name
 
 
 def validation_values(f: Folds, fold: str, k: int, seed: int) -> tuple[str, ...]:
@@ -135,49 +146,74 @@ def run(cfg: NestedConfig, command: str = "", log: Callable[[str], None] = print
              out / "inner" / c.name / v / "+".join(validation[v]), f.threads, (v, validation[v])) for v, c in jobs]
     inner: dict[str, dict[str, dict]] = {v: {} for v in f.runnable}
     with folds.pool(cfg.sweep.jobs) as workers:
-        for i, ((v, c), ((results, _), how, took)) in enumerate(zip(jobs, workers.map(folds.timed_fold, args)), 1):
-            inner[v][c.name] = {k: results["paths"][cfg.path][k] for k in fold_summary.METRICS}
+        for i, ((v, c), (result, how, took)) in enumerate(zip(jobs, workers.map(folds.timed_fold, args)), 1):
+            split = splits.inner(f.windows.clips, group, v, validation[v])
+            for tau in cfg.shift or (0.0,):
+                results = shifted(result, f, split, cfg.path, tau)[0]
+                inner[v][cfg.key(c.name, tau)] = {k: results["paths"][cfg.path][k] for k in fold_summary.METRICS}
             log(f"[inner {i}/{len(jobs)}] {c.name}, fold {v}, validating on {'+'.join(validation[v])}: {how} in "
-                f"{took:.0f} s; clip macro-F1 {inner[v][c.name]['clip_macro_f1']:.3f}")
-        order = {c.name: i for i, c in enumerate(cfg.candidates)}
-        choice = {v: max(inner[v], key=lambda n, v=v: (*_key(inner[v][n]), -order[n])) for v in f.runnable}
+                f"{took:.0f} s; clip macro-F1 " + ", ".join(f"{k} {m['clip_macro_f1']:.3f}" for k, m in inner[v].items()
+                                                            if k.partition("@")[0] == c.name))
+        order = {cfg.key(*o): i for i, o in enumerate(cfg.options())}
+        best = {v: max(cfg.options(), key=lambda o, v=v: (*_key(inner[v][cfg.key(*o)]), -order[cfg.key(*o)]))
+                for v in f.runnable}
+        choice, taus = {v: best[v][0] for v in f.runnable}, {v: best[v][1] for v in f.runnable}
         byname = {c.name: c for c in cfg.candidates}
         args = [(shared.of(byname[choice[v]]), f.by_value[v], f.windows, f.data_cfg, out / choice[v] / v, f.threads)
                 for v in f.runnable]
         chosen = {}
         for i, (v, (result, how, took)) in enumerate(zip(f.runnable, workers.map(folds.timed_fold, args)), 1):
-            chosen[v] = result
-            log(f"[outer {i}/{len(f.runnable)}] fold {v}: {choice[v]}, {how} in {took:.0f} s")
+            chosen[v] = shifted(result, f, f.by_value[v], cfg.path, taus[v])
+            log(f"[outer {i}/{len(f.runnable)}] fold {v}: {cfg.key(choice[v], taus[v])}, {how} in {took:.0f} s")
     summary = fold_summary.summarise(chosen, f.left_out, f.data_cfg, f.cfg, command)
     summary["nested"] = {"path": cfg.path, "inner": cfg.inner, "seed": cfg.seed,
                          "candidates": {c.name: list(c.overrides) for c in cfg.candidates},
                          "validation": {v: list(validation[v]) for v in f.runnable}, "inner_scores": inner,
-                         "choice": choice, "always": _always(cfg, f, out)}
+                         "choice": {v: cfg.key(choice[v], taus[v]) for v in f.runnable}, "shift": list(cfg.shift),
+                         "always": _always(cfg, f, out)}
     fold_summary.write(summary, out, "nested", markdown(summary) + "\n" + fold_summary.markdown(summary))
     return out
 
 
+def shifted(result: tuple[dict, dict], f: Folds, split: splits.Split, path: str, tau: float) -> tuple[dict, dict]:
+    """A fold's (results, predictions) with the label shift ``tau`` on ``path``, its bias from the
+    coverage of ``split``'s training side, as a checkpoint trained with ``pretrain.label_shift`` holds it."""
+    if not tau:
+        return result
+    results, preds = result
+    labels = tuple(results["labels"])
+    clips = {c.id: c for c in f.windows.clips}
+    cover = label_shift.coverage((clips[i] for i in split.train), labels, f.data_cfg.split.group, "--shift")
+    probs = label_shift.shifted(preds[path], label_shift.bias(cover, tau))
+    scores = report.classification(preds["truth"], probs, np.unique(preds["clip"], return_inverse=True)[1], labels)
+    return ({**results, "paths": {**results["paths"], path: scores | {"label_shift": tau}}}, {**preds, path: probs})
+
+
 def _always(cfg: NestedConfig, f: Folds, out: Path) -> dict[str, dict | None]:
-    """Each candidate's own pooled held-out figures where its sweep has every fold (else None)."""
+    """Each option's own pooled held-out figures where its candidate's sweep has every fold (else None)."""
     pooled = {}
-    for c in cfg.candidates:
-        done = {v: folds.load_done(out / c.name / v / "eval", (cfg.path,)) for v in f.runnable}
+    for name, tau in cfg.options():
+        done = {v: folds.load_done(out / name / v / "eval", (cfg.path,)) for v in f.runnable}
         if any(d is None for d in done.values()):
-            pooled[c.name] = None
+            pooled[cfg.key(name, tau)] = None
             continue
+        done = {v: shifted(d, f, f.by_value[v], cfg.path, tau) for v, d in done.items()}
         summary = fold_summary.summarise(done, {}, f.data_cfg, dataclasses.replace(f.cfg, paths=(cfg.path,)), "")
-        pooled[c.name] = {k: summary["pooled"][cfg.path][k] for k in fold_summary.METRICS}
+        pooled[cfg.key(name, tau)] = {k: summary["pooled"][cfg.path][k] for k in fold_summary.METRICS}
     return pooled
 
 
 def markdown(s: dict) -> str:
     """The choices, fold by fold, and the pooled comparison."""
     n = s["nested"]
-    names = list(n["candidates"])
+    names = list(next(iter(n["inner_scores"].values()), {}))   # candidate, or candidate@tau with --shift
     what = "; ".join(f"**{c}** (`{' '.join(o)}`)" if o else f"**{c}** (the config as it is)"
                      for c, o in n["candidates"].items())
+    taus = [f"- label shift (`train/label_shift.py`): tau chosen among {', '.join(f'{t:g}' for t in n['shift'])} "
+            "with the candidate (`NAME@tau`, ties to the smaller), its bias from each side's own training clips"
+            ] if n.get("shift") else []
     lines = [f"# Settings chosen on each fold's training side: `{s['config']}`, {len(n['choice'])} fold(s)", "",
-             f"- candidates: {what}",
+             f"- candidates: {what}", *taus,
              f"- inner validation: {n['inner']} value(s) of each fold's training side held out together (seed "
              f"{n['seed']}), the fold itself on neither side; the choice: best inner clip macro-F1 of the "
              f"`{n['path']}` path, then window macro-F1, then the order above", "",

@@ -36,7 +36,7 @@ from bodytalk.model import checkpoint
 from bodytalk.model.checkpoint import ModelConfig
 from bodytalk.model.encoder import EncoderConfig, SkeletonEncoder
 from bodytalk.model.projector import Projector
-from bodytalk.train import config as config_io
+from bodytalk.train import config as config_io, label_shift
 from bodytalk.train.adversary import Adversarial, group_index, group_loss
 from bodytalk.train.augment import AugmentConfig, Augmenter
 from bodytalk.train.config import strict
@@ -64,6 +64,8 @@ class PretrainOptions:
     adversary: float = 0.0         # supervised: reversed-gradient scale of a group classifier (train/adversary)
     adversary_group: str = "content"  # supervised: the clip group the adversary tries to name
     mixup: float = 0.0             # supervised: Beta(a, a) of input mixup between a batch's windows (0: off)
+    label_shift: float = 0.0       # supervised: tau of the saved head's coverage bias (train/label_shift; 0: off)
+    label_shift_group: str = "content"  # supervised: the clip group whose coverage of a label sets its bias
 
     def __post_init__(self) -> None:
         if self.recipe == "stb" and not self.augment.names:
@@ -74,13 +76,17 @@ class PretrainOptions:
             raise ValueError(f"pretrain.adversary must be >= 0, and only the supervised recipe has one: {self.adversary}")
         if self.mixup < 0 or (self.mixup and self.recipe != "supervised"):
             raise ValueError(f"pretrain.mixup must be >= 0, and only the supervised recipe mixes: {self.mixup}")
+        if self.label_shift < 0 or (self.label_shift and self.recipe != "supervised"):
+            raise ValueError(f"pretrain.label_shift must be >= 0, and only the supervised recipe's head has one: "
+                             f"{self.label_shift}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"pretrain.label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not (self.temperature > 0 and self.cross_weight >= 0 and self.proj_dim > 0 and self.probe_c > 0):
             raise ValueError(f"need temperature > 0, cross_weight >= 0, proj_dim > 0, probe_c > 0: {self}")
 
 
-_ENCODER_KEYS = {f.name for f in dataclasses.fields(EncoderConfig)} - {"num_labels"}
+# num_labels comes from the data, head_bias from pretrain.label_shift
+_ENCODER_KEYS = {f.name for f in dataclasses.fields(EncoderConfig)} - {"num_labels", "head_bias"}
 
 
 @strict
@@ -282,15 +288,20 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
             encoder.keep_labels([windows.labels.index(lab) for lab in served])
             model_cfg = ModelConfig.create(served, encoder=dict(cfg.encoder), with_llm=False)
             test = test.relabel(served)
+        shift = label_shift.apply(encoder, train, served, p.label_shift, p.label_shift_group) if p.label_shift else None
+        if shift is not None:
+            model_cfg = ModelConfig.create(served, encoder=dict(cfg.encoder) | {"head_bias": encoder.cfg.head_bias},
+                                           with_llm=False)
         # the saved head on the held-out windows (stb's probe reads no head: its scores stand)
-        if evaluate and p.recipe == "supervised" and (restricted or encoder.stats_head is not None):
+        if evaluate and p.recipe == "supervised" and (restricted or encoder.stats_head is not None or shift):
             evaluate = _supervised_eval(test, fixed(test), info.device) if restricted else evaluate
-            suffix = "_with_statistics" if encoder.stats_head is not None else "_served_labels"
+            suffix = ("_shifted" if shift else "_with_statistics" if encoder.stats_head is not None
+                      else "_served_labels")
             with torch.no_grad():
                 final |= {f"{k}{suffix}": v for k, v in evaluate(encoder.eval()).items()}
         meta = {"stage": "pretrain", "recipe": p.recipe, "augment": list(p.augment.names),
                 "auxiliary_labels": [lab for lab in windows.labels if lab not in served],
-                "head_trained": p.recipe == "supervised", "split": split.to_dict(),
+                "head_trained": p.recipe == "supervised", "split": split.to_dict(), "label_shift": shift,
                 "datasets": [d.uri for d in cfg.data.datasets], "data": windows.summary(),
                 "metrics": final, "seed": cfg.seed, "run": str(out)}
         checkpoint.save(rundir.checkpoint, model_cfg, encoder.cpu(), Projector(model_cfg.projector), meta=meta)

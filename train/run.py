@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --folds and the llm path: explanations generated and graded by the "
                              "grounding check per fold (default 12)")
     parser.add_argument("--choose", action="append", metavar="NAME:key=value ...",
-                        help="with --folds, twice or more: candidate settings (overrides on top of the config's); "
+                        help="with --folds, twice or more (once with --shift): candidate settings (overrides on top of the config's); "
                              "each fold chooses one on validation values of its own training side, then trains "
                              "it and is scored on the held-out value (train/nested.py). OUT/nested.md compares "
                              "the choices with each candidate used everywhere. 'NAME:' alone: the config as it is")
@@ -76,10 +76,16 @@ def main(argv: list[str] | None = None) -> int:
                              "on (default 2)")
     parser.add_argument("--inner-seed", type=int, default=0, metavar="N",
                         help="with --choose: which values of each fold's training side are drawn (default 0)")
+    parser.add_argument("--shift", metavar="TAU,TAU,...",
+                        help="with --choose and --paths head: label-shift values (train/label_shift.py: a bias "
+                             "against labels that cover more contents than others) each fold chooses among on its "
+                             "validation values too, applied to the trained head without training again, e.g. 0,1,2,3")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     args = parser.parse_args(argv)
     if (args.paths or args.jobs != 1 or args.explain is not None or args.choose) and not args.folds:
         parser.error("--paths, --jobs, --explain and --choose go with --folds (bodytalk eval scores one checkpoint)")
+    if args.shift and not args.choose:
+        parser.error("--shift goes with --choose (give the config as it is with --choose NAME:)")
     if args.jobs < 1 or (args.explain or 0) < 0 or args.inner < 1:
         parser.error("--jobs and --inner must be >= 1 and --explain >= 0")
     from bodytalk.model.checkpoint import CheckpointError   # here: torch is not needed for --help
@@ -92,8 +98,13 @@ def main(argv: list[str] | None = None) -> int:
             command = "bodytalk train " + shlex.join(argv or sys.argv[1:])
             if args.choose:
                 from bodytalk.train import nested
+                from bodytalk.train.label_shift import parse_grid
+                try:
+                    shift = parse_grid(args.shift) if args.shift else ()
+                except ValueError as err:
+                    parser.error(str(err))
                 choose = nested.NestedConfig(sweep, tuple(map(nested.Candidate.parse, args.choose)), args.inner,
-                                             args.inner_seed)
+                                             args.inner_seed, shift)
                 print(f"settings chosen fold by fold: {nested.run(choose, command) / 'nested.md'}")
             else:
                 print(f"fold sweep: {folds.sweep(sweep, command) / 'summary.md'}")

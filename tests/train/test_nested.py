@@ -4,6 +4,7 @@ is the plain sweep's (reused, not retrained), and the pooled figures are the cho
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -141,8 +142,12 @@ def test_bad_choices_stop_with_a_message(tmp_path, capsys):
     for text in ("no-colon", "bad name:x=1", "inner:", "x:optim.epochs"):
         with pytest.raises(ConfigError, match="--choose"):
             Candidate.parse(text)
-    with pytest.raises(ConfigError, match="two or more candidates"):
+    with pytest.raises(ConfigError, match="two or more unless --shift"):
         NestedConfig(sweep, (Candidate("a", ()),))
+    with pytest.raises(ConfigError, match="two or more unless --shift"):
+        NestedConfig(sweep, (Candidate("a", ()),), shift=(1.0,))
+    with pytest.raises(ConfigError, match="--shift moves the head's label"):
+        NestedConfig(SweepConfig("tiny_pretrain", paths=("llm", "head")), (Candidate("a", ()),), shift=(0.0, 1.0))
     with pytest.raises(ConfigError, match="distinct names"):
         NestedConfig(sweep, (Candidate("a", ()), Candidate("a", ("optim.lr=1",))))
     with pytest.raises(ConfigError, match="--inner must be >= 1"):
@@ -152,6 +157,58 @@ def test_bad_choices_stop_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run.main(["--config", "tiny_pretrain", *CHOOSE])
     assert "--choose go with --folds" in capsys.readouterr().err
+    for args, message in ((["--shift", "0,1"], "--shift goes with --choose"),
+                          (["--choose", "a:", "--shift", "0,-1"], "--shift '0,-1'")):
+        with pytest.raises(SystemExit):
+            run.main(["--config", "tiny_pretrain", "--folds", "1", *args, *DATA])
+        assert message in capsys.readouterr().err
     assert run.main(["--config", "tiny_pretrain", "--out", str(tmp_path), "--folds", "1", "--inner", "3",
                      *CHOOSE, *DATA]) == 2
     assert "no fold can choose" in (err := capsys.readouterr().err) and "lower --inner" in err
+
+
+def test_a_label_shift_is_chosen_on_the_inner_runs_and_applied_without_training_again(chosen, tmp_path, monkeypatch):
+    from bodytalk.model import checkpoint
+    from bodytalk.train import label_shift
+
+    out = tmp_path / "copy"
+    shutil.copytree(chosen[0], out)     # the fixture's runs: every inner and outer run of `a` is there
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a label shift needs no training")
+
+    monkeypatch.setattr(pretrain, "run", no_training)
+    assert run.main(["--config", "tiny_pretrain", "--out", str(out), "--folds", ",".join(FOLDS), "--inner", "1",
+                     "--choose", "a:", "--shift", "0,2", *DATA]) == 0
+    s = json.loads((out / "nested.json").read_text())
+    n, clips, labels = s["nested"], windows().clips, tuple(s["labels"])
+    assert n["shift"] == [0, 2]
+
+    def shift(folder, tau):
+        """The run's predictions with the bias of its own checkpoint's training clips."""
+        train = checkpoint.load(folder / "checkpoint").meta["split"]["train"]
+        cover = label_shift.coverage([c for c in clips if c.id in set(train)], labels, "body")
+        with np.load(folder / "eval" / "predictions.npz") as z:
+            p = {k: z[k] for k in z.files}
+        biases.append(label_shift.bias(cover, tau))
+        return p | {"head": label_shift.shifted(p["head"], biases[-1])}
+
+    def score(p):
+        return report.classification(p["truth"], p["head"], np.unique(p["clip"], return_inverse=True)[1], labels)
+
+    outer, biases = [], []
+    for fold in FOLDS:
+        inner = out / "inner" / "a" / fold / "+".join(n["validation"][fold])
+        for tau in (0, 2):
+            assert n["inner_scores"][fold][f"a@{tau}"]["clip_macro_f1"] == score(shift(inner, tau))["clip_macro_f1"]
+        best = max(("a@0", "a@2"), key=lambda k: (n["inner_scores"][fold][k]["clip_macro_f1"],   # noqa: B023
+                                                   n["inner_scores"][fold][k]["macro_f1"], k == "a@0"))
+        assert n["choice"][fold] == best
+        outer.append(shift(out / "a" / fold, float(best.partition("@")[2])))
+    _, clip = np.unique(np.concatenate([p["clip"] for p in outer]), return_inverse=True)
+    expected = report.classification(np.concatenate([p["truth"] for p in outer]),
+                                      np.concatenate([p["head"] for p in outer]), clip, labels)
+    assert s["pooled"]["head"]["clip_macro_f1"] == expected["clip_macro_f1"]
+    assert s["pooled"]["head"]["macro_f1"] == expected["macro_f1"]
+    assert any(b.any() for b in biases)     # the bodies show the labels unevenly: some shift moved something
+    assert set(n["always"]) == {"a@0", "a@2"} and "| always a@2 |" in (out / "nested.md").read_text()
