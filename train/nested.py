@@ -17,6 +17,11 @@ outer fold ``f`` chooses for itself, without its own clips:
    (``OUT/<candidate>/<f>/``, the folder a plain sweep with ``--out OUT/<candidate>`` uses: a
    finished sweep copied there is reused, not trained again).
 
+``--shift 0,1,2,3``: the label shift (``train/label_shift.py``) is chosen with the candidate, as
+``NAME@tau``. A shift needs no training: each tau is scored on the inner runs' saved predictions with
+the bias of that run's own training clips, and the fold's choice is applied to its outer run's
+predictions, as a checkpoint trained with ``pretrain.label_shift`` would give them.
+
 ``OUT/nested.md`` / ``nested.json``: per fold its validation values, each candidate's inner figures
 and the choice; pooled, the chosen settings' held-out figures beside each candidate's own where its
 sweep has every fold. Everything resumes as a fold sweep does: run the same command again.
