@@ -80,7 +80,13 @@ def test_results_from_encoder_outputs_equal_detect(encoder):
     x = torch.from_numpy(np.stack([prepare(w, 60) for w in ws]))
     with torch.no_grad():
         st = encoder(x, encoder.layout_ids([w.layout for w in ws]))["st_tokens"]
-    assert det.results(st, ws) == [det.detect(w.joints, w.confidence, w.fps) for w in ws]
+    # a batch of four and one window at a time round differently (1e-7 on some CPUs): the same events,
+    # with the same confidences to float precision
+    for batched, alone in zip(det.results(st, ws), [det.detect(w.joints, w.confidence, w.fps) for w in ws]):
+        assert (batched.absent, batched.not_observable) == (alone.absent, alone.not_observable)
+        assert [dataclasses.replace(m, confidence=0.0) for m in batched.present] == \
+            [dataclasses.replace(m, confidence=0.0) for m in alone.present]
+        assert [m.confidence for m in batched.present] == pytest.approx([m.confidence for m in alone.present], abs=1e-5)
     assert det.detect(np.full((60, 17, 3), np.nan), np.ones((60, 17)), FPS).not_observable == NAMES
     with pytest.raises(ValueError, match="no encoder"):
         mg_learned.LearnedDetector(head_for(encoder)).detect(ws[0].joints, ws[0].confidence, FPS)
