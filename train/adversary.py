@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bodytalk.train.data import DatasetError
+from bodytalk.train.label_shift import require_group
 from bodytalk.train.windowset import WindowSet
 
 
@@ -38,11 +38,7 @@ class _Reverse(torch.autograd.Function):
 
 def group_index(windows: WindowSet, group: str) -> tuple[np.ndarray, tuple[str, ...]]:
     """``[N]`` int64 index of each window's clip group value, and the values in index order."""
-    missing = sorted({c.id for c in windows.clips if group not in c.groups})
-    if missing:
-        known = sorted({k for c in windows.clips for k in c.groups})
-        raise DatasetError(f"pretrain.adversary_group '{group}' is not a group of {len(missing)} clip(s), "
-                           f"e.g. {missing[0]}; the clips have: {', '.join(known) or 'no groups'}")
+    require_group(windows.clips, group, "pretrain.adversary_group")
     values = tuple(sorted({windows.clips[i].groups[group] for i in set(windows.clip.tolist())}))
     index = {v: i for i, v in enumerate(values)}
     return np.array([index[windows.clips[i].groups[group]] for i in windows.clip], dtype=np.int64), values

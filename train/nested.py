@@ -147,14 +147,15 @@ def run(cfg: NestedConfig, command: str = "", log: Callable[[str], None] = print
     if not f.runnable:
         raise SplitError("no fold can choose: " + "; ".join(f.left_out.values()))
     jobs = [(v, c) for v in f.runnable for c in cfg.candidates]
-    args = [(shared.of(c), splits.inner(f.windows.clips, group, v, validation[v]), f.windows, f.data_cfg,
-             out / "inner" / c.name / v / "+".join(validation[v]), f.threads, (v, validation[v])) for v, c in jobs]
+    inner_split = {v: splits.inner(f.windows.clips, group, v, validation[v]) for v in f.runnable}
+    args = [(shared.of(c), inner_split[v], f.windows, f.data_cfg, out / "inner" / c.name / v / "+".join(validation[v]),
+             f.threads, (v, validation[v])) for v, c in jobs]
     inner: dict[str, dict[str, dict]] = {v: {} for v in f.runnable}
     with folds.pool(cfg.sweep.jobs) as workers:
         for i, ((v, c), (result, how, took)) in enumerate(zip(jobs, workers.map(folds.timed_fold, args)), 1):
-            split = splits.inner(f.windows.clips, group, v, validation[v])
+            cover = _coverage(f, inner_split[v], result)
             for tau in cfg.shift or (0.0,):
-                results = shifted(result, f, split, cfg.path, tau)[0]
+                results = shifted(result, cover, cfg.path, tau)[0]
                 inner[v][cfg.key(c.name, tau)] = {k: results["paths"][cfg.path][k] for k in fold_summary.METRICS}
             log(f"[inner {i}/{len(jobs)}] {c.name}, fold {v}, validating on {'+'.join(validation[v])}: {how} in "
                 f"{took:.0f} s; clip macro-F1 " + ", ".join(f"{k} {m['clip_macro_f1']:.3f}" for k, m in inner[v].items()
@@ -168,7 +169,7 @@ def run(cfg: NestedConfig, command: str = "", log: Callable[[str], None] = print
                 for v in f.runnable]
         chosen = {}
         for i, (v, (result, how, took)) in enumerate(zip(f.runnable, workers.map(folds.timed_fold, args)), 1):
-            chosen[v] = shifted(result, f, f.by_value[v], cfg.path, taus[v])
+            chosen[v] = shifted(result, _coverage(f, f.by_value[v], result), cfg.path, taus[v])
             log(f"[outer {i}/{len(f.runnable)}] fold {v}: {cfg.key(choice[v], taus[v])}, {how} in {took:.0f} s")
     summary = fold_summary.summarise(chosen, f.left_out, f.data_cfg, f.cfg, command)
     summary["nested"] = {"path": cfg.path, "inner": cfg.inner, "seed": cfg.seed,
@@ -180,17 +181,22 @@ def run(cfg: NestedConfig, command: str = "", log: Callable[[str], None] = print
     return out
 
 
-def shifted(result: tuple[dict, dict], f: Folds, split: splits.Split, path: str, tau: float) -> tuple[dict, dict]:
+def _coverage(f: Folds, split: splits.Split, result: tuple[dict, dict]) -> np.ndarray:
+    """``[L]`` the coverage of the result's labels by ``split``'s training side (``label_shift.coverage``)."""
+    train = set(split.train)
+    return label_shift.coverage([c for c in f.windows.clips if c.id in train], result[0]["labels"],
+                                f.data_cfg.split.group, "--shift")
+
+
+def shifted(result: tuple[dict, dict], cover: np.ndarray, path: str, tau: float) -> tuple[dict, dict]:
     """A fold's (results, predictions) with the label shift ``tau`` on ``path``, its bias from the
-    coverage of ``split``'s training side, as a checkpoint trained with ``pretrain.label_shift`` holds it."""
+    training side's coverage ``[L]``, as a checkpoint trained with ``pretrain.label_shift`` holds it."""
     if not tau:
         return result
     results, preds = result
-    labels = tuple(results["labels"])
-    clips = {c.id: c for c in f.windows.clips}
-    cover = label_shift.coverage((clips[i] for i in split.train), labels, f.data_cfg.split.group, "--shift")
     probs = label_shift.shifted(preds[path], label_shift.bias(cover, tau))
-    scores = report.classification(preds["truth"], probs, np.unique(preds["clip"], return_inverse=True)[1], labels)
+    scores = report.classification(preds["truth"], probs, np.unique(preds["clip"], return_inverse=True)[1],
+                                   tuple(results["labels"]))
     return ({**results, "paths": {**results["paths"], path: scores | {"label_shift": tau}}}, {**preds, path: probs})
 
 
@@ -202,7 +208,7 @@ def _always(cfg: NestedConfig, f: Folds, out: Path) -> dict[str, dict | None]:
         if any(d is None for d in done.values()):
             pooled[cfg.key(name, tau)] = None
             continue
-        done = {v: shifted(d, f, f.by_value[v], cfg.path, tau) for v, d in done.items()}
+        done = {v: shifted(d, _coverage(f, f.by_value[v], d), cfg.path, tau) for v, d in done.items()}
         summary = fold_summary.summarise(done, {}, f.data_cfg, dataclasses.replace(f.cfg, paths=(cfg.path,)), "")
         pooled[cfg.key(name, tau)] = {k: summary["pooled"][cfg.path][k] for k in fold_summary.METRICS}
     return pooled

@@ -286,11 +286,10 @@ def _run(cfg: Config, out: Path, info: DistInfo, on_epoch_end) -> Path:
         restricted = served != windows.labels
         if restricted:
             encoder.keep_labels([windows.labels.index(lab) for lab in served])
-            model_cfg = ModelConfig.create(served, encoder=dict(cfg.encoder), with_llm=False)
             test = test.relabel(served)
         shift = label_shift.apply(encoder, train, served, p.label_shift, p.label_shift_group) if p.label_shift else None
-        if shift is not None:
-            model_cfg = ModelConfig.create(served, encoder=dict(cfg.encoder) | {"head_bias": encoder.cfg.head_bias},
+        if restricted or shift:   # the saved config: the kept labels, the shift's bias
+            model_cfg = ModelConfig.create(served, encoder={**cfg.encoder, "head_bias": encoder.cfg.head_bias},
                                            with_llm=False)
         # the saved head on the held-out windows (stb's probe reads no head: its scores stand)
         if evaluate and p.recipe == "supervised" and (restricted or encoder.stats_head is not None or shift):

@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --folds and the llm path: explanations generated and graded by the "
                              "grounding check per fold (default 12)")
     parser.add_argument("--choose", action="append", metavar="NAME:key=value ...",
-                        help="with --folds, twice or more (once with --shift): candidate settings (overrides on top of the config's); "
-                             "each fold chooses one on validation values of its own training side, then trains "
+                        help="with --folds, twice or more (once with --shift): candidate settings (overrides "
+                             "on top of the config's); each fold chooses one on validation values of its own training side, then trains "
                              "it and is scored on the held-out value (train/nested.py). OUT/nested.md compares "
                              "the choices with each candidate used everywhere. 'NAME:' alone: the config as it is")
     parser.add_argument("--inner", type=int, default=2, metavar="K",
