@@ -32,6 +32,18 @@ def test_the_config_loads_and_every_stage_trains_on_all_of_ds1():
     assert plan[1][1].init == str(plan[0][2] / "checkpoint")   # each stage starts from the one before
 
 
+def test_every_bandai_config_pretrains_the_encoder_with_bandai_heads_recipe():
+    """The benchmark measures bandai_head.yaml; bandai.yaml and bandai_full.yaml repeat its pre-training
+    section, and a change to one that is not made to the others would serve an unmeasured recipe."""
+    _, head = run.stage_config(config.load_raw("bandai_head", []), "bandai_head")
+    for name in ("bandai", "bandai_full"):
+        _, cfg = run.stage_config(config.load_raw(name, []), name)
+        pretrain = cfg.plan(Path(cfg.out))[0][1]
+        assert (pretrain.pretrain, pretrain.encoder, pretrain.optim) == (head.pretrain, head.encoder, head.optim), name
+        assert (pretrain.data.window, pretrain.data.train_hop, pretrain.seed) == \
+            (head.data.window, head.data.train_hop, head.seed), name
+
+
 def test_a_none_split_holds_out_nothing():
     clips = [Clip(f"c{i}", label, "bvh", "d", {"content": c}) for i, (label, c) in
              enumerate([("sad", "walk"), ("happy", "walk"), ("sad", "bow"), ("happy", "bow")])]
