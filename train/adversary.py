@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bodytalk.train.label_shift import require_group
+from bodytalk.train.data import require_group
 from bodytalk.train.windowset import WindowSet
 
 

@@ -47,6 +47,14 @@ class DatasetError(ValueError):
     """Data that cannot train; the message names the datasets, files and labels involved."""
 
 
+def require_group(clips: Sequence[Clip], group: str, option: str) -> None:
+    """One line naming the groups the clips do have when some lack ``group`` (``option`` set it)."""
+    if missing := sorted(c.id for c in clips if group not in c.groups):
+        known = sorted({k for c in clips for k in c.groups})
+        raise DatasetError(f"{option} '{group}' is not a group of {len(missing)} clip(s), e.g. {missing[0]}; "
+                           f"the clips have: {', '.join(known) or 'no groups'}")
+
+
 def check_uri(uri: str) -> None:
     """Refuse (ValueError, one line) a URI that is no dataset: an unknown scheme, or a source that
     never ends (a live sensor, ``synthetic:`` without ``duration``), with how to bound it."""

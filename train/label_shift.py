@@ -25,19 +25,11 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
-from bodytalk.train.data import DatasetError
+from bodytalk.train.data import require_group
 from bodytalk.train.windowset import Clip, WindowSet
 
 if TYPE_CHECKING:
     from bodytalk.model.encoder import SkeletonEncoder
-
-
-def require_group(clips: Sequence[Clip], group: str, option: str) -> None:
-    """One line naming the groups the clips do have when some lack ``group`` (``option`` set it)."""
-    if missing := sorted(c.id for c in clips if group not in c.groups):
-        known = sorted({k for c in clips for k in c.groups})
-        raise DatasetError(f"{option} '{group}' is not a group of {len(missing)} clip(s), e.g. {missing[0]}; "
-                           f"the clips have: {', '.join(known) or 'no groups'}")
 
 
 def coverage(clips: Iterable[Clip], labels: Sequence[str], group: str, option: str = "pretrain.label_shift_group"
